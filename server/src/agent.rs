@@ -1,0 +1,31 @@
+//! Your agent. This is the one file to edit to make it yours: its instructions, its model, its tools.
+//!
+//! A tool is an async Rust function of typed arguments; the JSON schema the model sees is derived
+//! from the argument type, and the doc comments on its fields become the descriptions. For example:
+//!
+//! ```ignore
+//! /// Arguments of `get_weather`.
+//! #[derive(serde::Deserialize, schemars::JsonSchema)]
+//! struct WeatherArgs {
+//!     /// City name, e.g. "Amsterdam".
+//!     city: String,
+//! }
+//!
+//! // in agent(): .tool(tool("get_weather", "Get the weather for a city.", |args: WeatherArgs| async move {
+//! //     Ok::<_, String>(format!("It is sunny in {}.", args.city))
+//! // }))
+//! ```
+//!
+//! A tool that fails returns `Err(...)`: the error text goes back to the model, which can retry or
+//! explain. Use `tool_with_context` when the tool needs the user, the session or the request headers.
+
+#[allow(unused_imports)]
+use crate::tools::{NoArgs, tool, tool_with_context};
+use crate::{runner::Agent, tools::builtin};
+
+pub fn agent() -> Agent {
+    Agent::new("Agent")
+        .instructions("You are a helpful assistant.")
+        .model("databricks-gpt-5-2")
+        .tool(builtin::get_current_time())
+}

@@ -1,0 +1,44 @@
+//! Errors as the reference reports them: a status and `{"detail": "<message>"}`.
+
+use axum::Json;
+use axum::extract::rejection::BytesRejection;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub detail: String,
+}
+
+impl ApiError {
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self { status: StatusCode::BAD_REQUEST, detail: detail.into() }
+    }
+
+    pub fn internal(detail: impl Into<String>) -> Self {
+        Self { status: StatusCode::INTERNAL_SERVER_ERROR, detail: detail.into() }
+    }
+
+    /// A body that could not be read: too large (413), or broken off.
+    pub fn from_body(rejection: BytesRejection, limit: usize) -> Self {
+        let status = rejection.status();
+        let detail = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            format!("Request body too large: at most {limit} bytes are accepted (AGENT_MAX_REQUEST_BYTES)")
+        } else {
+            format!("Could not read the request body: {}", rejection.body_text())
+        };
+        Self { status, detail }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(serde_json::json!({"detail": self.detail}))).into_response()
+    }
+}
+
+/// 405 in the reference's shape (axum adds the `allow` header).
+pub async fn method_not_allowed() -> ApiError {
+    ApiError { status: StatusCode::METHOD_NOT_ALLOWED, detail: "Method Not Allowed".into() }
+}

@@ -1,0 +1,28 @@
+//! `GET /health` and `GET /agent/info`.
+
+use axum::Json;
+use axum::extract::State;
+use serde_json::{Value, json};
+
+use crate::state::AppState;
+
+pub async fn health() -> Json<Value> {
+    Json(json!({"status": "healthy"}))
+}
+
+/// The reference's fields, plus what answers: the model and its back end.
+pub async fn info(State(state): State<AppState>) -> Json<Value> {
+    Json(json!({
+        "name": state.settings.app_name.as_deref().unwrap_or("mlflow_agent_server"),
+        "use_case": "agent",
+        // The MLflow AgentServer release whose API this server implements.
+        "mlflow_version": crate::MLFLOW_API_VERSION,
+        "agent_api": "responses",
+        "server": "agent-app",
+        "version": env!("CARGO_PKG_VERSION"),
+        "agent": state.runner.agent.name,
+        "model": state.runner.agent.model,
+        "backend": state.runner.model.backend(),
+        "tools": state.runner.agent.tools.names(),
+    }))
+}

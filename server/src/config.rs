@@ -1,0 +1,203 @@
+//! Settings, from command-line flags, the environment and a `.env` file, with the reference's
+//! variable names where it has one (`DATABRICKS_*`, `OPENAI_*`, `DATABRICKS_APP_PORT`…).
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{CommandFactory, FromArgMatches, Parser};
+
+/// A credential: usable, but never printed (`Debug` shows `***`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_string()))
+    }
+}
+
+/// Everything the server can be told. Flags win over the environment, the environment over `.env`.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "server", version, about = "agent-app: an AI agent server with the OpenAI Responses / MLflow ResponsesAgent API and a chat UI")]
+pub struct Settings {
+    /// Port to listen on (Databricks Apps sets DATABRICKS_APP_PORT).
+    #[arg(long, env = "DATABRICKS_APP_PORT", default_value_t = 8000)]
+    pub port: u16,
+
+    /// Address to listen on.
+    #[arg(long, env = "AGENT_HOST", default_value = "0.0.0.0")]
+    pub host: IpAddr,
+
+    /// Worker threads for the async runtime (default: one per core).
+    #[arg(long, env = "AGENT_WORKERS")]
+    pub workers: Option<usize>,
+
+    /// Databricks workspace URL; the model is then called at <host>/serving-endpoints.
+    #[arg(long, env = "DATABRICKS_HOST")]
+    pub databricks_host: Option<String>,
+
+    /// Databricks personal access token for the model endpoint.
+    #[arg(long, env = "DATABRICKS_TOKEN", hide_env_values = true)]
+    pub databricks_token: Option<Secret>,
+
+    /// Any OpenAI-compatible chat-completions server (used when DATABRICKS_HOST is not set).
+    #[arg(long, env = "OPENAI_BASE_URL")]
+    pub openai_base_url: Option<String>,
+
+    /// API key for OPENAI_BASE_URL.
+    #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true)]
+    pub openai_api_key: Option<Secret>,
+
+    /// Model (serving endpoint) name; overrides the one in the agent definition.
+    #[arg(long, env = "AGENT_MODEL")]
+    pub model: Option<String>,
+
+    /// The app's name, reported by /agent/info (Databricks Apps sets it).
+    #[arg(long, env = "DATABRICKS_APP_NAME")]
+    pub app_name: Option<String>,
+
+    /// Seconds to wait for the model endpoint to start answering.
+    #[arg(long, env = "MODEL_TIMEOUT_SECONDS", default_value_t = 120.0)]
+    pub model_timeout_seconds: f64,
+
+    /// Seconds a model stream may stay silent before it is given up.
+    #[arg(long, env = "MODEL_STREAM_IDLE_TIMEOUT_SECONDS", default_value_t = 120.0)]
+    pub model_idle_timeout_seconds: f64,
+
+    /// Retries of a model call that failed before answering (429, 5xx, connection errors).
+    #[arg(long, env = "MODEL_MAX_RETRIES", default_value_t = 3)]
+    pub model_max_retries: u32,
+
+    /// First retry delay in milliseconds; doubles each time (a Retry-After header wins).
+    #[arg(long, env = "MODEL_RETRY_BASE_MS", default_value_t = 500)]
+    pub model_retry_base_ms: u64,
+
+    /// Seconds one tool call may take before its output becomes a timeout error.
+    #[arg(long, env = "AGENT_TOOL_TIMEOUT_SECONDS", default_value_t = 300.0)]
+    pub tool_timeout_seconds: f64,
+
+    /// Model calls per request before the agent gives up (the reference's max_turns).
+    #[arg(long, env = "AGENT_MAX_TURNS", default_value_t = 10)]
+    pub max_turns: usize,
+
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "AGENT_MAX_REQUEST_BYTES", default_value_t = 10 * 1024 * 1024)]
+    pub max_request_bytes: usize,
+
+    /// Most input items accepted in one request.
+    #[arg(long, env = "AGENT_MAX_INPUT_ITEMS", default_value_t = 2000)]
+    pub max_input_items: usize,
+
+    /// Tool output longer than this many bytes is cut before it goes to the model.
+    #[arg(long, env = "AGENT_MAX_TOOL_OUTPUT_BYTES", default_value_t = 256 * 1024)]
+    pub max_tool_output_bytes: usize,
+
+    /// Seconds between SSE keep-alive comments while a stream is otherwise silent.
+    #[arg(long, env = "AGENT_SSE_KEEPALIVE_SECONDS", default_value_t = 15.0)]
+    pub sse_keepalive_seconds: f64,
+
+    /// Folder with the built site (pkg/, favicon…); default: target/site, else site/ next to the binary.
+    #[arg(long, env = "LEPTOS_SITE_ROOT")]
+    pub site_root: Option<PathBuf>,
+}
+
+impl Default for Settings {
+    /// The defaults, ignoring the environment (for tests and embedding).
+    fn default() -> Self {
+        let command = Settings::command().mut_args(|arg| arg.env(None::<&str>));
+        let matches = command.try_get_matches_from(["server"]).expect("defaults parse");
+        Settings::from_arg_matches(&matches).expect("defaults parse")
+    }
+}
+
+impl Settings {
+    /// Loads `.env` (without overriding variables already set), then flags and environment.
+    pub fn load() -> Self {
+        // The shell's variables win: a value exported on purpose should not be silently replaced.
+        let _ = dotenvy::dotenv();
+        Settings::parse()
+    }
+
+    pub fn model_timeout(&self) -> Duration {
+        secs(self.model_timeout_seconds)
+    }
+
+    pub fn model_idle_timeout(&self) -> Duration {
+        secs(self.model_idle_timeout_seconds)
+    }
+
+    pub fn tool_timeout(&self) -> Duration {
+        secs(self.tool_timeout_seconds)
+    }
+
+    pub fn sse_keepalive(&self) -> Duration {
+        secs(self.sse_keepalive_seconds)
+    }
+
+    /// Where the built site is: the setting, else `target/site` under the working directory, else
+    /// `site/` next to the binary (the deployed layout).
+    pub fn resolve_site_root(&self) -> PathBuf {
+        if let Some(root) = &self.site_root {
+            return root.clone();
+        }
+        let dev = PathBuf::from("target/site");
+        if dev.is_dir() {
+            return dev;
+        }
+        std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent().map(|dir| dir.join("site")))
+            .filter(|p| p.is_dir())
+            .unwrap_or(dev)
+    }
+}
+
+/// Seconds as a duration; nonsense (negative, NaN) becomes zero rather than a panic.
+fn secs(s: f64) -> Duration {
+    Duration::try_from_secs_f64(s).unwrap_or(Duration::ZERO)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_not_printed() {
+        let s = Settings {
+            databricks_token: Some(Secret::new("dapi-very-secret")),
+            openai_api_key: Some(Secret::new("sk-also-secret")),
+            ..Settings::default()
+        };
+        let printed = format!("{s:?}");
+        assert!(!printed.contains("very-secret") && !printed.contains("also-secret"), "{printed}");
+    }
+
+    #[test]
+    fn flags_parse_and_defaults_hold() {
+        let s = Settings::try_parse_from(["server", "--port", "9123", "--max-turns", "3"]).unwrap();
+        assert_eq!(s.port, 9123);
+        assert_eq!(s.max_turns, 3);
+        let d = Settings::default();
+        assert_eq!(d.port, 8000);
+        assert_eq!(d.max_turns, 10);
+        assert_eq!(d.tool_timeout(), Duration::from_secs(300));
+    }
+}

@@ -1,0 +1,84 @@
+//! agent-app's server: the ResponsesAgent HTTP API, the agent loop, model providers, tools and the
+//! server side of the web UI.
+//!
+//! - [`agent`]: the user's agent definition (instructions, model, tools).
+//! - [`api`]: HTTP handlers. [`web`]: the Leptos pages.
+//! - [`runner`]: the agent loop and its stream output. [`llm`]: model providers. [`tools`]: tools.
+//! - [`config`]: settings. [`state`]: what handlers share.
+
+pub mod agent;
+pub mod api;
+pub mod config;
+pub mod http_client;
+pub mod llm;
+pub mod runner;
+pub mod state;
+pub mod tools;
+pub mod web;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{HeaderName, HeaderValue, header};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+
+pub use config::Settings;
+pub use runner::Agent;
+pub use state::AppState;
+
+/// The MLflow release whose AgentServer API this server implements (reported by `/agent/info`).
+pub const MLFLOW_API_VERSION: &str = "3.17.2";
+
+/// The whole application: API, pages and static files, with logging and request ids.
+pub fn app(state: AppState) -> Router {
+    let web = web::router(&state.settings);
+    let request_id = HeaderName::from_static("x-request-id");
+    api::router(state)
+        .merge(web)
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(DefaultMakeSpan::new().level(tracing::Level::INFO))
+                .on_request(())
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO).latency_unit(tower_http::LatencyUnit::Millis)),
+        )
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        // Outermost: whatever logs headers below never sees credentials.
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::AUTHORIZATION,
+            header::COOKIE,
+            header::PROXY_AUTHORIZATION,
+            HeaderName::from_static("x-forwarded-access-token"),
+        ]))
+}
+
+/// Serves until `shutdown` resolves, then lets running requests finish (up to `grace`).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = stopping_tx.send(());
+    });
+    let server = tokio::spawn(async move { server.await });
+    let _ = stopping_rx.await;
+    // Shutdown began: give open requests `grace` to finish.
+    match tokio::time::timeout(grace, server).await {
+        Ok(joined) => joined.unwrap_or(Ok(())),
+        Err(_) => {
+            tracing::warn!(?grace, "requests still open after the grace period; stopping anyway");
+            Ok(())
+        }
+    }
+}

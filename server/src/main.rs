@@ -1,0 +1,59 @@
+//! `server`: runs agent-app (API + chat UI) on the agent defined in `agent.rs`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use server::Settings;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> anyhow::Result<()> {
+    let settings = Settings::load();
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_target(false)
+        .init();
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(workers) = settings.workers {
+        runtime.worker_threads(workers.max(1));
+    }
+    runtime.enable_all().build()?.block_on(run(settings))
+}
+
+async fn run(settings: Settings) -> anyhow::Result<()> {
+    let addr = SocketAddr::new(settings.host, settings.port);
+    let state = server::AppState::new(settings, server::agent::agent()).map_err(anyhow::Error::msg)?;
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+    tracing::info!(
+        "agent-app listening on http://{} (model {} via {})",
+        listener.local_addr()?,
+        state.runner.agent.model,
+        state.runner.model.backend()
+    );
+    server::serve(listener, server::app(state), shutdown_signal(), Duration::from_secs(30)).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Ctrl-C or SIGTERM (what Databricks Apps sends on stop and redeploy).
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down: no new connections; letting open requests finish");
+}

@@ -1,0 +1,311 @@
+//! The agent loop: call the model, stream what it says, run the tools it asks for, feed their
+//! outputs back, until it answers without tool calls or runs out of turns.
+//!
+//! Cancellation is by drop: the HTTP layer drops the run when the client goes away, which closes the
+//! model connection and drops the running tool futures.
+
+pub mod history;
+pub mod output;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use app::responses::ResponsesRequest;
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use serde_json::Value;
+
+use crate::llm::{ChatDelta, ChatMessage, ChatModel, ChatRequest, ModelError, ToolCall};
+use crate::tools::{Tool, ToolContext, ToolError, ToolSet};
+use output::{Disconnected, OpenCall, OpenMessage, OpenReasoning, Output, new_id};
+
+/// An agent: who it is, what model it uses, what tools it has. Built in `agent.rs`.
+#[derive(Clone)]
+pub struct Agent {
+    pub name: String,
+    pub instructions: String,
+    pub model: String,
+    pub tools: ToolSet,
+}
+
+impl Agent {
+    pub fn new(name: impl Into<String>) -> Self {
+        Self { name: name.into(), instructions: String::new(), model: String::new(), tools: ToolSet::default() }
+    }
+
+    /// The system prompt.
+    pub fn instructions(mut self, instructions: impl Into<String>) -> Self {
+        self.instructions = instructions.into();
+        self
+    }
+
+    /// The model or serving-endpoint name (`AGENT_MODEL` overrides it).
+    pub fn model(mut self, model: impl Into<String>) -> Self {
+        self.model = model.into();
+        self
+    }
+
+    pub fn tool(mut self, tool: Arc<dyn Tool>) -> Self {
+        self.tools.add(tool);
+        self
+    }
+}
+
+/// Bounds on one run.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_turns: usize,
+    pub tool_timeout: Duration,
+    pub max_tool_output_bytes: usize,
+}
+
+/// Why a run ended without an answer.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error("the agent made {0} model calls without reaching a final answer (raise AGENT_MAX_TURNS to allow more)")]
+    MaxTurns(usize),
+    #[error("the client disconnected")]
+    Disconnected,
+}
+
+impl From<Disconnected> for RunError {
+    fn from(_: Disconnected) -> Self {
+        RunError::Disconnected
+    }
+}
+
+impl RunError {
+    pub fn error_code(&self) -> &'static str {
+        match self {
+            RunError::Model(e) => e.error_code(),
+            RunError::MaxTurns(_) => "MAX_TURNS_EXCEEDED",
+            RunError::Disconnected => "CANCELLED",
+        }
+    }
+}
+
+/// Runs an agent on a model.
+pub struct Runner {
+    pub agent: Arc<Agent>,
+    pub model: Arc<dyn ChatModel>,
+    pub limits: Limits,
+}
+
+/// A tool call the model is writing, by its index in the model's answer.
+struct PendingCall {
+    index: u32,
+    id: Option<String>,
+    name: Option<String>,
+    /// Arguments that arrived before the name (the item can only start once it has a name).
+    early_arguments: String,
+    open: Option<OpenCall>,
+}
+
+impl Runner {
+    /// One request, start to finish: `response.created` … `response.completed`.
+    pub async fn run(&self, request: &ResponsesRequest, context: &ToolContext, out: &mut Output) -> Result<(), RunError> {
+        out.created().await?;
+        let mut messages = history::chat_messages(&self.agent.instructions, &request.input);
+        let tools = self.agent.tools.specs();
+        for turn in 1..=self.limits.max_turns {
+            let call = ChatRequest {
+                model: self.agent.model.clone(),
+                messages: messages.clone(),
+                tools: tools.clone(),
+                // Forcing a tool on every turn would loop forever: it applies to the first call only.
+                tool_choice: if turn == 1 { request.tool_choice.clone() } else { None },
+                temperature: request.temperature,
+                top_p: request.top_p,
+                max_tokens: request.max_output_tokens,
+                parallel_tool_calls: request.parallel_tool_calls,
+            };
+            let (text, calls) = self.model_turn(call, out).await?;
+            if calls.is_empty() {
+                out.completed().await?;
+                return Ok(());
+            }
+            let tool_calls = calls.iter().map(|c| ToolCall::function(&c.call_id, &c.name, &c.arguments)).collect();
+            messages.push(ChatMessage::Assistant { content: (!text.is_empty()).then_some(text), tool_calls });
+            for (call, output) in calls.iter().zip(self.run_tools(&calls, context, out).await?) {
+                messages.push(ChatMessage::Tool { tool_call_id: call.call_id.clone(), content: output });
+            }
+        }
+        Err(RunError::MaxTurns(self.limits.max_turns))
+    }
+
+    /// One model call, streamed into `out`. Returns the text and the finished tool calls.
+    async fn model_turn(&self, call: ChatRequest, out: &mut Output) -> Result<(String, Vec<OpenCall>), RunError> {
+        let mut deltas = self.model.chat(call, out.is_streaming()).await?;
+        let mut message: Option<OpenMessage> = None;
+        let mut reasoning: Option<OpenReasoning> = None;
+        let mut pending: Vec<PendingCall> = Vec::new();
+        while let Some(delta) = deltas.next().await {
+            let delta = match delta {
+                Ok(delta) => delta,
+                Err(error) => {
+                    // Keep what was said: close the open items as incomplete, then report.
+                    if let Some(r) = reasoning.take() {
+                        out.reasoning_done(r).await?;
+                    }
+                    if let Some(m) = message.take() {
+                        out.message_done(m, false).await?;
+                    }
+                    return Err(error.into());
+                }
+            };
+            match delta {
+                ChatDelta::Text(text) => {
+                    if let Some(r) = reasoning.take() {
+                        out.reasoning_done(r).await?;
+                    }
+                    let open = match &mut message {
+                        Some(open) => open,
+                        None => message.insert(out.message_start().await?),
+                    };
+                    out.message_delta(open, &text).await?;
+                }
+                ChatDelta::Reasoning(text) => {
+                    let open = match &mut reasoning {
+                        Some(open) => open,
+                        None => reasoning.insert(out.reasoning_start().await?),
+                    };
+                    out.reasoning_delta(open, &text).await?;
+                }
+                ChatDelta::ToolCall { index, id, name, arguments } => {
+                    let at = match pending.iter().position(|p| p.index == index) {
+                        Some(at) => at,
+                        None => {
+                            pending.push(PendingCall { index, id: None, name: None, early_arguments: String::new(), open: None });
+                            pending.len() - 1
+                        }
+                    };
+                    let p = &mut pending[at];
+                    p.id = p.id.take().or(id);
+                    p.name = p.name.take().or(name);
+                    if let Some(open) = p.open.as_mut() {
+                        if !arguments.is_empty() {
+                            out.call_arguments_delta(open, &arguments).await?;
+                        }
+                    } else if let Some(name) = p.name.clone() {
+                        let call_id = p.id.clone().unwrap_or_else(|| new_id("call"));
+                        let mut open = out.call_start(call_id, name).await?;
+                        let early = std::mem::take(&mut p.early_arguments) + &arguments;
+                        if !early.is_empty() {
+                            out.call_arguments_delta(&mut open, &early).await?;
+                        }
+                        p.open = Some(open);
+                    } else {
+                        p.early_arguments.push_str(&arguments);
+                    }
+                }
+                ChatDelta::Usage(usage) => out.add_usage(&usage),
+                ChatDelta::Finish(_) => {}
+            }
+        }
+        if let Some(r) = reasoning.take() {
+            out.reasoning_done(r).await?;
+        }
+        let text = match message.take() {
+            Some(m) => out.message_done(m, true).await?,
+            None => String::new(),
+        };
+        let mut calls = Vec::with_capacity(pending.len());
+        for p in pending {
+            match p.open {
+                Some(open) => {
+                    out.call_done(&open).await?;
+                    calls.push(open);
+                }
+                None => tracing::warn!(index = p.index, "the model sent a tool call without a name; ignored"),
+            }
+        }
+        Ok((text, calls))
+    }
+
+    /// Runs the calls concurrently; each output is streamed as soon as it is ready. Returns the
+    /// outputs in call order.
+    async fn run_tools(&self, calls: &[OpenCall], context: &ToolContext, out: &mut Output) -> Result<Vec<String>, RunError> {
+        let mut running: FuturesUnordered<_> = calls
+            .iter()
+            .enumerate()
+            .map(|(i, call)| async move { (i, self.run_tool(call, context).await) })
+            .collect();
+        let mut outputs = vec![String::new(); calls.len()];
+        while let Some((i, output)) = running.next().await {
+            out.tool_output(&calls[i].call_id, output.clone()).await?;
+            outputs[i] = output;
+        }
+        Ok(outputs)
+    }
+
+    /// One tool call. Whatever goes wrong becomes the output, so the model can react to it.
+    async fn run_tool(&self, call: &OpenCall, context: &ToolContext) -> String {
+        let started = Instant::now();
+        let result = match self.agent.tools.get(&call.name) {
+            None => Err(ToolError::Unknown(call.name.clone())),
+            Some(tool) => match parse_arguments(&call.arguments) {
+                Err(reason) => Err(ToolError::InvalidArguments { tool: call.name.clone(), reason }),
+                Ok(arguments) => {
+                    match tokio::time::timeout(self.limits.tool_timeout, tool.call(arguments, context.clone())).await {
+                        Ok(result) => result,
+                        Err(_) => Err(ToolError::Timeout { tool: call.name.clone(), limit: self.limits.tool_timeout }),
+                    }
+                }
+            },
+        };
+        let elapsed = started.elapsed();
+        match result {
+            Ok(output) => {
+                tracing::debug!(tool = %call.name, ?elapsed, "tool call finished");
+                cap_output(output, self.limits.max_tool_output_bytes)
+            }
+            Err(error) => {
+                tracing::warn!(tool = %call.name, ?elapsed, %error, "tool call failed");
+                format!("Error: {error}")
+            }
+        }
+    }
+}
+
+/// The model's argument text as JSON; nothing at all means no arguments.
+fn parse_arguments(text: &str) -> Result<Value, String> {
+    if text.trim().is_empty() {
+        return Ok(Value::Object(Default::default()));
+    }
+    serde_json::from_str(text).map_err(|e| format!("not valid JSON ({e})"))
+}
+
+/// Cuts a tool output to `max` bytes (on a character boundary) and says so.
+fn cap_output(mut output: String, max: usize) -> String {
+    if output.len() <= max {
+        return output;
+    }
+    let mut cut = max;
+    while !output.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let dropped = output.len() - cut;
+    output.truncate(cut);
+    output.push_str(&format!("\n[output truncated: {dropped} more bytes]"));
+    output
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outputs_are_capped_on_char_boundaries() {
+        assert_eq!(cap_output("short".into(), 10), "short");
+        let capped = cap_output("ééééé".into(), 3);
+        assert!(capped.starts_with('é') && capped.contains("[output truncated: 8 more bytes]"), "{capped}");
+    }
+
+    #[test]
+    fn arguments() {
+        assert_eq!(parse_arguments("  ").unwrap(), serde_json::json!({}));
+        assert!(parse_arguments("{oops").unwrap_err().starts_with("not valid JSON"));
+    }
+}

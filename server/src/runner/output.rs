@@ -1,0 +1,318 @@
+//! The output of one run: the stream events the client sees and the response they add up to.
+//!
+//! Every output item gets its own id, shared by its `added`, delta and `done` events (the reference
+//! gives a tool call's id to a message in the same turn, spec §3.4). Sequence numbers increase over
+//! the whole stream, output indices over the whole response. When nobody streams, no event is built:
+//! only the items are collected.
+
+use app::responses::{
+    Content, ContentPart, Extra, FunctionCall, FunctionCallOutput, Item, MessageItem, ReasoningItem, ResponseObject,
+    Role, StreamEvent, Usage,
+};
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+/// The client went away; the run should stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Disconnected;
+
+pub fn new_id(prefix: &str) -> String {
+    format!("{prefix}_{:032x}", fastrand::u128(..))
+}
+
+/// One SSE frame, ready to write.
+pub fn sse_frame(json: &[u8]) -> Bytes {
+    let mut frame = Vec::with_capacity(json.len() + 8);
+    frame.extend_from_slice(b"data: ");
+    frame.extend_from_slice(json);
+    frame.extend_from_slice(b"\n\n");
+    Bytes::from(frame)
+}
+
+pub struct Output {
+    events: Option<mpsc::Sender<Bytes>>,
+    sequence: u64,
+    next_index: u32,
+    /// Output index of each item in `response.output`, kept sorted.
+    indices: Vec<u32>,
+    pub response: ResponseObject,
+}
+
+pub struct OpenMessage {
+    pub id: String,
+    index: u32,
+    text: String,
+}
+
+pub struct OpenCall {
+    pub id: String,
+    index: u32,
+    pub call_id: String,
+    pub name: String,
+    pub arguments: String,
+}
+
+pub struct OpenReasoning {
+    id: String,
+    index: u32,
+    text: String,
+}
+
+impl Output {
+    /// `events`: where stream frames go, or `None` to only collect the response.
+    pub fn new(events: Option<mpsc::Sender<Bytes>>, response_id: String, model: String) -> Self {
+        let mut response = ResponseObject::new(Vec::new());
+        response.id = Some(response_id);
+        response.created_at = Some(now_seconds());
+        response.model = Some(model);
+        response.status = Some("in_progress".into());
+        Self { events, sequence: 0, next_index: 0, indices: Vec::new(), response }
+    }
+
+    pub fn is_streaming(&self) -> bool {
+        self.events.is_some()
+    }
+
+    /// The next sequence number (also used by the caller for the error event).
+    pub fn next_sequence(&mut self) -> u64 {
+        let n = self.sequence;
+        self.sequence += 1;
+        n
+    }
+
+    /// Sends an event built only if someone listens.
+    async fn emit(&mut self, event: impl FnOnce(u64) -> StreamEvent) -> Result<(), Disconnected> {
+        if self.events.is_none() {
+            return Ok(());
+        }
+        let sequence = self.next_sequence();
+        let json = serde_json::to_vec(&event(sequence)).expect("stream events serialise");
+        let events = self.events.as_ref().expect("checked above");
+        events.send(sse_frame(&json)).await.map_err(|_| Disconnected)
+    }
+
+    fn take_index(&mut self) -> u32 {
+        let i = self.next_index;
+        self.next_index += 1;
+        i
+    }
+
+    fn push_item(&mut self, index: u32, item: Item) {
+        let at = self.indices.partition_point(|&i| i < index);
+        self.indices.insert(at, index);
+        self.response.output.insert(at, item);
+    }
+
+    pub fn add_usage(&mut self, usage: &Usage) {
+        self.response.usage.get_or_insert_with(Usage::default).add(usage);
+    }
+
+    pub async fn created(&mut self) -> Result<(), Disconnected> {
+        if !self.is_streaming() {
+            return Ok(());
+        }
+        let snapshot = self.response.clone();
+        self.emit(|sequence_number| StreamEvent::Created { response: snapshot.clone(), sequence_number }).await?;
+        self.emit(|sequence_number| StreamEvent::InProgress { response: snapshot, sequence_number }).await
+    }
+
+    pub async fn completed(&mut self) -> Result<(), Disconnected> {
+        self.response.status = Some("completed".into());
+        if !self.is_streaming() {
+            return Ok(());
+        }
+        let response = self.response.clone();
+        self.emit(|sequence_number| StreamEvent::Completed { response, sequence_number }).await
+    }
+
+    // --- assistant messages -------------------------------------------------------------------
+
+    pub async fn message_start(&mut self) -> Result<OpenMessage, Disconnected> {
+        let open = OpenMessage { id: new_id("msg"), index: self.take_index(), text: String::new() };
+        if self.is_streaming() {
+            let item = message_item(&open.id, Vec::new(), "in_progress");
+            let (item_id, output_index) = (open.id.clone(), open.index);
+            self.emit(|s| StreamEvent::OutputItemAdded { item, output_index: Some(output_index), sequence_number: Some(s) })
+                .await?;
+            self.emit(|sequence_number| StreamEvent::ContentPartAdded {
+                item_id,
+                output_index,
+                content_index: 0,
+                part: ContentPart::output_text(""),
+                sequence_number,
+            })
+            .await?;
+        }
+        Ok(open)
+    }
+
+    pub async fn message_delta(&mut self, open: &mut OpenMessage, delta: &str) -> Result<(), Disconnected> {
+        open.text.push_str(delta);
+        let (item_id, output_index) = (&open.id, open.index);
+        self.emit(|s| StreamEvent::OutputTextDelta {
+            item_id: item_id.clone(),
+            delta: delta.to_string(),
+            output_index: Some(output_index),
+            content_index: Some(0),
+            sequence_number: Some(s),
+        })
+        .await
+    }
+
+    /// Closes a message; `complete` false marks it incomplete (the answer was cut off). Returns its text.
+    pub async fn message_done(&mut self, open: OpenMessage, complete: bool) -> Result<String, Disconnected> {
+        let OpenMessage { id, index, text } = open;
+        let status = if complete { "completed" } else { "incomplete" };
+        let item = message_item(&id, vec![ContentPart::output_text(text.clone())], status);
+        if self.is_streaming() {
+            let (item_id, part_text) = (id.clone(), text.clone());
+            self.emit(|sequence_number| StreamEvent::OutputTextDone {
+                item_id: item_id.clone(),
+                output_index: index,
+                content_index: 0,
+                text: part_text.clone(),
+                sequence_number,
+            })
+            .await?;
+            self.emit(|sequence_number| StreamEvent::ContentPartDone {
+                item_id,
+                output_index: index,
+                content_index: 0,
+                part: ContentPart::output_text(part_text),
+                sequence_number,
+            })
+            .await?;
+            let done = item.clone();
+            self.emit(|s| StreamEvent::OutputItemDone { item: done, output_index: Some(index), sequence_number: Some(s) })
+                .await?;
+        }
+        self.push_item(index, item);
+        Ok(text)
+    }
+
+    // --- reasoning ----------------------------------------------------------------------------
+
+    pub async fn reasoning_start(&mut self) -> Result<OpenReasoning, Disconnected> {
+        let open = OpenReasoning { id: new_id("rs"), index: self.take_index(), text: String::new() };
+        if self.is_streaming() {
+            let item = reasoning_item(&open.id, Vec::new());
+            let index = open.index;
+            self.emit(|s| StreamEvent::OutputItemAdded { item, output_index: Some(index), sequence_number: Some(s) }).await?;
+        }
+        Ok(open)
+    }
+
+    pub async fn reasoning_delta(&mut self, open: &mut OpenReasoning, delta: &str) -> Result<(), Disconnected> {
+        open.text.push_str(delta);
+        let (item_id, output_index) = (&open.id, open.index);
+        self.emit(|sequence_number| StreamEvent::ReasoningSummaryTextDelta {
+            item_id: item_id.clone(),
+            output_index,
+            summary_index: 0,
+            delta: delta.to_string(),
+            sequence_number,
+        })
+        .await
+    }
+
+    pub async fn reasoning_done(&mut self, open: OpenReasoning) -> Result<(), Disconnected> {
+        let item = reasoning_item(&open.id, vec![ContentPart::summary_text(open.text)]);
+        let done = item.clone();
+        let index = open.index;
+        self.emit(|s| StreamEvent::OutputItemDone { item: done, output_index: Some(index), sequence_number: Some(s) }).await?;
+        self.push_item(index, item);
+        Ok(())
+    }
+
+    // --- tool calls ---------------------------------------------------------------------------
+
+    pub async fn call_start(&mut self, call_id: String, name: String) -> Result<OpenCall, Disconnected> {
+        let open = OpenCall { id: new_id("fc"), index: self.take_index(), call_id, name, arguments: String::new() };
+        if self.is_streaming() {
+            let item = call_item(&open, "in_progress");
+            let index = open.index;
+            self.emit(|s| StreamEvent::OutputItemAdded { item, output_index: Some(index), sequence_number: Some(s) }).await?;
+        }
+        Ok(open)
+    }
+
+    pub async fn call_arguments_delta(&mut self, open: &mut OpenCall, delta: &str) -> Result<(), Disconnected> {
+        open.arguments.push_str(delta);
+        let (item_id, output_index) = (&open.id, open.index);
+        self.emit(|sequence_number| StreamEvent::FunctionCallArgumentsDelta {
+            item_id: item_id.clone(),
+            output_index,
+            delta: delta.to_string(),
+            sequence_number,
+        })
+        .await
+    }
+
+    pub async fn call_done(&mut self, open: &OpenCall) -> Result<(), Disconnected> {
+        let item = call_item(open, "completed");
+        if self.is_streaming() {
+            let (item_id, arguments, index) = (open.id.clone(), open.arguments.clone(), open.index);
+            self.emit(|sequence_number| StreamEvent::FunctionCallArgumentsDone {
+                item_id,
+                output_index: index,
+                arguments,
+                sequence_number,
+            })
+            .await?;
+            let done = item.clone();
+            self.emit(|s| StreamEvent::OutputItemDone { item: done, output_index: Some(index), sequence_number: Some(s) })
+                .await?;
+        }
+        self.push_item(open.index, item);
+        Ok(())
+    }
+
+    pub async fn tool_output(&mut self, call_id: &str, output: String) -> Result<(), Disconnected> {
+        let index = self.take_index();
+        let item = Item::FunctionCallOutput(FunctionCallOutput {
+            id: Some(new_id("fco")),
+            call_id: call_id.to_string(),
+            output: output.into(),
+            status: Some("completed".into()),
+            extra: Extra::new(),
+        });
+        if self.is_streaming() {
+            let (added, done) = (item.clone(), item.clone());
+            self.emit(|s| StreamEvent::OutputItemAdded { item: added, output_index: Some(index), sequence_number: Some(s) })
+                .await?;
+            self.emit(|s| StreamEvent::OutputItemDone { item: done, output_index: Some(index), sequence_number: Some(s) })
+                .await?;
+        }
+        self.push_item(index, item);
+        Ok(())
+    }
+}
+
+fn message_item(id: &str, content: Vec<ContentPart>, status: &str) -> Item {
+    Item::Message(MessageItem {
+        id: Some(id.to_string()),
+        role: Role::Assistant,
+        content: Content::Parts(content),
+        status: Some(status.to_string()),
+        extra: Extra::new(),
+    })
+}
+
+fn reasoning_item(id: &str, summary: Vec<ContentPart>) -> Item {
+    Item::Reasoning(ReasoningItem { id: Some(id.to_string()), summary, status: None, extra: Extra::new() })
+}
+
+fn call_item(open: &OpenCall, status: &str) -> Item {
+    Item::FunctionCall(FunctionCall {
+        id: Some(open.id.clone()),
+        call_id: open.call_id.clone(),
+        name: open.name.clone(),
+        arguments: open.arguments.clone(),
+        status: Some(status.to_string()),
+        extra: Extra::new(),
+    })
+}
+
+fn now_seconds() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}

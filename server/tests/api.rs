@@ -1,0 +1,410 @@
+//! The HTTP surface (spec §1–§3) over real HTTP: routes, request validation, the non-streaming
+//! response, the SSE transcript event by event, trace ids, sessions, multi-turn history.
+
+mod common;
+
+use std::collections::HashSet;
+
+use common::{start, start_with, user, user_stream};
+use fake_model::Reply;
+use serde_json::{Value, json};
+
+fn is_trace_id(v: &Value) -> bool {
+    v.as_str().is_some_and(|s| s.len() == 35 && s.starts_with("tr-") && s[3..].chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+#[tokio::test]
+async fn health_and_agent_info() {
+    let server = start_with(|s| s.app_name = Some("agent-demo".into()), server::agent::agent()).await;
+    let health: Value = server.client.get(format!("{}/health", server.url)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(health, json!({"status": "healthy"}));
+    let info: Value = server.client.get(format!("{}/agent/info", server.url)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(info["name"], "agent-demo");
+    assert_eq!(info["use_case"], "agent");
+    assert_eq!(info["agent_api"], "responses");
+    assert!(info["mlflow_version"].is_string());
+    assert_eq!(info["model"], "databricks-gpt-5-2");
+    assert_eq!(info["tools"], json!(["get_current_time"]));
+    // Default name when the app has none.
+    let server = start().await;
+    let info: Value = server.client.get(format!("{}/agent/info", server.url)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(info["name"], "mlflow_agent_server");
+}
+
+#[tokio::test]
+async fn non_streaming_tool_call_round_trip() {
+    let server = start().await;
+    let (status, body) = server.post("/invocations", user("what time is it?")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["object"], "response");
+    assert_eq!(body["status"], "completed");
+    let output = body["output"].as_array().unwrap();
+    let kinds: Vec<&str> = output.iter().map(|i| i["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["function_call", "function_call_output", "message"]);
+    let (call, result, message) = (&output[0], &output[1], &output[2]);
+    assert_eq!(call["name"], "get_current_time");
+    assert_eq!(call["arguments"], "{}");
+    assert_eq!(result["call_id"], call["call_id"]);
+    assert!(chrono::DateTime::parse_from_rfc3339(result["output"].as_str().unwrap()).is_ok(), "{result}");
+    assert_eq!(message["role"], "assistant");
+    assert_eq!(message["content"][0]["type"], "output_text");
+    assert!(message["content"][0]["text"].as_str().unwrap().starts_with("token0 token1"));
+    let ids: HashSet<&str> = output.iter().map(|i| i["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 3, "every item has its own id");
+    assert!(body["usage"]["total_tokens"].as_u64().unwrap() > 0);
+    assert!(body.get("metadata").is_none(), "no trace id unless asked");
+
+    // What the model was sent: the reference's system prompt and tool schema, then the tool round.
+    let requests = server.fake.requests();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(requests[0]["model"], "databricks-gpt-5-2");
+    assert_eq!(requests[0]["messages"][0], json!({"role": "system", "content": "You are a helpful assistant."}));
+    assert_eq!(requests[0]["messages"][1], json!({"role": "user", "content": "what time is it?"}));
+    assert_eq!(
+        requests[0]["tools"][0],
+        json!({"type": "function", "function": {"name": "get_current_time", "description": "Get the current date and time.",
+               "parameters": {"type": "object", "properties": {}, "required": [], "additionalProperties": false},
+               "strict": true}})
+    );
+    assert!(requests[0].get("stream").is_none(), "non-streaming requests call the model without streaming");
+    let second = requests[1]["messages"].as_array().unwrap();
+    assert_eq!(second[2]["role"], "assistant");
+    assert_eq!(second[2]["content"], Value::Null);
+    assert_eq!(second[2]["tool_calls"][0]["function"]["name"], "get_current_time");
+    assert_eq!(second[3]["role"], "tool");
+    assert_eq!(second[3]["tool_call_id"], second[2]["tool_calls"][0]["id"]);
+}
+
+#[tokio::test]
+async fn streaming_transcript_event_by_event() {
+    let server = start().await;
+    server.fake.push(Reply::tool_call("get_current_time", "{}"));
+    server.fake.push(Reply::text("It is noon."));
+    let s = server.stream("/responses", user_stream("what time is it?"), &[]).await;
+    assert_eq!(s.status, 200);
+    assert_eq!(s.content_type.as_deref(), Some("text/event-stream; charset=utf-8"));
+    let expected = [
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",             // function_call
+        "response.function_call_arguments.delta", // "{"
+        "response.function_call_arguments.delta", // "}"
+        "response.function_call_arguments.done",
+        "response.output_item.done",
+        "response.output_item.added", // function_call_output
+        "response.output_item.done",
+        "response.output_item.added", // message
+        "response.content_part.added",
+        "response.output_text.delta", // "It"
+        "response.output_text.delta", // " is"
+        "response.output_text.delta", // " noon."
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.completed",
+    ];
+    assert_eq!(s.types(), expected);
+    assert_eq!(s.data.last().unwrap(), "[DONE]");
+    let events = s.json();
+    // Sequence numbers: 0, 1, 2… over the whole stream.
+    let seqs: Vec<u64> = events.iter().map(|e| e["sequence_number"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (0..seqs.len() as u64).collect::<Vec<_>>());
+    // Deltas and their done share the item id; items differ.
+    let done = s.done_items();
+    let kinds: Vec<&str> = done.iter().map(|i| i["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["function_call", "function_call_output", "message"]);
+    let message_id = done[2]["id"].as_str().unwrap();
+    for delta in events.iter().filter(|e| e["type"] == "response.output_text.delta") {
+        assert_eq!(delta["item_id"], message_id);
+        assert_eq!(delta["output_index"], 2);
+    }
+    for delta in events.iter().filter(|e| e["type"] == "response.function_call_arguments.delta") {
+        assert_eq!(delta["item_id"], done[0]["id"]);
+    }
+    assert_eq!(s.text(), "It is noon.");
+    assert_eq!(done[2]["content"][0]["text"], "It is noon.");
+    assert_eq!(done[1]["call_id"], done[0]["call_id"]);
+    let ids: HashSet<&str> = done.iter().map(|i| i["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 3);
+    // The completed response holds every item, in output order, and the usage.
+    let completed = &events.last().unwrap()["response"];
+    assert_eq!(completed["status"], "completed");
+    assert_eq!(completed["output"].as_array().unwrap(), &done);
+    assert!(completed["usage"]["output_tokens"].as_u64().unwrap() > 0);
+    // The model was streamed to, with usage requested.
+    assert_eq!(server.fake.requests()[0]["stream"], true);
+    assert_eq!(server.fake.requests()[0]["stream_options"], json!({"include_usage": true}));
+    // Every event is a valid ResponsesAgent stream event for our own client types.
+    assert_eq!(s.events().len(), events.len());
+}
+
+#[tokio::test]
+async fn text_and_tool_call_in_one_turn_get_their_own_ids() {
+    // The reference gives the message the tool call's id here (spec §3.4).
+    let server = start().await;
+    server.fake.push(Reply::ToolCalls { text: Some("Let me check.".into()), calls: vec![("get_current_time".into(), "{}".into())] });
+    server.fake.push(Reply::text("Noon."));
+    let s = server.stream("/invocations", user_stream("time?"), &[]).await;
+    let done = s.done_items();
+    let kinds: Vec<&str> = done.iter().map(|i| i["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["message", "function_call", "function_call_output", "message"]);
+    let ids: HashSet<&str> = done.iter().map(|i| i["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 4);
+    let first_deltas: Vec<Value> = s
+        .json()
+        .into_iter()
+        .filter(|e| e["type"] == "response.output_text.delta" && e["item_id"] == done[0]["id"])
+        .collect();
+    assert_eq!(first_deltas.iter().map(|d| d["delta"].as_str().unwrap()).collect::<String>(), "Let me check.");
+    // The model then saw the text and the call in one assistant message.
+    let second = &server.fake.requests()[1]["messages"];
+    assert_eq!(second[2]["content"], "Let me check.");
+    assert_eq!(second[2]["tool_calls"][0]["function"]["name"], "get_current_time");
+}
+
+#[tokio::test]
+async fn trace_ids_when_asked() {
+    let server = start().await;
+    let url = format!("{}/invocations", server.url);
+    for (header, expected) in [("true", true), ("TRUE", true), ("false", false)] {
+        let body: Value = server
+            .client
+            .post(&url)
+            .header("x-mlflow-return-trace-id", header)
+            .json(&user("hi"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(body.pointer("/metadata/trace_id").is_some_and(is_trace_id), expected, "{header}: {body}");
+    }
+    let s = server.stream("/invocations", user_stream("hi"), &[("x-mlflow-return-trace-id", "true")]).await;
+    let json = s.json();
+    let last = json.last().unwrap();
+    assert!(is_trace_id(&last["trace_id"]), "{last}");
+    assert_eq!(s.types()[s.types().len() - 2], "response.completed");
+    assert_eq!(s.data.last().unwrap(), "[DONE]");
+    let s = server.stream("/invocations", user_stream("hi"), &[]).await;
+    assert!(!s.raw.contains("trace_id"));
+}
+
+#[tokio::test]
+async fn both_routes_behave_alike_and_model_is_ignored() {
+    let server = start().await;
+    for path in ["/invocations", "/responses"] {
+        server.fake.push(Reply::text("same"));
+        let mut body = user("hi");
+        body["model"] = json!("apps/my-agent");
+        body["databricks_options"] = json!({"return_trace": true});
+        let (status, body) = server.post(path, body).await;
+        assert_eq!(status, 200);
+        assert_eq!(body["output"][0]["content"][0]["text"], "same");
+    }
+    for request in server.fake.requests() {
+        assert_eq!(request["model"], "databricks-gpt-5-2", "`model` in the request does not pick the model");
+    }
+}
+
+#[tokio::test]
+async fn session_id_is_echoed() {
+    let server = start().await;
+    let mut body = user("hi");
+    body["context"] = json!({"conversation_id": "conv-1", "user_id": "jane@example.com"});
+    body["custom_inputs"] = json!({"session_id": "other"});
+    let (_, out) = server.post("/invocations", body).await;
+    assert_eq!(out["custom_outputs"], json!({"session_id": "conv-1"}));
+    let mut body = user("hi");
+    body["custom_inputs"] = json!({"session_id": "s-9"});
+    let (_, out) = server.post("/invocations", body).await;
+    assert_eq!(out["custom_outputs"], json!({"session_id": "s-9"}));
+    let (_, out) = server.post("/invocations", user("hi")).await;
+    assert!(out.get("custom_outputs").is_none());
+    let mut body = user_stream("hi");
+    body["custom_inputs"] = json!({"session_id": "s-10"});
+    let s = server.stream("/invocations", body, &[]).await;
+    assert_eq!(s.json().last().unwrap()["response"]["custom_outputs"], json!({"session_id": "s-10"}));
+}
+
+#[tokio::test]
+async fn multi_turn_history_as_the_chat_ui_sends_it() {
+    // The exact shape the reference's chat UI sends, which the reference rejects with a 500 (§10.1).
+    let server = start().await;
+    server.fake.push(Reply::text("You're welcome."));
+    let body = json!({
+        "model": "chat-model",
+        "input": [
+            {"role": "user", "content": [{"type": "input_text", "text": "What time is it?"}]},
+            {"role": "assistant", "content": [{"type": "output_text", "text": "It is 12:00."}], "id": "m1"},
+            {"type": "function_call", "call_id": "call_1", "name": "get_current_time", "arguments": "{}", "id": "f1"},
+            {"type": "function_call_output", "call_id": "call_1", "output": "2026-01-01T12:00:00"},
+            {"type": "reasoning", "summary": [{"type": "summary_text", "text": "…"}], "id": "r1"},
+            {"role": "assistant", "content": "Hello!"},
+            {"role": "user", "content": [{"type": "input_text", "text": "thanks"}]}
+        ],
+        "stream": true,
+        "databricks_options": {"return_trace": true},
+        "context": {"conversation_id": "c1", "user_id": "jane@example.com"}
+    });
+    let s = server.stream("/invocations", body, &[]).await;
+    assert_eq!(s.text(), "You're welcome.");
+    let sent = &server.fake.requests()[0]["messages"];
+    let roles: Vec<&str> = sent.as_array().unwrap().iter().map(|m| m["role"].as_str().unwrap()).collect();
+    assert_eq!(roles, ["system", "user", "assistant", "tool", "assistant", "user"]);
+    assert_eq!(sent[2]["content"], "It is 12:00.");
+    assert_eq!(sent[2]["tool_calls"][0]["id"], "call_1");
+    assert_eq!(sent[5]["content"], "thanks");
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_clear_400() {
+    let server = start().await;
+    let prefix = "Invalid parameters for ResponsesAgent: Invalid data for ResponsesAgentRequest: ";
+    let cases = [
+        (json!({}), "input: Field required"),
+        (json!({"input": "hi"}), "input: Input should be a valid list"),
+        (
+            json!({"input": [{"role": "bogus", "content": "hi"}]}),
+            "input.0.role: Invalid role: bogus. Must be 'user', 'assistant', 'system', or 'developer'.",
+        ),
+        (json!({"input": [{"type": "foo_call"}]}), "input.0.type: Invalid type: foo_call for OutputItem"),
+        (json!({"input": [{"type": "function_call", "name": "f", "arguments": "{}"}]}), "input.0.call_id: Field required"),
+        (json!([1, 2]), "body: Input should be a valid dictionary"),
+    ];
+    for (body, message) in cases {
+        for stream in [false, true] {
+            let mut body = body.clone();
+            if stream && let Some(o) = body.as_object_mut() {
+                o.insert("stream".into(), json!(true));
+            }
+            let (status, out) = server.post("/invocations", body).await;
+            assert_eq!(status, 400, "{out}");
+            assert_eq!(out, json!({"detail": format!("{prefix}{message}")}));
+        }
+    }
+    let (status, _, out) = server.post_raw("/invocations", "{not json").await;
+    assert_eq!(status, 400);
+    assert!(out["detail"].as_str().unwrap().starts_with("Invalid JSON in request body: "), "{out}");
+    let (status, _, out) = server.post_raw("/responses", "").await;
+    assert_eq!(status, 400);
+    assert!(out["detail"].as_str().unwrap().starts_with("Invalid JSON in request body: "), "{out}");
+    assert_eq!(server.fake.requests().len(), 0, "nothing reached the model");
+}
+
+#[tokio::test]
+async fn oversized_and_overlong_requests_are_refused() {
+    let server = start_with(
+        |s| {
+            s.max_request_bytes = 4096;
+            s.max_input_items = 3;
+        },
+        server::agent::agent(),
+    )
+    .await;
+    let big = json!({"input": [{"role": "user", "content": "x".repeat(10_000)}]}).to_string();
+    let (status, _, out) = server.post_raw("/invocations", big).await;
+    assert_eq!(status, 413);
+    assert_eq!(out["detail"], "Request body too large: at most 4096 bytes are accepted (AGENT_MAX_REQUEST_BYTES)");
+    let items: Vec<Value> = (0..4).map(|_| json!({"role": "user", "content": "hi"})).collect();
+    let (status, out) = server.post("/invocations", json!({"input": items})).await;
+    assert_eq!(status, 400);
+    assert!(out["detail"].as_str().unwrap().ends_with("input: at most 3 items are accepted, got 4 (AGENT_MAX_INPUT_ITEMS)"));
+    // The server is fine afterwards.
+    let (status, _) = server.post("/invocations", user("hi")).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn wrong_method_is_405() {
+    let server = start().await;
+    for path in ["/invocations", "/responses"] {
+        let resp = server.client.get(format!("{}{path}", server.url)).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 405);
+        assert_eq!(resp.headers().get("allow").unwrap(), "POST");
+        assert_eq!(resp.json::<Value>().await.unwrap(), json!({"detail": "Method Not Allowed"}));
+    }
+    let resp = server.client.post(format!("{}/health", server.url)).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 405);
+}
+
+#[tokio::test]
+async fn stream_flag_is_read_by_truthiness() {
+    let server = start().await;
+    for (flag, streams) in [(json!("yes"), true), (json!(1), true), (json!(0), false), (json!(null), false), (json!(""), false)] {
+        let mut body = user("hi");
+        body["stream"] = flag.clone();
+        let resp = server.client.post(format!("{}/invocations", server.url)).json(&body).send().await.unwrap();
+        let ct = resp.headers()["content-type"].to_str().unwrap().to_string();
+        assert_eq!(ct.starts_with("text/event-stream"), streams, "stream={flag}");
+        let _ = resp.bytes().await;
+    }
+}
+
+#[tokio::test]
+async fn no_model_configured_is_a_500_before_streaming() {
+    let server = start_with(|s| s.openai_base_url = None, server::agent::agent()).await;
+    for body in [user("hi"), user_stream("hi")] {
+        let (status, out) = server.post("/invocations", body).await;
+        assert_eq!(status, 500);
+        assert!(out["detail"].as_str().unwrap().contains("OPENAI_BASE_URL"), "{out}");
+    }
+}
+
+#[tokio::test]
+async fn databricks_endpoint_gets_the_token_and_the_serving_endpoints_path() {
+    let fake = fake_model::FakeModel::start().await;
+    let settings = server::Settings {
+        databricks_host: Some(fake.host_url()),
+        databricks_token: Some(server::config::Secret::new("dapi-test-token")),
+        model: Some("databricks-claude-sonnet-4".into()),
+        ..server::Settings::default()
+    };
+    let server = common::serve(fake, settings, server::agent::agent()).await;
+    let (status, body) = server.post("/invocations", user("hi")).await;
+    assert_eq!(status, 200, "{body}");
+    let headers = server.fake.request_headers();
+    assert_eq!(headers[0]["authorization"], "Bearer dapi-test-token");
+    let requests = server.fake.requests();
+    assert_eq!(requests[0]["model"], "databricks-claude-sonnet-4");
+    // Not a GPT model: no `strict`. Claude: the tool-call-only assistant message gets " ".
+    assert!(requests[0]["tools"][0]["function"].get("strict").is_none());
+    assert_eq!(requests[1]["messages"][2]["content"], " ");
+}
+
+#[tokio::test]
+async fn provider_quirks_flow_through() {
+    let server = start().await;
+    let chunk = |delta: Value, finish: &str| json!({"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}).to_string();
+    server.fake.push(Reply::Raw {
+        payloads: vec![
+            chunk(json!({"content": [{"type": "reasoning", "summary": [{"type": "summary_text", "text": "Thinking…"}]}]}), ""),
+            chunk(json!({"content": [{"type": "text", "text": "Hi "}]}), ""),
+            chunk(json!({"content": "there"}), ""),
+            chunk(json!({}), "stop"),
+            json!({"choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": 2}}).to_string(),
+        ],
+    });
+    let s = server.stream("/invocations", user_stream("hi"), &[]).await;
+    let done = s.done_items();
+    assert_eq!(done[0]["type"], "reasoning");
+    assert_eq!(done[0]["summary"][0]["text"], "Thinking…");
+    assert_eq!(done[1]["content"][0]["text"], "Hi there");
+    let events = s.json();
+    let usage = &events.last().unwrap()["response"]["usage"];
+    assert_eq!(usage["input_tokens"], 7);
+    assert_eq!(usage["total_tokens"], 9);
+}
+
+#[tokio::test]
+async fn the_page_is_server_rendered_with_hydration_scripts() {
+    let server = start().await;
+    let resp = server.client.get(format!("{}/", server.url)).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let html = resp.text().await.unwrap();
+    assert!(html.contains("<h1>agent-app</h1>"), "{html}");
+    assert!(html.contains("/pkg/agent-app.js"), "{html}");
+    assert!(html.contains("/pkg/agent-app.wasm"), "the wasm file name must match what the build writes: {html}");
+    let resp = server.client.get(format!("{}/no-such-page", server.url)).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 404);
+}

@@ -1,0 +1,152 @@
+//! Test harness: the real server on a loopback port, in front of the scripted fake model.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+
+use app::responses::{StreamEvent, StreamFrame};
+use app::sse::SseParser;
+use fake_model::FakeModel;
+use serde_json::Value;
+use server::{Agent, AppState, Settings};
+
+pub struct TestServer {
+    pub url: String,
+    pub fake: FakeModel,
+    pub client: reqwest::Client,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Settings for tests: the fake model, quick retries and short timeouts.
+pub fn test_settings(fake: &FakeModel) -> Settings {
+    Settings {
+        openai_base_url: Some(fake.base_url()),
+        model_retry_base_ms: 10,
+        model_timeout_seconds: 5.0,
+        model_idle_timeout_seconds: 5.0,
+        ..Settings::default()
+    }
+}
+
+pub async fn start() -> TestServer {
+    start_with(|_| {}, server::agent::agent()).await
+}
+
+pub async fn start_with(tweak: impl FnOnce(&mut Settings), agent: Agent) -> TestServer {
+    let fake = FakeModel::start().await;
+    let mut settings = test_settings(&fake);
+    tweak(&mut settings);
+    serve(fake, settings, agent).await
+}
+
+pub async fn serve(fake: FakeModel, settings: Settings, agent: Agent) -> TestServer {
+    let state = AppState::new(settings, agent).expect("valid agent");
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let app = server::app(state);
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    TestServer { url, fake, client: server::http_client::new(), task }
+}
+
+impl TestServer {
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let resp = self.client.post(format!("{}{path}", self.url)).json(&body).send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    pub async fn post_raw(&self, path: &str, body: impl Into<reqwest::Body>) -> (u16, reqwest::header::HeaderMap, Value) {
+        let resp = self.client.post(format!("{}{path}", self.url)).body(body).send().await.unwrap();
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap();
+        (status, headers, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// Streams a request to the end; returns the status and every `data:` payload in order.
+    pub async fn stream(&self, path: &str, body: Value, headers: &[(&str, &str)]) -> Stream {
+        let mut req = self.client.post(format!("{}{path}", self.url)).json(&body);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let mut resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let content_type = resp.headers().get("content-type").map(|v| v.to_str().unwrap().to_string());
+        let mut parser = SseParser::default();
+        let mut data = Vec::new();
+        let mut raw = Vec::new();
+        while let Some(chunk) = resp.chunk().await.unwrap() {
+            raw.extend_from_slice(&chunk);
+            data.extend(parser.push(&chunk).unwrap().into_iter().map(|f| f.data));
+        }
+        Stream { status, content_type, data, raw: String::from_utf8(raw).unwrap() }
+    }
+}
+
+pub struct Stream {
+    pub status: u16,
+    pub content_type: Option<String>,
+    /// Every `data:` payload, `[DONE]` included.
+    pub data: Vec<String>,
+    pub raw: String,
+}
+
+impl Stream {
+    pub fn json(&self) -> Vec<Value> {
+        self.data.iter().filter(|d| *d != "[DONE]").map(|d| serde_json::from_str(d).unwrap()).collect()
+    }
+
+    pub fn frames(&self) -> Vec<StreamFrame> {
+        self.data.iter().map(|d| StreamFrame::parse(d).unwrap()).collect()
+    }
+
+    pub fn events(&self) -> Vec<StreamEvent> {
+        self.frames()
+            .into_iter()
+            .filter_map(|f| match f {
+                StreamFrame::Event(e) => Some(e),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The `type` of every JSON payload (`trace_id` / `error` for the untyped ones).
+    pub fn types(&self) -> Vec<String> {
+        self.json()
+            .iter()
+            .map(|v| match v.get("type").and_then(Value::as_str) {
+                Some(t) => t.to_string(),
+                None if v.get("trace_id").is_some() => "trace_id".into(),
+                None => "?".into(),
+            })
+            .collect()
+    }
+
+    pub fn text(&self) -> String {
+        self.json()
+            .iter()
+            .filter(|v| v["type"] == "response.output_text.delta")
+            .map(|v| v["delta"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    pub fn done_items(&self) -> Vec<Value> {
+        self.json().into_iter().filter(|v| v["type"] == "response.output_item.done").map(|v| v["item"].clone()).collect()
+    }
+}
+
+pub fn user(text: &str) -> Value {
+    serde_json::json!({"input": [{"role": "user", "content": text}]})
+}
+
+pub fn user_stream(text: &str) -> Value {
+    serde_json::json!({"input": [{"role": "user", "content": text}], "stream": true})
+}
