@@ -1,5 +1,6 @@
 //! `server`: runs agent-app (API + chat UI) on the agent defined in `agent.rs`.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -9,15 +10,24 @@ use tracing_subscriber::EnvFilter;
 
 fn main() -> anyhow::Result<()> {
     let settings = Settings::load();
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
-        .with_target(false)
-        .init();
+    init_logging();
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if let Some(workers) = settings.workers {
         runtime.worker_threads(workers.max(1));
     }
     runtime.enable_all().build()?.block_on(run(settings))
+}
+
+/// Human-readable logs (coloured on a terminal), or JSON lines with `LOG_FORMAT=json`. `RUST_LOG`
+/// filters, default `info`.
+fn init_logging() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    if std::env::var("LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
+        logs.json().init();
+    } else {
+        logs.with_ansi(std::io::stdout().is_terminal()).init();
+    }
 }
 
 async fn run(settings: Settings) -> anyhow::Result<()> {

@@ -304,6 +304,8 @@ fn stream_reply(shared: Arc<Shared>, reply: Reply, model: String, usage: bool) -
         }
         Reply::Disconnect { chunks } => {
             text_pieces(&mut pieces, &chunks, Duration::ZERO);
+            // Let what was said reach the client first, as when a real endpoint dies mid-answer.
+            pieces.push(Piece::Sleep(Duration::from_millis(20)));
             pieces.push(Piece::Cut);
         }
         Reply::Garbage { chunks, garbage } => {
@@ -378,7 +380,13 @@ async fn complete_reply(reply: Reply, model: String) -> Response {
             return ([(header::CONTENT_TYPE, "application/json")], body).into_response();
         }
         Reply::Disconnect { .. } => {
-            let body = futures::stream::once(async { Err::<Bytes, _>(std::io::Error::other("cut")) });
+            let body = futures::stream::iter([Ok(Bytes::from_static(b"{\"id\":")), Err(std::io::Error::other("cut"))])
+                .then(|piece| async move {
+                    if piece.is_err() {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    piece
+                });
             return Response::builder()
                 .header(header::CONTENT_TYPE, "application/json")
                 .header(header::CONTENT_LENGTH, "100")
