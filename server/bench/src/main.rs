@@ -1,1 +1,387 @@
-fn main(){}
+//! `agent-bench`: measures the agent server the way the reference was measured
+//! (`research/anchor-perf.md`), and prints the figures beside the reference's.
+//!
+//! The server binary runs in its own process (pinned to CPU 0 with `--pin`), in front of the
+//! scripted fake model, which answers every request with one `get_current_time` call and then 64
+//! tokens. A closed-loop SSE-aware client (this process, CPU 1) sends
+//! `{"input":[{"role":"user","content":"hi"}]}` at each concurrency, streaming and not. Server CPU
+//! per request comes from /proc, peak RSS from sampling VmRSS.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use app::sse::SseParser;
+use clap::Parser;
+use fake_model::{Defaults, FakeModel};
+use serde_json::json;
+
+#[derive(Parser)]
+#[command(about = "Benchmark the agent server against the scripted fake model")]
+struct Args {
+    /// The server binary (default: target/release/server, else target/debug/server).
+    #[arg(long)]
+    server: Option<PathBuf>,
+    /// Concurrency levels.
+    #[arg(long, value_delimiter = ',', default_value = "1,16,64,256")]
+    concurrency: Vec<usize>,
+    /// Seconds per level.
+    #[arg(long, default_value_t = 5.0)]
+    duration: f64,
+    /// Cold starts to measure.
+    #[arg(long, default_value_t = 5)]
+    cold_starts: usize,
+    /// Pin the server to CPU 0 and this process to CPU 1 (as the reference was measured).
+    #[arg(long)]
+    pin: bool,
+    /// A short run that only checks that everything works (C = 1, 16, 64; 1 s each).
+    #[arg(long)]
+    quick: bool,
+    /// Milliseconds between the fake model's tokens.
+    #[arg(long, default_value_t = 0)]
+    token_delay_ms: u64,
+}
+
+/// The reference's figures, tracing off and on, from research/anchor-perf.md (1 core, LLM 0 ms).
+/// (C, req/s off, CPU ms/req off, CPU ms/req on)
+const REFERENCE_STREAM: &[(usize, f64, f64, f64)] =
+    &[(1, 42.0, 22.6, 77.3), (16, 47.9, 20.7, 82.4), (64, 47.1, 21.1, 84.7), (256, 36.3, 27.4, 89.0)];
+const REFERENCE_NOSTREAM: &[(usize, f64, f64, f64)] =
+    &[(1, 140.8, 6.3, 56.5), (16, 138.5, 7.2, 64.2), (64, 103.2, 9.6, 66.2), (256, 79.7, 12.4, 65.0)];
+const REFERENCE_IDLE_RSS_MB: f64 = 355.0;
+const REFERENCE_COLD_START_MS: f64 = 4500.0;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let mut args = Args::parse();
+    if args.quick {
+        args.concurrency = vec![1, 16, 64];
+        args.duration = 1.0;
+        args.cold_starts = 1;
+    }
+    let binary = args.server.clone().unwrap_or_else(default_binary);
+    anyhow::ensure!(binary.exists(), "no server binary at {} (cargo build --release -p server)", binary.display());
+    if args.pin {
+        pin_self(1);
+    }
+    let fake = FakeModel::start_on(
+        ([127, 0, 0, 1], 0).into(),
+        Defaults { tokens: 64, token_delay: Duration::from_millis(args.token_delay_ms) },
+    )
+    .await?;
+    let client = server::http_client::new();
+    println!("agent-bench: {} ({} cores here)", binary.display(), std::thread::available_parallelism().map_or(1, |n| n.get()));
+
+    let mut cold = Vec::new();
+    for _ in 0..args.cold_starts.max(1) {
+        let started = Instant::now();
+        let mut server = Server::start(&binary, &fake, args.pin)?;
+        server.first_answer(&client).await?;
+        cold.push(started.elapsed().as_secs_f64() * 1000.0);
+        server.stop();
+    }
+    let mut server = Server::start(&binary, &fake, args.pin)?;
+    server.first_answer(&client).await?;
+    let idle_rss = rss_mb(server.pid(), "VmRSS");
+
+    let mut rows = Vec::new();
+    let mut errors = 0;
+    for stream in [true, false] {
+        for &c in &args.concurrency {
+            load(&client, &server, stream, c.min(16), Duration::from_millis(300)).await; // warm-up
+            let row = load(&client, &server, stream, c, Duration::from_secs_f64(args.duration)).await;
+            errors += row.errors;
+            println!("  {}", row.line());
+            rows.push(row);
+        }
+    }
+    server.stop();
+    report(&rows, &cold, idle_rss);
+    if errors > 0 {
+        bail!("{errors} requests failed");
+    }
+    Ok(())
+}
+
+fn default_binary() -> PathBuf {
+    let release = PathBuf::from("target/release/server");
+    if release.exists() { release } else { PathBuf::from("target/debug/server") }
+}
+
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Server {
+    fn start(binary: &PathBuf, fake: &FakeModel, pin: bool) -> anyhow::Result<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let mut cmd = if pin {
+            let mut c = Command::new("taskset");
+            c.args(["-c", "0"]).arg(binary);
+            c
+        } else {
+            Command::new(binary)
+        };
+        cmd.args(["--port", &port.to_string()])
+            .env("AGENT_HOST", "127.0.0.1")
+            .env("OPENAI_BASE_URL", fake.base_url())
+            .env("RUST_LOG", "warn")
+            .env_remove("DATABRICKS_HOST")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        let child = cmd.spawn().with_context(|| format!("starting {}", binary.display()))?;
+        Ok(Self { child, url: format!("http://127.0.0.1:{port}") })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Polls until the first `/invocations` succeeds (what "cold start" means in the reference).
+    async fn first_answer(&mut self, client: &reqwest::Client) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let sent = client.post(format!("{}/invocations", self.url)).json(&request(false)).send().await;
+            if let Ok(resp) = sent
+                && resp.status().is_success()
+            {
+                return Ok(());
+            }
+            if let Some(status) = self.child.try_wait()? {
+                bail!("the server exited: {status}");
+            }
+            anyhow::ensure!(Instant::now() < deadline, "the server did not answer within 30 s");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn request(stream: bool) -> serde_json::Value {
+    json!({"input": [{"role": "user", "content": "hi"}], "stream": stream})
+}
+
+struct Row {
+    stream: bool,
+    concurrency: usize,
+    requests: usize,
+    errors: usize,
+    rps: f64,
+    first_event: Percentiles,
+    total: Percentiles,
+    cpu_ms_per_request: f64,
+    peak_rss_mb: f64,
+}
+
+impl Row {
+    fn line(&self) -> String {
+        format!(
+            "{:8} C={:<3} {:>8.0} req/s  first event p50 {:>7.2} ms p99 {:>7.2} ms  total p50 {:>7.2} ms p99 {:>7.2} ms  CPU {:.3} ms/req  peak RSS {:.1} MB  errors {}",
+            if self.stream { "stream" } else { "nostream" },
+            self.concurrency,
+            self.rps,
+            self.first_event.p50,
+            self.first_event.p99,
+            self.total.p50,
+            self.total.p99,
+            self.cpu_ms_per_request,
+            self.peak_rss_mb,
+            self.errors
+        )
+    }
+}
+
+#[derive(Default, Clone, Copy)]
+struct Percentiles {
+    p50: f64,
+    p99: f64,
+}
+
+fn percentiles(mut ms: Vec<f64>) -> Percentiles {
+    if ms.is_empty() {
+        return Percentiles::default();
+    }
+    ms.sort_by(|a, b| a.total_cmp(b));
+    let at = |q: f64| ms[((ms.len() - 1) as f64 * q).round() as usize];
+    Percentiles { p50: at(0.5), p99: at(0.99) }
+}
+
+/// One closed-loop level: `concurrency` clients, each sending the next request when the last ends.
+async fn load(client: &reqwest::Client, server: &Server, stream: bool, concurrency: usize, duration: Duration) -> Row {
+    let pid = server.pid();
+    let stop = Arc::new(AtomicBool::new(false));
+    let peak = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            let mut peak: f64 = 0.0;
+            while !stop.load(Ordering::Relaxed) {
+                peak = peak.max(rss_mb(pid, "VmRSS"));
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            peak
+        }
+    });
+    let cpu_before = cpu_seconds(pid);
+    let started = Instant::now();
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let client = client.clone();
+            let url = format!("{}/invocations", server.url);
+            tokio::spawn(async move {
+                let mut samples = Vec::new();
+                let mut errors = 0;
+                while started.elapsed() < duration {
+                    match one_request(&client, &url, stream).await {
+                        Ok(sample) => samples.push(sample),
+                        Err(e) => {
+                            errors += 1;
+                            if errors == 1 {
+                                eprintln!("request failed: {e:#}");
+                            }
+                        }
+                    }
+                }
+                (samples, errors)
+            })
+        })
+        .collect();
+    let mut samples = Vec::new();
+    let mut errors = 0;
+    for w in workers {
+        let (s, e) = w.await.expect("worker");
+        samples.extend(s);
+        errors += e;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    // Let the server finish what it was doing before reading its CPU time.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let cpu = cpu_seconds(pid) - cpu_before;
+    stop.store(true, Ordering::Relaxed);
+    let peak_rss_mb = peak.await.unwrap_or(0.0);
+    let requests = samples.len();
+    Row {
+        stream,
+        concurrency,
+        requests,
+        errors,
+        rps: requests as f64 / elapsed,
+        first_event: percentiles(samples.iter().map(|s| s.0).collect()),
+        total: percentiles(samples.iter().map(|s| s.1).collect()),
+        cpu_ms_per_request: if requests > 0 { cpu * 1000.0 / requests as f64 } else { f64::NAN },
+        peak_rss_mb,
+    }
+}
+
+/// One request: (ms to the first event, ms to the end). A stream must end in `[DONE]` without an
+/// error event; a JSON answer must be 200 with three output items.
+async fn one_request(client: &reqwest::Client, url: &str, stream: bool) -> anyhow::Result<(f64, f64)> {
+    let started = Instant::now();
+    let mut resp = client.post(url).json(&request(stream)).send().await?;
+    anyhow::ensure!(resp.status().is_success(), "HTTP {}", resp.status());
+    if !stream {
+        let body: serde_json::Value = resp.json().await?;
+        anyhow::ensure!(body["output"].as_array().map(Vec::len) == Some(3), "unexpected answer: {body}");
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        return Ok((ms, ms));
+    }
+    let mut parser = SseParser::default();
+    let mut first = None;
+    let mut done = false;
+    while let Some(chunk) = resp.chunk().await? {
+        for frame in parser.push(&chunk)? {
+            first.get_or_insert_with(|| started.elapsed().as_secs_f64() * 1000.0);
+            anyhow::ensure!(!frame.data.starts_with(r#"{"type":"error""#), "error event: {}", frame.data);
+            done |= frame.data == "[DONE]";
+        }
+    }
+    anyhow::ensure!(done, "the stream ended without [DONE]");
+    Ok((first.unwrap_or_default(), started.elapsed().as_secs_f64() * 1000.0))
+}
+
+fn cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0.0 };
+    // Fields after the command name (which may contain spaces): utime is the 12th, stime the 13th.
+    let after = &stat[stat.rfind(')').map_or(0, |i| i + 2)..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = fields.get(11).and_then(|f| f.parse().ok()).unwrap_or(0.0)
+        + fields.get(12).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    ticks / clock_ticks_per_second()
+}
+
+fn clock_ticks_per_second() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(100.0)
+    })
+}
+
+fn rss_mb(pid: u32, field: &str) -> f64 {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else { return 0.0 };
+    status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn pin_self(cpu: usize) {
+    let _ = Command::new("taskset").args(["-cp", &cpu.to_string(), &std::process::id().to_string()]).stdout(Stdio::null()).status();
+}
+
+fn report(rows: &[Row], cold: &[f64], idle_rss: f64) {
+    let cold = percentiles(cold.to_vec());
+    println!();
+    println!("| mode | C | req/s | ref req/s (tracing off) | ratio | CPU ms/req | ref CPU ms/req off / on | first event p50 / p99 ms | total p50 / p99 ms | peak RSS MB | errors |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    for r in rows {
+        let reference = if r.stream { REFERENCE_STREAM } else { REFERENCE_NOSTREAM };
+        let (ref_rps, ref_off, ref_on) = reference
+            .iter()
+            .find(|(c, ..)| *c == r.concurrency)
+            .map_or(("-".to_string(), "-".to_string(), "-".to_string()), |(_, rps, off, on)| {
+                (format!("{rps:.0}"), format!("{off:.1}"), format!("{on:.1}"))
+            });
+        let ratio = ref_rps.parse::<f64>().map(|x| format!("{:.0}x", r.rps / x)).unwrap_or("-".into());
+        println!(
+            "| {} | {} | {:.0} | {} | {} | {:.3} | {} / {} | {:.2} / {:.2} | {:.2} / {:.2} | {:.1} | {} |",
+            if r.stream { "stream" } else { "nostream" },
+            r.concurrency,
+            r.rps,
+            ref_rps,
+            ratio,
+            r.cpu_ms_per_request,
+            ref_off,
+            ref_on,
+            r.first_event.p50,
+            r.first_event.p99,
+            r.total.p50,
+            r.total.p99,
+            r.peak_rss_mb,
+            r.errors
+        );
+    }
+    println!();
+    println!("idle RSS after the first request: {idle_rss:.1} MB (reference {REFERENCE_IDLE_RSS_MB:.0} MB: {:.0}x less)", REFERENCE_IDLE_RSS_MB / idle_rss.max(0.1));
+    println!(
+        "cold start, spawn to first answer: p50 {:.1} ms (reference {REFERENCE_COLD_START_MS:.0} ms: {:.0}x faster)",
+        cold.p50,
+        REFERENCE_COLD_START_MS / cold.p50.max(0.01)
+    );
+    println!("tracing: not in this build yet (the reference's tracing-off figures are the fair comparison)");
+    println!("{} requests in all", rows.iter().map(|r| r.requests).sum::<usize>());
+}

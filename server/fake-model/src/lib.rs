@@ -19,6 +19,7 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use axum::serve::ListenerExt;
 use futures::StreamExt;
 use serde_json::{Value, json};
 
@@ -168,6 +169,10 @@ impl Drop for FakeModel {
 }
 
 async fn serve(listener: tokio::net::TcpListener, app: Router) {
+    // Many small writes: without TCP_NODELAY each waits for the last one's ACK.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let _ = axum::serve(listener, app).await;
 }
 

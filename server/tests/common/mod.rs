@@ -50,7 +50,7 @@ pub async fn serve(fake: FakeModel, settings: Settings, agent: Agent) -> TestSer
     let url = format!("http://{}", listener.local_addr().unwrap());
     let app = server::app(state);
     let task = tokio::spawn(async move {
-        axum::serve(listener, app).await.unwrap();
+        server::serve(listener, app, std::future::pending(), std::time::Duration::ZERO).await.unwrap();
     });
     TestServer { url, fake, client: server::http_client::new(), task }
 }

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Sets up and runs every test: Rust unit and integration tests (real HTTP against the scripted fake
+# model), then the end-to-end tests in Debian's Chromium against the real server, then a short
+# benchmark run to check the benchmark itself works.
+source "$(dirname "$0")/lib.sh"
+
+ensure_chromium
+ensure_e2e_packages
+build_site debug
+
+log "cargo tests"
+cargo test --workspace --exclude frontend 2>&1 | tee target/cargo-test.log
+grep -q "^test result: ok" target/cargo-test.log
+
+log "end-to-end tests (Chromium)"
+cargo build -p server -p fake-model
+model_port=$(free_port)
+app_port=$(free_port)
+./target/debug/fake-model --port "$model_port" > target/e2e-fake-model.log 2>&1 &
+model_pid=$!
+OPENAI_BASE_URL="http://127.0.0.1:$model_port/v1" AGENT_HOST=127.0.0.1 LEPTOS_SITE_ROOT=target/site \
+  ./target/debug/server --port "$app_port" > target/e2e-server.log 2>&1 &
+server_pid=$!
+trap 'kill $server_pid $model_pid 2>/dev/null || true' EXIT
+wait_for_url "http://127.0.0.1:$app_port/health" "$server_pid"
+(cd end2end && CI=1 BASE_URL="http://127.0.0.1:$app_port" npx playwright test) 2>&1 | tee target/e2e.log
+kill $server_pid $model_pid 2>/dev/null || true
+trap - EXIT
+
+# Debug build: this checks that the benchmark runs and sees no errors, not how fast (see README).
+log "benchmark smoke run"
+./target/debug/agent-bench --quick --server target/debug/server
+
+cargo_passed=$(awk '/^test result:/ {n += $4} END {print n + 0}' target/cargo-test.log)
+e2e_passed=$(sed -n 's/^ *\([0-9][0-9]*\) passed.*/\1/p' target/e2e.log | tail -1)
+echo "all tests: $((cargo_passed + ${e2e_passed:-0})) passed, 0 failed"
