@@ -103,6 +103,22 @@ impl Output {
         self.response.output.insert(at, item);
     }
 
+    /// `response.output_item.added` for an item that starts at `index`.
+    async fn item_added(&mut self, index: u32, item: impl FnOnce() -> Item) -> Result<(), Disconnected> {
+        self.emit(|s| StreamEvent::OutputItemAdded { item: item(), output_index: Some(index), sequence_number: Some(s) }).await
+    }
+
+    /// `response.output_item.done`, and the item joins the response.
+    async fn item_done(&mut self, index: u32, item: Item) -> Result<(), Disconnected> {
+        if self.is_streaming() {
+            let done = item.clone();
+            self.emit(|s| StreamEvent::OutputItemDone { item: done, output_index: Some(index), sequence_number: Some(s) })
+                .await?;
+        }
+        self.push_item(index, item);
+        Ok(())
+    }
+
     pub fn add_usage(&mut self, usage: &Usage) {
         self.response.usage.get_or_insert_with(Usage::default).add(usage);
     }
@@ -130,10 +146,8 @@ impl Output {
     pub async fn message_start(&mut self) -> Result<OpenMessage, Disconnected> {
         let open = OpenMessage { id: new_id("msg"), index: self.take_index(), text: String::new() };
         if self.is_streaming() {
-            let item = message_item(&open.id, Vec::new(), "in_progress");
             let (item_id, output_index) = (open.id.clone(), open.index);
-            self.emit(|s| StreamEvent::OutputItemAdded { item, output_index: Some(output_index), sequence_number: Some(s) })
-                .await?;
+            self.item_added(output_index, || message_item(&item_id, Vec::new(), "in_progress")).await?;
             self.emit(|sequence_number| StreamEvent::ContentPartAdded {
                 item_id,
                 output_index,
@@ -182,11 +196,8 @@ impl Output {
                 sequence_number,
             })
             .await?;
-            let done = item.clone();
-            self.emit(|s| StreamEvent::OutputItemDone { item: done, output_index: Some(index), sequence_number: Some(s) })
-                .await?;
         }
-        self.push_item(index, item);
+        self.item_done(index, item).await?;
         Ok(text)
     }
 
@@ -194,11 +205,7 @@ impl Output {
 
     pub async fn reasoning_start(&mut self) -> Result<OpenReasoning, Disconnected> {
         let open = OpenReasoning { id: new_id("rs"), index: self.take_index(), text: String::new() };
-        if self.is_streaming() {
-            let item = reasoning_item(&open.id, Vec::new());
-            let index = open.index;
-            self.emit(|s| StreamEvent::OutputItemAdded { item, output_index: Some(index), sequence_number: Some(s) }).await?;
-        }
+        self.item_added(open.index, || reasoning_item(&open.id, Vec::new())).await?;
         Ok(open)
     }
 
@@ -216,23 +223,14 @@ impl Output {
     }
 
     pub async fn reasoning_done(&mut self, open: OpenReasoning) -> Result<(), Disconnected> {
-        let item = reasoning_item(&open.id, vec![ContentPart::summary_text(open.text)]);
-        let done = item.clone();
-        let index = open.index;
-        self.emit(|s| StreamEvent::OutputItemDone { item: done, output_index: Some(index), sequence_number: Some(s) }).await?;
-        self.push_item(index, item);
-        Ok(())
+        self.item_done(open.index, reasoning_item(&open.id, vec![ContentPart::summary_text(open.text)])).await
     }
 
     // --- tool calls ---------------------------------------------------------------------------
 
     pub async fn call_start(&mut self, call_id: String, name: String) -> Result<OpenCall, Disconnected> {
         let open = OpenCall { id: new_id("fc"), index: self.take_index(), call_id, name, arguments: String::new() };
-        if self.is_streaming() {
-            let item = call_item(&open, "in_progress");
-            let index = open.index;
-            self.emit(|s| StreamEvent::OutputItemAdded { item, output_index: Some(index), sequence_number: Some(s) }).await?;
-        }
+        self.item_added(open.index, || call_item(&open, "in_progress")).await?;
         Ok(open)
     }
 
@@ -249,22 +247,15 @@ impl Output {
     }
 
     pub async fn call_done(&mut self, open: &OpenCall) -> Result<(), Disconnected> {
-        let item = call_item(open, "completed");
-        if self.is_streaming() {
-            let (item_id, arguments, index) = (open.id.clone(), open.arguments.clone(), open.index);
-            self.emit(|sequence_number| StreamEvent::FunctionCallArgumentsDone {
-                item_id,
-                output_index: index,
-                arguments,
-                sequence_number,
-            })
-            .await?;
-            let done = item.clone();
-            self.emit(|s| StreamEvent::OutputItemDone { item: done, output_index: Some(index), sequence_number: Some(s) })
-                .await?;
-        }
-        self.push_item(open.index, item);
-        Ok(())
+        let (item_id, arguments, index) = (&open.id, &open.arguments, open.index);
+        self.emit(|sequence_number| StreamEvent::FunctionCallArgumentsDone {
+            item_id: item_id.clone(),
+            output_index: index,
+            arguments: arguments.clone(),
+            sequence_number,
+        })
+        .await?;
+        self.item_done(index, call_item(open, "completed")).await
     }
 
     pub async fn tool_output(&mut self, call_id: &str, output: String) -> Result<(), Disconnected> {
@@ -276,15 +267,8 @@ impl Output {
             status: Some("completed".into()),
             extra: Extra::new(),
         });
-        if self.is_streaming() {
-            let (added, done) = (item.clone(), item.clone());
-            self.emit(|s| StreamEvent::OutputItemAdded { item: added, output_index: Some(index), sequence_number: Some(s) })
-                .await?;
-            self.emit(|s| StreamEvent::OutputItemDone { item: done, output_index: Some(index), sequence_number: Some(s) })
-                .await?;
-        }
-        self.push_item(index, item);
-        Ok(())
+        self.item_added(index, || item.clone()).await?;
+        self.item_done(index, item).await
     }
 }
 
