@@ -13,7 +13,7 @@ cargo test --workspace --exclude frontend 2>&1 | tee target/cargo-test.log
 grep -q "^test result: ok" target/cargo-test.log
 
 log "end-to-end tests (Chromium)"
-cargo build -p server -p fake-model
+cargo build -p server -p fake-model -p agent-bench
 model_port=$(free_port)
 app_port=$(free_port)
 ./target/debug/fake-model --port "$model_port" > target/e2e-fake-model.log 2>&1 &

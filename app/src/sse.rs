@@ -64,7 +64,7 @@ impl SseParser {
                 bytes = &bytes[1..];
             }
         }
-        while let Some(pos) = bytes.iter().position(|&b| b == b'\n' || b == b'\r') {
+        while let Some(pos) = memchr::memchr2(b'\n', b'\r', bytes) {
             let line_end = bytes[pos];
             let line = &bytes[..pos];
             bytes = &bytes[pos + 1..];
@@ -105,14 +105,18 @@ impl SseParser {
         if line[0] == b':' {
             return;
         }
-        let (field, value) = match line.iter().position(|&b| b == b':') {
+        let (field, value) = match memchr::memchr(b':', line) {
             Some(colon) => {
                 let value = &line[colon + 1..];
                 (&line[..colon], value.strip_prefix(b" ").unwrap_or(value))
             }
             None => (line, &[][..]),
         };
-        let value = String::from_utf8_lossy(value);
+        // Valid UTF-8 is the rule; only a broken peer pays for the lossy conversion.
+        let value = match std::str::from_utf8(value) {
+            Ok(text) => std::borrow::Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(value),
+        };
         match field {
             b"data" => {
                 if self.has_data {

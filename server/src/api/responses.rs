@@ -19,20 +19,14 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use futures::Stream;
 use serde_json::{Map, Value, json};
-use tokio::sync::mpsc;
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::error::ApiError;
-use crate::runner::output::{Output, new_id, sse_frame};
-use crate::runner::{RunError, Runner};
+use crate::runner::output::{FrameBuffer, Output, new_id};
+use crate::runner::Runner;
 use crate::state::AppState;
 use crate::tools::ToolContext;
-
-/// Stream frames buffered between the agent and a slow client before the agent waits.
-const STREAM_BUFFER: usize = 64;
-/// Frames already queued are written together, up to this size.
-const MAX_COALESCED_BYTES: usize = 64 * 1024;
 
 pub async fn create(State(state): State<AppState>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
     match handle(state, headers, body).await {
@@ -101,8 +95,8 @@ struct Run {
 }
 
 impl Run {
-    fn output(&self, events: Option<mpsc::Sender<Bytes>>) -> Output {
-        let mut out = Output::new(events, new_id("resp"), self.runner.agent.model.clone());
+    fn output(&self, frames: Option<FrameBuffer>) -> Output {
+        let mut out = Output::new(frames, new_id("resp"), self.runner.agent.model.clone());
         out.response.custom_outputs = self.custom_outputs.clone();
         out
     }
@@ -122,33 +116,29 @@ impl Run {
     }
 
     fn stream(self, keepalive: Duration) -> Response {
-        let (events, frames) = mpsc::channel(STREAM_BUFFER);
+        let frames = FrameBuffer::default();
         let cancel = self.context.cancel.clone();
-        tokio::spawn(async move {
-            let mut out = self.output(Some(events.clone()));
-            let result = tokio::select! {
-                result = self.runner.run(&self.request, &self.context, &mut out) => result,
-                _ = self.context.cancel.cancelled() => Err(RunError::Disconnected),
-            };
-            let last = match result {
-                Ok(()) => self.trace_id.map(|id| json!({"trace_id": id}).to_string()),
-                Err(RunError::Disconnected) => {
-                    tracing::info!("client disconnected; the run was cancelled");
-                    return;
+        let run = {
+            let frames = frames.clone();
+            async move {
+                let mut out = self.output(Some(frames.clone()));
+                match self.runner.run(&self.request, &self.context, &mut out).await {
+                    Ok(()) => {
+                        if let Some(id) = self.trace_id {
+                            frames.write(&json!({"trace_id": id}));
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "stream failed");
+                        let sequence = out.next_sequence();
+                        frames.write(&StreamEvent::error(error.error_code(), error.to_string(), Some(sequence)));
+                    }
                 }
-                Err(error) => {
-                    tracing::warn!(%error, "stream failed");
-                    let sequence = out.next_sequence();
-                    let event = StreamEvent::error(error.error_code(), error.to_string(), Some(sequence));
-                    Some(serde_json::to_string(&event).expect("error events serialise"))
-                }
-            };
-            if let Some(last) = last {
-                let _ = events.send(sse_frame(last.as_bytes())).await;
+                frames.write_raw(b"data: [DONE]\n\n");
             }
-            let _ = events.send(Bytes::from_static(b"data: [DONE]\n\n")).await;
-        });
+        };
         let body = SseBody {
+            run: Some(Box::pin(run)),
             frames,
             keepalive,
             timer: Box::pin(tokio::time::sleep(keepalive)),
@@ -164,10 +154,14 @@ impl Run {
     }
 }
 
-/// The body of a streamed response: the agent's frames, keep-alive comments while it is quiet, and
-/// cancellation of the run when the client hangs up (the body is dropped).
+/// The body of a streamed response. It drives the run itself: each time the connection is ready for
+/// more, the run goes as far as it can and everything it wrote leaves in one piece. A client that
+/// hangs up drops the body, and with it the run (the model call and the running tools); the drop
+/// guard also tells tools that watch `ToolContext::cancel`. While the run is quiet (a long tool
+/// call), keep-alive comments hold the connection open through proxies.
 struct SseBody {
-    frames: mpsc::Receiver<Bytes>,
+    run: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    frames: FrameBuffer,
     keepalive: Duration,
     timer: Pin<Box<Sleep>>,
     _cancel_when_dropped: DropGuard,
@@ -178,27 +172,25 @@ impl Stream for SseBody {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
-        match this.frames.poll_recv(cx) {
-            Poll::Ready(Some(first)) => {
-                // Write what is already queued in one go: fewer syscalls under load.
-                let mut batch: Option<Vec<u8>> = None;
-                while batch.as_ref().map_or(first.len(), Vec::len) < MAX_COALESCED_BYTES {
-                    match this.frames.try_recv() {
-                        Ok(more) => batch.get_or_insert_with(|| first.to_vec()).extend_from_slice(&more),
-                        Err(_) => break,
-                    }
-                }
+        if let Some(run) = &mut this.run
+            && run.as_mut().poll(cx).is_ready()
+        {
+            this.run = None;
+        }
+        let written = this.frames.take();
+        if !written.is_empty() {
+            this.timer.as_mut().reset(Instant::now() + this.keepalive);
+            return Poll::Ready(Some(Ok(Bytes::from(written))));
+        }
+        if this.run.is_none() {
+            return Poll::Ready(None);
+        }
+        match this.timer.as_mut().poll(cx) {
+            Poll::Ready(()) => {
                 this.timer.as_mut().reset(Instant::now() + this.keepalive);
-                Poll::Ready(Some(Ok(batch.map(Bytes::from).unwrap_or(first))))
+                Poll::Ready(Some(Ok(Bytes::from_static(b": keep-alive\n\n"))))
             }
-            Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => match this.timer.as_mut().poll(cx) {
-                Poll::Ready(()) => {
-                    this.timer.as_mut().reset(Instant::now() + this.keepalive);
-                    Poll::Ready(Some(Ok(Bytes::from_static(b": keep-alive\n\n"))))
-                }
-                Poll::Pending => Poll::Pending,
-            },
+            Poll::Pending => Poll::Pending,
         }
     }
 }

@@ -6,6 +6,7 @@
 //! a list of parts, reasoning fields, arguments sent as objects. It retries 429/5xx/connection
 //! errors with backoff, but only before the answer started, so nothing is ever said twice.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -15,8 +16,9 @@ use app::sse::SseParser;
 use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::{ChatDelta, ChatMessage, ChatModel, ChatRequest, DeltaStream, ModelError, ToolSpec};
 use crate::config::Secret;
@@ -377,123 +379,197 @@ fn delta_stream(response: reqwest::Response, idle: Duration) -> DeltaStream {
     .boxed()
 }
 
+// Chunks are read into borrowed, typed structs: every streamed token is one chunk, and building a
+// `serde_json::Value` tree for each was the largest cost of a streamed request.
+
+#[derive(Deserialize)]
+struct WireChunk<'a> {
+    #[serde(default, borrow)]
+    choices: Vec<WireChoice<'a>>,
+    #[serde(default)]
+    usage: Option<WireUsage>,
+    #[serde(default, borrow)]
+    error: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct WireChoice<'a> {
+    #[serde(default, borrow)]
+    delta: Option<WireMessage<'a>>,
+    #[serde(default, borrow)]
+    message: Option<WireMessage<'a>>,
+    #[serde(default, borrow)]
+    finish_reason: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct WireMessage<'a> {
+    /// A string, a list of parts, or null.
+    #[serde(default, borrow)]
+    content: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    reasoning_content: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    reasoning: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    tool_calls: Option<Vec<WireToolCall<'a>>>,
+}
+
+#[derive(Deserialize)]
+struct WireToolCall<'a> {
+    #[serde(default)]
+    index: Option<u32>,
+    #[serde(default, borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    function: Option<WireFunctionDelta<'a>>,
+}
+
+#[derive(Deserialize)]
+struct WireFunctionDelta<'a> {
+    #[serde(default, borrow)]
+    name: Option<Cow<'a, str>>,
+    /// Usually a JSON text; some servers send the object itself.
+    #[serde(default, borrow)]
+    arguments: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize, Default)]
+struct WireUsage {
+    #[serde(default)]
+    prompt_tokens: Option<u64>,
+    #[serde(default)]
+    completion_tokens: Option<u64>,
+    #[serde(default)]
+    total_tokens: Option<u64>,
+    #[serde(default)]
+    prompt_tokens_details: Option<WireTokenDetails>,
+    #[serde(default)]
+    completion_tokens_details: Option<WireTokenDetails>,
+}
+
+#[derive(Deserialize, Default)]
+struct WireTokenDetails {
+    #[serde(default)]
+    cached_tokens: Option<u64>,
+    #[serde(default)]
+    reasoning_tokens: Option<u64>,
+}
+
 /// Reads one streamed chunk into deltas.
 fn parse_chunk(data: &str, out: &mut VecDeque<ChatDelta>) -> Result<(), ModelError> {
-    let chunk: Value =
+    let chunk: WireChunk<'_> =
         serde_json::from_str(data).map_err(|_| ModelError::Protocol(truncate(data, 200)))?;
-    if let Some(error) = chunk.get("error").filter(|e| !e.is_null()) {
-        let message = error.get("message").and_then(Value::as_str).map(str::to_string);
-        return Err(ModelError::Upstream(message.unwrap_or_else(|| error.to_string())));
+    if let Some(error) = chunk.error {
+        return Err(ModelError::Upstream(error_message(error.get().as_bytes())));
     }
-    if !chunk.is_object() {
-        return Err(ModelError::Protocol(truncate(data, 200)));
-    }
-    if let Some(choice) = chunk.get("choices").and_then(Value::as_array).and_then(|c| c.first()) {
-        if let Some(delta) = choice.get("delta") {
+    if let Some(choice) = chunk.choices.first() {
+        if let Some(delta) = &choice.delta {
             read_message(delta, out);
         }
         push_finish(choice, out);
     }
-    if let Some(usage) = chunk.get("usage").filter(|u| u.is_object()) {
-        out.push_back(ChatDelta::Usage(usage_from(usage)));
+    if let Some(usage) = chunk.usage {
+        out.push_back(ChatDelta::Usage(usage.into()));
     }
     Ok(())
 }
 
 /// A non-streamed completion, as deltas.
 fn parse_completion(body: &[u8]) -> Result<Vec<ChatDelta>, ModelError> {
-    let completion: Value = serde_json::from_slice(body)
-        .map_err(|_| ModelError::Protocol(truncate(&String::from_utf8_lossy(body), 200)))?;
-    if let Some(error) = completion.get("error").filter(|e| !e.is_null()) {
-        return Err(ModelError::Upstream(error_message(error.to_string().as_bytes())));
+    let protocol_error = || ModelError::Protocol(truncate(&String::from_utf8_lossy(body), 200));
+    let text = std::str::from_utf8(body).map_err(|_| protocol_error())?;
+    let completion: WireChunk<'_> = serde_json::from_str(text).map_err(|_| protocol_error())?;
+    if let Some(error) = completion.error {
+        return Err(ModelError::Upstream(error_message(error.get().as_bytes())));
     }
     let choice = completion
-        .get("choices")
-        .and_then(Value::as_array)
-        .and_then(|c| c.first())
+        .choices
+        .first()
         .ok_or_else(|| ModelError::Protocol("the completion has no choices".into()))?;
     let mut out = VecDeque::new();
-    if let Some(message) = choice.get("message") {
+    if let Some(message) = &choice.message {
         read_message(message, &mut out);
     }
     push_finish(choice, &mut out);
-    if let Some(usage) = completion.get("usage").filter(|u| u.is_object()) {
-        out.push_back(ChatDelta::Usage(usage_from(usage)));
+    if let Some(usage) = completion.usage {
+        out.push_back(ChatDelta::Usage(usage.into()));
     }
     Ok(out.into())
 }
 
+/// A JSON string's text; anything else (null, objects, numbers) gives `None`.
+fn raw_string(raw: &RawValue) -> Option<String> {
+    if raw.get().starts_with('"') { serde_json::from_str::<String>(raw.get()).ok() } else { None }
+}
+
 /// Text, reasoning and tool calls of a `delta` or a whole `message`.
-fn read_message(message: &Value, out: &mut VecDeque<ChatDelta>) {
-    match message.get("content") {
-        Some(Value::String(text)) if !text.is_empty() => out.push_back(ChatDelta::Text(text.clone())),
-        // Databricks (Claude, GPT-OSS) sends content as parts, reasoning included.
-        Some(Value::Array(parts)) => {
-            for part in parts {
-                match part.get("type").and_then(Value::as_str) {
-                    Some("reasoning") => {
-                        let summary = part.get("summary").and_then(Value::as_array).into_iter().flatten();
-                        for s in summary {
-                            if let Some(t) = s.get("text").and_then(Value::as_str) {
-                                out.push_back(ChatDelta::Reasoning(t.to_string()));
-                            }
+fn read_message(message: &WireMessage<'_>, out: &mut VecDeque<ChatDelta>) {
+    if let Some(content) = message.content {
+        if let Some(text) = raw_string(content) {
+            if !text.is_empty() {
+                out.push_back(ChatDelta::Text(text));
+            }
+        } else if content.get().starts_with('[') {
+            // Databricks (Claude, GPT-OSS) sends content as parts, reasoning included.
+            let parts: Vec<Value> = serde_json::from_str(content.get()).unwrap_or_default();
+            for part in &parts {
+                if part.get("type").and_then(Value::as_str) == Some("reasoning") {
+                    let summary = part.get("summary").and_then(Value::as_array).into_iter().flatten();
+                    for s in summary {
+                        if let Some(t) = s.get("text").and_then(Value::as_str) {
+                            out.push_back(ChatDelta::Reasoning(t.to_string()));
                         }
                     }
-                    _ => {
-                        if let Some(t) = part.get("text").and_then(Value::as_str).filter(|t| !t.is_empty()) {
-                            out.push_back(ChatDelta::Text(t.to_string()));
-                        }
-                    }
+                } else if let Some(t) = part.get("text").and_then(Value::as_str).filter(|t| !t.is_empty()) {
+                    out.push_back(ChatDelta::Text(t.to_string()));
                 }
             }
         }
-        _ => {}
     }
-    for key in ["reasoning_content", "reasoning"] {
-        if let Some(text) = message.get(key).and_then(Value::as_str).filter(|t| !t.is_empty()) {
-            out.push_back(ChatDelta::Reasoning(text.to_string()));
+    for reasoning in [message.reasoning_content, message.reasoning].into_iter().flatten() {
+        if let Some(text) = raw_string(reasoning).filter(|t| !t.is_empty()) {
+            out.push_back(ChatDelta::Reasoning(text));
         }
     }
-    if let Some(calls) = message.get("tool_calls").and_then(Value::as_array) {
-        for (position, call) in calls.iter().enumerate() {
-            let index = call.get("index").and_then(Value::as_u64).unwrap_or(position as u64) as u32;
-            let function = call.get("function");
-            let arguments = match function.and_then(|f| f.get("arguments")) {
-                Some(Value::String(s)) => s.clone(),
-                Some(Value::Null) | None => String::new(),
-                Some(other) => other.to_string(),
-            };
-            out.push_back(ChatDelta::ToolCall {
-                index,
-                id: call.get("id").and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string),
-                name: function
-                    .and_then(|f| f.get("name"))
-                    .and_then(Value::as_str)
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string),
-                arguments,
-            });
-        }
+    for (position, call) in message.tool_calls.iter().flatten().enumerate() {
+        let function = call.function.as_ref();
+        let arguments = match function.and_then(|f| f.arguments) {
+            None => String::new(),
+            Some(raw) if raw.get() == "null" => String::new(),
+            Some(raw) => raw_string(raw).unwrap_or_else(|| raw.get().to_string()),
+        };
+        out.push_back(ChatDelta::ToolCall {
+            index: call.index.unwrap_or(position as u32),
+            id: call.id.as_deref().filter(|s| !s.is_empty()).map(str::to_string),
+            name: function.and_then(|f| f.name.as_deref()).filter(|s| !s.is_empty()).map(str::to_string),
+            arguments,
+        });
     }
 }
 
-fn push_finish(choice: &Value, out: &mut VecDeque<ChatDelta>) {
+fn push_finish(choice: &WireChoice<'_>, out: &mut VecDeque<ChatDelta>) {
     // Some servers send `finish_reason: ""` on every chunk: that is not a finish.
-    if let Some(reason) = choice.get("finish_reason").and_then(Value::as_str).filter(|r| !r.is_empty()) {
+    if let Some(reason) = choice.finish_reason.as_deref().filter(|r| !r.is_empty()) {
         out.push_back(ChatDelta::Finish(reason.to_string()));
     }
 }
 
-fn usage_from(u: &Value) -> Usage {
-    let n = |p: &str| u.pointer(p).and_then(Value::as_u64).unwrap_or(0);
-    let input = n("/prompt_tokens");
-    let output = n("/completion_tokens");
-    Usage {
-        input_tokens: input,
-        input_tokens_details: InputTokensDetails { cached_tokens: n("/prompt_tokens_details/cached_tokens") },
-        output_tokens: output,
-        output_tokens_details: OutputTokensDetails { reasoning_tokens: n("/completion_tokens_details/reasoning_tokens") },
-        total_tokens: u.get("total_tokens").and_then(Value::as_u64).unwrap_or(input + output),
+impl From<WireUsage> for Usage {
+    fn from(u: WireUsage) -> Self {
+        let input = u.prompt_tokens.unwrap_or(0);
+        let output = u.completion_tokens.unwrap_or(0);
+        Usage {
+            input_tokens: input,
+            input_tokens_details: InputTokensDetails {
+                cached_tokens: u.prompt_tokens_details.and_then(|d| d.cached_tokens).unwrap_or(0),
+            },
+            output_tokens: output,
+            output_tokens_details: OutputTokensDetails {
+                reasoning_tokens: u.completion_tokens_details.and_then(|d| d.reasoning_tokens).unwrap_or(0),
+            },
+            total_tokens: u.total_tokens.unwrap_or(input + output),
+        }
     }
 }
 

@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use crate::llm::{ChatDelta, ChatMessage, ChatModel, ChatRequest, ModelError, ToolCall};
 use crate::tools::{Tool, ToolContext, ToolError, ToolSet};
-use output::{Disconnected, OpenCall, OpenMessage, OpenReasoning, Output, new_id};
+use output::{OpenCall, OpenMessage, OpenReasoning, Output, new_id};
 
 /// An agent: who it is, what model it uses, what tools it has. Built in `agent.rs`.
 #[derive(Clone)]
@@ -66,14 +66,6 @@ pub enum RunError {
     Model(#[from] ModelError),
     #[error("the agent made {0} model calls without reaching a final answer (raise AGENT_MAX_TURNS to allow more)")]
     MaxTurns(usize),
-    #[error("the client disconnected")]
-    Disconnected,
-}
-
-impl From<Disconnected> for RunError {
-    fn from(_: Disconnected) -> Self {
-        RunError::Disconnected
-    }
 }
 
 impl RunError {
@@ -81,7 +73,6 @@ impl RunError {
         match self {
             RunError::Model(e) => e.error_code(),
             RunError::MaxTurns(_) => "MAX_TURNS_EXCEEDED",
-            RunError::Disconnected => "CANCELLED",
         }
     }
 }
@@ -106,7 +97,7 @@ struct PendingCall {
 impl Runner {
     /// One request, start to finish: `response.created` … `response.completed`.
     pub async fn run(&self, request: &ResponsesRequest, context: &ToolContext, out: &mut Output) -> Result<(), RunError> {
-        out.created().await?;
+        out.created();
         let mut messages = history::chat_messages(&self.agent.instructions, &request.input);
         let tools = self.agent.tools.specs();
         for turn in 1..=self.limits.max_turns {
@@ -123,12 +114,12 @@ impl Runner {
             };
             let (text, calls) = self.model_turn(call, out).await?;
             if calls.is_empty() {
-                out.completed().await?;
+                out.completed();
                 return Ok(());
             }
             let tool_calls = calls.iter().map(|c| ToolCall::function(&c.call_id, &c.name, &c.arguments)).collect();
             messages.push(ChatMessage::Assistant { content: (!text.is_empty()).then_some(text), tool_calls });
-            for (call, output) in calls.iter().zip(self.run_tools(&calls, context, out).await?) {
+            for (call, output) in calls.iter().zip(self.run_tools(&calls, context, out).await) {
                 messages.push(ChatMessage::Tool { tool_call_id: call.call_id.clone(), content: output });
             }
         }
@@ -147,10 +138,10 @@ impl Runner {
                 Err(error) => {
                     // Keep what was said: close the open items as incomplete, then report.
                     if let Some(r) = reasoning.take() {
-                        out.reasoning_done(r).await?;
+                        out.reasoning_done(r);
                     }
                     if let Some(m) = message.take() {
-                        out.message_done(m, false).await?;
+                        out.message_done(m, false);
                     }
                     return Err(error.into());
                 }
@@ -158,20 +149,20 @@ impl Runner {
             match delta {
                 ChatDelta::Text(text) => {
                     if let Some(r) = reasoning.take() {
-                        out.reasoning_done(r).await?;
+                        out.reasoning_done(r);
                     }
                     let open = match &mut message {
                         Some(open) => open,
-                        None => message.insert(out.message_start().await?),
+                        None => message.insert(out.message_start()),
                     };
-                    out.message_delta(open, &text).await?;
+                    out.message_delta(open, &text);
                 }
                 ChatDelta::Reasoning(text) => {
                     let open = match &mut reasoning {
                         Some(open) => open,
-                        None => reasoning.insert(out.reasoning_start().await?),
+                        None => reasoning.insert(out.reasoning_start()),
                     };
-                    out.reasoning_delta(open, &text).await?;
+                    out.reasoning_delta(open, &text);
                 }
                 ChatDelta::ToolCall { index, id, name, arguments } => {
                     let at = match pending.iter().position(|p| p.index == index) {
@@ -186,14 +177,14 @@ impl Runner {
                     p.name = p.name.take().or(name);
                     if let Some(open) = p.open.as_mut() {
                         if !arguments.is_empty() {
-                            out.call_arguments_delta(open, &arguments).await?;
+                            out.call_arguments_delta(open, &arguments);
                         }
                     } else if let Some(name) = p.name.clone() {
                         let call_id = p.id.clone().unwrap_or_else(|| new_id("call"));
-                        let mut open = out.call_start(call_id, name).await?;
+                        let mut open = out.call_start(call_id, name);
                         let early = std::mem::take(&mut p.early_arguments) + &arguments;
                         if !early.is_empty() {
-                            out.call_arguments_delta(&mut open, &early).await?;
+                            out.call_arguments_delta(&mut open, &early);
                         }
                         p.open = Some(open);
                     } else {
@@ -205,17 +196,17 @@ impl Runner {
             }
         }
         if let Some(r) = reasoning.take() {
-            out.reasoning_done(r).await?;
+            out.reasoning_done(r);
         }
         let text = match message.take() {
-            Some(m) => out.message_done(m, true).await?,
+            Some(m) => out.message_done(m, true),
             None => String::new(),
         };
         let mut calls = Vec::with_capacity(pending.len());
         for p in pending {
             match p.open {
                 Some(open) => {
-                    out.call_done(&open).await?;
+                    out.call_done(&open);
                     calls.push(open);
                 }
                 None => tracing::warn!(index = p.index, "the model sent a tool call without a name; ignored"),
@@ -226,7 +217,7 @@ impl Runner {
 
     /// Runs the calls concurrently; each output is streamed as soon as it is ready. Returns the
     /// outputs in call order.
-    async fn run_tools(&self, calls: &[OpenCall], context: &ToolContext, out: &mut Output) -> Result<Vec<String>, RunError> {
+    async fn run_tools(&self, calls: &[OpenCall], context: &ToolContext, out: &mut Output) -> Vec<String> {
         let mut running: FuturesUnordered<_> = calls
             .iter()
             .enumerate()
@@ -234,10 +225,10 @@ impl Runner {
             .collect();
         let mut outputs = vec![String::new(); calls.len()];
         while let Some((i, output)) = running.next().await {
-            out.tool_output(&calls[i].call_id, output.clone()).await?;
+            out.tool_output(&calls[i].call_id, output.clone());
             outputs[i] = output;
         }
-        Ok(outputs)
+        outputs
     }
 
     /// One tool call. Whatever goes wrong becomes the output, so the model can react to it.

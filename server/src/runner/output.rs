@@ -9,28 +9,41 @@ use app::responses::{
     Content, ContentPart, Extra, FunctionCall, FunctionCallOutput, Item, MessageItem, ReasoningItem, ResponseObject,
     Role, StreamEvent, Usage,
 };
-use bytes::Bytes;
-use tokio::sync::mpsc;
+use std::sync::{Arc, Mutex};
 
-/// The client went away; the run should stop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Disconnected;
+use serde::Serialize;
 
 pub fn new_id(prefix: &str) -> String {
     format!("{prefix}_{:032x}", fastrand::u128(..))
 }
 
-/// One SSE frame, ready to write.
-pub fn sse_frame(json: &[u8]) -> Bytes {
-    let mut frame = Vec::with_capacity(json.len() + 8);
-    frame.extend_from_slice(b"data: ");
-    frame.extend_from_slice(json);
-    frame.extend_from_slice(b"\n\n");
-    Bytes::from(frame)
+/// Where a stream's frames go: one buffer that the HTTP body drains each time it is polled, so all
+/// the agent produced since the last write leaves in one piece, with no allocation per event.
+#[derive(Clone, Default)]
+pub struct FrameBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl FrameBuffer {
+    /// Appends `data: <value as JSON>\n\n`.
+    pub fn write(&self, value: &impl Serialize) {
+        let mut buffer = self.0.lock().expect("frame buffer lock");
+        buffer.extend_from_slice(b"data: ");
+        serde_json::to_writer(&mut *buffer, value).expect("stream frames serialise");
+        buffer.extend_from_slice(b"\n\n");
+    }
+
+    /// Appends bytes as they are (`data: [DONE]\n\n`, keep-alive comments).
+    pub fn write_raw(&self, bytes: &[u8]) {
+        self.0.lock().expect("frame buffer lock").extend_from_slice(bytes);
+    }
+
+    /// Everything written so far, leaving the buffer empty.
+    pub fn take(&self) -> Vec<u8> {
+        std::mem::replace(&mut *self.0.lock().expect("frame buffer lock"), Vec::with_capacity(4096))
+    }
 }
 
 pub struct Output {
-    events: Option<mpsc::Sender<Bytes>>,
+    frames: Option<FrameBuffer>,
     sequence: u64,
     next_index: u32,
     /// Output index of each item in `response.output`, kept sorted.
@@ -59,18 +72,18 @@ pub struct OpenReasoning {
 }
 
 impl Output {
-    /// `events`: where stream frames go, or `None` to only collect the response.
-    pub fn new(events: Option<mpsc::Sender<Bytes>>, response_id: String, model: String) -> Self {
+    /// `frames`: where stream frames go, or `None` to only collect the response.
+    pub fn new(frames: Option<FrameBuffer>, response_id: String, model: String) -> Self {
         let mut response = ResponseObject::new(Vec::new());
         response.id = Some(response_id);
         response.created_at = Some(now_seconds());
         response.model = Some(model);
         response.status = Some("in_progress".into());
-        Self { events, sequence: 0, next_index: 0, indices: Vec::new(), response }
+        Self { frames, sequence: 0, next_index: 0, indices: Vec::new(), response }
     }
 
     pub fn is_streaming(&self) -> bool {
-        self.events.is_some()
+        self.frames.is_some()
     }
 
     /// The next sequence number (also used by the caller for the error event).
@@ -80,15 +93,12 @@ impl Output {
         n
     }
 
-    /// Sends an event built only if someone listens.
-    async fn emit(&mut self, event: impl FnOnce(u64) -> StreamEvent) -> Result<(), Disconnected> {
-        if self.events.is_none() {
-            return Ok(());
+    /// Writes an event, built only if someone listens.
+    fn emit(&mut self, event: impl FnOnce(u64) -> StreamEvent) {
+        if self.frames.is_some() {
+            let sequence = self.next_sequence();
+            self.frames.as_ref().expect("checked above").write(&event(sequence));
         }
-        let sequence = self.next_sequence();
-        let json = serde_json::to_vec(&event(sequence)).expect("stream events serialise");
-        let events = self.events.as_ref().expect("checked above");
-        events.send(sse_frame(&json)).await.map_err(|_| Disconnected)
     }
 
     fn take_index(&mut self) -> u32 {
@@ -104,50 +114,49 @@ impl Output {
     }
 
     /// `response.output_item.added` for an item that starts at `index`.
-    async fn item_added(&mut self, index: u32, item: impl FnOnce() -> Item) -> Result<(), Disconnected> {
-        self.emit(|s| StreamEvent::OutputItemAdded { item: item(), output_index: Some(index), sequence_number: Some(s) }).await
+    fn item_added(&mut self, index: u32, item: impl FnOnce() -> Item) {
+        self.emit(|s| StreamEvent::OutputItemAdded { item: item(), output_index: Some(index), sequence_number: Some(s) })
     }
 
     /// `response.output_item.done`, and the item joins the response.
-    async fn item_done(&mut self, index: u32, item: Item) -> Result<(), Disconnected> {
+    fn item_done(&mut self, index: u32, item: Item) {
         if self.is_streaming() {
             let done = item.clone();
             self.emit(|s| StreamEvent::OutputItemDone { item: done, output_index: Some(index), sequence_number: Some(s) })
-                .await?;
+                ;
         }
         self.push_item(index, item);
-        Ok(())
     }
 
     pub fn add_usage(&mut self, usage: &Usage) {
         self.response.usage.get_or_insert_with(Usage::default).add(usage);
     }
 
-    pub async fn created(&mut self) -> Result<(), Disconnected> {
+    pub fn created(&mut self) {
         if !self.is_streaming() {
-            return Ok(());
+            return;
         }
         let snapshot = self.response.clone();
-        self.emit(|sequence_number| StreamEvent::Created { response: snapshot.clone(), sequence_number }).await?;
-        self.emit(|sequence_number| StreamEvent::InProgress { response: snapshot, sequence_number }).await
+        self.emit(|sequence_number| StreamEvent::Created { response: snapshot.clone(), sequence_number });
+        self.emit(|sequence_number| StreamEvent::InProgress { response: snapshot, sequence_number })
     }
 
-    pub async fn completed(&mut self) -> Result<(), Disconnected> {
+    pub fn completed(&mut self) {
         self.response.status = Some("completed".into());
         if !self.is_streaming() {
-            return Ok(());
+            return;
         }
         let response = self.response.clone();
-        self.emit(|sequence_number| StreamEvent::Completed { response, sequence_number }).await
+        self.emit(|sequence_number| StreamEvent::Completed { response, sequence_number })
     }
 
     // --- assistant messages -------------------------------------------------------------------
 
-    pub async fn message_start(&mut self) -> Result<OpenMessage, Disconnected> {
+    pub fn message_start(&mut self) -> OpenMessage {
         let open = OpenMessage { id: new_id("msg"), index: self.take_index(), text: String::new() };
         if self.is_streaming() {
             let (item_id, output_index) = (open.id.clone(), open.index);
-            self.item_added(output_index, || message_item(&item_id, Vec::new(), "in_progress")).await?;
+            self.item_added(output_index, || message_item(&item_id, Vec::new(), "in_progress"));
             self.emit(|sequence_number| StreamEvent::ContentPartAdded {
                 item_id,
                 output_index,
@@ -155,12 +164,12 @@ impl Output {
                 part: ContentPart::output_text(""),
                 sequence_number,
             })
-            .await?;
+            ;
         }
-        Ok(open)
+        open
     }
 
-    pub async fn message_delta(&mut self, open: &mut OpenMessage, delta: &str) -> Result<(), Disconnected> {
+    pub fn message_delta(&mut self, open: &mut OpenMessage, delta: &str) {
         open.text.push_str(delta);
         let (item_id, output_index) = (&open.id, open.index);
         self.emit(|s| StreamEvent::OutputTextDelta {
@@ -170,11 +179,11 @@ impl Output {
             content_index: Some(0),
             sequence_number: Some(s),
         })
-        .await
+        
     }
 
     /// Closes a message; `complete` false marks it incomplete (the answer was cut off). Returns its text.
-    pub async fn message_done(&mut self, open: OpenMessage, complete: bool) -> Result<String, Disconnected> {
+    pub fn message_done(&mut self, open: OpenMessage, complete: bool) -> String {
         let OpenMessage { id, index, text } = open;
         let status = if complete { "completed" } else { "incomplete" };
         let item = message_item(&id, vec![ContentPart::output_text(text.clone())], status);
@@ -187,7 +196,7 @@ impl Output {
                 text: part_text.clone(),
                 sequence_number,
             })
-            .await?;
+            ;
             self.emit(|sequence_number| StreamEvent::ContentPartDone {
                 item_id,
                 output_index: index,
@@ -195,21 +204,21 @@ impl Output {
                 part: ContentPart::output_text(part_text),
                 sequence_number,
             })
-            .await?;
+            ;
         }
-        self.item_done(index, item).await?;
-        Ok(text)
+        self.item_done(index, item);
+        text
     }
 
     // --- reasoning ----------------------------------------------------------------------------
 
-    pub async fn reasoning_start(&mut self) -> Result<OpenReasoning, Disconnected> {
+    pub fn reasoning_start(&mut self) -> OpenReasoning {
         let open = OpenReasoning { id: new_id("rs"), index: self.take_index(), text: String::new() };
-        self.item_added(open.index, || reasoning_item(&open.id, Vec::new())).await?;
-        Ok(open)
+        self.item_added(open.index, || reasoning_item(&open.id, Vec::new()));
+        open
     }
 
-    pub async fn reasoning_delta(&mut self, open: &mut OpenReasoning, delta: &str) -> Result<(), Disconnected> {
+    pub fn reasoning_delta(&mut self, open: &mut OpenReasoning, delta: &str) {
         open.text.push_str(delta);
         let (item_id, output_index) = (&open.id, open.index);
         self.emit(|sequence_number| StreamEvent::ReasoningSummaryTextDelta {
@@ -219,22 +228,22 @@ impl Output {
             delta: delta.to_string(),
             sequence_number,
         })
-        .await
+        
     }
 
-    pub async fn reasoning_done(&mut self, open: OpenReasoning) -> Result<(), Disconnected> {
-        self.item_done(open.index, reasoning_item(&open.id, vec![ContentPart::summary_text(open.text)])).await
+    pub fn reasoning_done(&mut self, open: OpenReasoning) {
+        self.item_done(open.index, reasoning_item(&open.id, vec![ContentPart::summary_text(open.text)]))
     }
 
     // --- tool calls ---------------------------------------------------------------------------
 
-    pub async fn call_start(&mut self, call_id: String, name: String) -> Result<OpenCall, Disconnected> {
+    pub fn call_start(&mut self, call_id: String, name: String) -> OpenCall {
         let open = OpenCall { id: new_id("fc"), index: self.take_index(), call_id, name, arguments: String::new() };
-        self.item_added(open.index, || call_item(&open, "in_progress")).await?;
-        Ok(open)
+        self.item_added(open.index, || call_item(&open, "in_progress"));
+        open
     }
 
-    pub async fn call_arguments_delta(&mut self, open: &mut OpenCall, delta: &str) -> Result<(), Disconnected> {
+    pub fn call_arguments_delta(&mut self, open: &mut OpenCall, delta: &str) {
         open.arguments.push_str(delta);
         let (item_id, output_index) = (&open.id, open.index);
         self.emit(|sequence_number| StreamEvent::FunctionCallArgumentsDelta {
@@ -243,10 +252,10 @@ impl Output {
             delta: delta.to_string(),
             sequence_number,
         })
-        .await
+        
     }
 
-    pub async fn call_done(&mut self, open: &OpenCall) -> Result<(), Disconnected> {
+    pub fn call_done(&mut self, open: &OpenCall) {
         let (item_id, arguments, index) = (&open.id, &open.arguments, open.index);
         self.emit(|sequence_number| StreamEvent::FunctionCallArgumentsDone {
             item_id: item_id.clone(),
@@ -254,11 +263,11 @@ impl Output {
             arguments: arguments.clone(),
             sequence_number,
         })
-        .await?;
-        self.item_done(index, call_item(open, "completed")).await
+        ;
+        self.item_done(index, call_item(open, "completed"))
     }
 
-    pub async fn tool_output(&mut self, call_id: &str, output: String) -> Result<(), Disconnected> {
+    pub fn tool_output(&mut self, call_id: &str, output: String) {
         let index = self.take_index();
         let item = Item::FunctionCallOutput(FunctionCallOutput {
             id: Some(new_id("fco")),
@@ -267,8 +276,8 @@ impl Output {
             status: Some("completed".into()),
             extra: Extra::new(),
         });
-        self.item_added(index, || item.clone()).await?;
-        self.item_done(index, item).await
+        self.item_added(index, || item.clone());
+        self.item_done(index, item)
     }
 }
 
