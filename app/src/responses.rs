@@ -101,8 +101,7 @@ impl ResponsesRequest {
         };
         let tool_choice = take::<Value>(&mut body, "tool_choice")?;
         if let Some(choice) = &tool_choice {
-            let ok = choice.is_string()
-                || choice.get("type").and_then(Value::as_str).is_some();
+            let ok = choice.is_string() || choice.get("type").and_then(Value::as_str).is_some();
             if !ok {
                 return Err(invalid(
                     "tool_choice",
@@ -738,7 +737,7 @@ impl StreamEvent {
 /// One frame of a Responses SSE body, as a client reads it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StreamFrame {
-    Event(StreamEvent),
+    Event(Box<StreamEvent>),
     /// `{"trace_id": "tr-…"}`, sent last when `x-mlflow-return-trace-id: true`.
     TraceId(String),
     /// A bare `{"error": "…"}` (the reference's in-band error).
@@ -763,7 +762,7 @@ impl StreamFrame {
                 return Ok(StreamFrame::Error(msg));
             }
         }
-        serde_json::from_value(value).map(StreamFrame::Event)
+        serde_json::from_value(value).map(|event| StreamFrame::Event(Box::new(event)))
     }
 }
 
@@ -805,7 +804,9 @@ mod tests {
             parse(json!({"input": [{"role": "user", "content": [{"text": "x"}]}]})).unwrap_err(),
             "input.0.content.0.type: Field required"
         );
-        assert!(parse(json!({"input": [], "temperature": "hot"})).unwrap_err().starts_with("temperature: invalid type"));
+        assert!(
+            parse(json!({"input": [], "temperature": "hot"})).unwrap_err().starts_with("temperature: invalid type")
+        );
         assert_eq!(
             parse(json!({"input": [], "custom_inputs": [1]})).unwrap_err(),
             "custom_inputs: Input should be a valid dictionary"
@@ -826,7 +827,8 @@ mod tests {
             {"type": "mcp_approval_response", "approval_request_id": "a1", "approve": true, "reason": null},
             {"type": "web_search_call", "id": "w1", "whatever": [1, 2]}
         ]);
-        let r = parse(json!({"input": items, "model": "apps/x", "databricks_options": {"return_trace": true}})).unwrap();
+        let r =
+            parse(json!({"input": items, "model": "apps/x", "databricks_options": {"return_trace": true}})).unwrap();
         assert_eq!(r.input.len(), 10);
         assert_eq!(r.model.as_deref(), Some("apps/x"));
         assert_eq!(r.extra.get("databricks_options"), Some(&json!({"return_trace": true})));
@@ -835,7 +837,10 @@ mod tests {
         let out = serde_json::to_value(&r.input[4]).unwrap();
         assert_eq!(out["type"], "function_call");
         assert_eq!(out["provider_data"], json!({"x": 1}));
-        assert_eq!(serde_json::to_value(&r.input[9]).unwrap(), json!({"type": "web_search_call", "id": "w1", "whatever": [1, 2]}));
+        assert_eq!(
+            serde_json::to_value(&r.input[9]).unwrap(),
+            json!({"type": "web_search_call", "id": "w1", "whatever": [1, 2]})
+        );
         // A full round trip through JSON gives the same items.
         let again: Vec<Item> = serde_json::from_value(serde_json::to_value(&r.input).unwrap()).unwrap();
         assert_eq!(again, r.input);
@@ -843,14 +848,18 @@ mod tests {
 
     #[test]
     fn object_arguments_become_json_text() {
-        let item = Item::from_value(json!({"type": "function_call", "call_id": "c", "name": "f", "arguments": {"a": 1}})).unwrap();
+        let item =
+            Item::from_value(json!({"type": "function_call", "call_id": "c", "name": "f", "arguments": {"a": 1}}))
+                .unwrap();
         let Item::FunctionCall(call) = item else { panic!() };
         assert_eq!(call.arguments, r#"{"a":1}"#);
     }
 
     #[test]
     fn session_id_prefers_conversation_id() {
-        let r = parse(json!({"input": [], "context": {"conversation_id": "conv"}, "custom_inputs": {"session_id": "s"}})).unwrap();
+        let r =
+            parse(json!({"input": [], "context": {"conversation_id": "conv"}, "custom_inputs": {"session_id": "s"}}))
+                .unwrap();
         assert_eq!(r.session_id(), Some("conv"));
         let r = parse(json!({"input": [], "custom_inputs": {"session_id": "s"}})).unwrap();
         assert_eq!(r.session_id(), Some("s"));
@@ -871,19 +880,19 @@ mod tests {
         let f = StreamFrame::parse(r#"{"type":"response.output_text.delta","item_id":"m","delta":"hi"}"#).unwrap();
         assert_eq!(
             f,
-            StreamFrame::Event(StreamEvent::OutputTextDelta {
+            StreamFrame::Event(Box::new(StreamEvent::OutputTextDelta {
                 item_id: "m".into(),
                 delta: "hi".into(),
                 output_index: None,
                 content_index: None,
                 sequence_number: None
-            })
+            }))
         );
         assert_eq!(StreamFrame::parse("[DONE]").unwrap(), StreamFrame::Done);
         assert_eq!(StreamFrame::parse(r#"{"trace_id":"tr-1"}"#).unwrap(), StreamFrame::TraceId("tr-1".into()));
         assert_eq!(StreamFrame::parse(r#"{"error":"boom"}"#).unwrap(), StreamFrame::Error("boom".into()));
         let other = StreamFrame::parse(r#"{"type":"response.custom","x":1}"#).unwrap();
-        assert!(matches!(other, StreamFrame::Event(StreamEvent::Other(_))));
+        assert!(matches!(other, StreamFrame::Event(e) if matches!(*e, StreamEvent::Other(_))));
     }
 
     #[test]

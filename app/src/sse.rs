@@ -153,7 +153,9 @@ mod tests {
     #[test]
     fn whole_body_at_once() {
         let mut p = SseParser::default();
-        let f = p.push(b"data: {\"a\":1}\n\n: keep-alive\n\nevent: x\nid: 7\ndata: two\ndata: lines\n\ndata: [DONE]\n\n").unwrap();
+        let f = p
+            .push(b"data: {\"a\":1}\n\n: keep-alive\n\nevent: x\nid: 7\ndata: two\ndata: lines\n\ndata: [DONE]\n\n")
+            .unwrap();
         assert_eq!(data(&f), vec!["{\"a\":1}", "two\nlines", "[DONE]"]);
         assert_eq!(f[1].event.as_deref(), Some("x"));
         assert_eq!(f[1].id.as_deref(), Some("7"));

@@ -36,7 +36,11 @@ impl std::str::FromStr for Secret {
 
 /// Everything the server can be told. Flags win over the environment, the environment over `.env`.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "server", version, about = "agent-app: an AI agent server with the OpenAI Responses / MLflow ResponsesAgent API and a chat UI")]
+#[command(
+    name = "server",
+    version,
+    about = "agent-app: an AI agent server with the OpenAI Responses / MLflow ResponsesAgent API and a chat UI"
+)]
 pub struct Settings {
     /// Port to listen on (Databricks Apps sets DATABRICKS_APP_PORT).
     #[arg(long, env = "DATABRICKS_APP_PORT", default_value_t = 8000)]

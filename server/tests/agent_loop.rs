@@ -61,7 +61,12 @@ async fn tool_errors_go_back_to_the_model() {
         .collect();
     assert_eq!(outputs.len(), 5);
     let sent = tool_messages(&server.fake.requests(), 1);
-    let by_call = |i: usize| sent.iter().find(|m| m["tool_call_id"] == format!("call_fake_{i}")).unwrap()["content"].as_str().unwrap().to_string();
+    let by_call = |i: usize| {
+        sent.iter().find(|m| m["tool_call_id"] == format!("call_fake_{i}")).unwrap()["content"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
     assert_eq!(by_call(0), "Error: tool `fail` failed: the database is on fire");
     assert_eq!(by_call(1), "Error: tool `no_such_tool` does not exist");
     assert!(by_call(2).starts_with("Error: invalid arguments for tool `sleep`: not valid JSON"), "{}", by_call(2));
@@ -159,7 +164,8 @@ async fn client_disconnect_cancels_the_model_call() {
     let server = start_with(|_| {}, test_agent()).await;
     let words = (0..200).map(|i| format!("w{i} ")).collect::<String>();
     server.fake.push(Reply::text_with_delay(&words, Duration::from_millis(25)));
-    let mut resp = server.client.post(format!("{}/invocations", server.url)).json(&user_stream("talk")).send().await.unwrap();
+    let mut resp =
+        server.client.post(format!("{}/invocations", server.url)).json(&user_stream("talk")).send().await.unwrap();
     let mut seen = String::new();
     while !seen.contains("output_text.delta") {
         seen.push_str(&String::from_utf8_lossy(&resp.chunk().await.unwrap().unwrap()));

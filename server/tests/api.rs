@@ -18,7 +18,8 @@ async fn health_and_agent_info() {
     let server = start_with(|s| s.app_name = Some("agent-demo".into()), server::agent::agent()).await;
     let health: Value = server.client.get(format!("{}/health", server.url)).send().await.unwrap().json().await.unwrap();
     assert_eq!(health, json!({"status": "healthy"}));
-    let info: Value = server.client.get(format!("{}/agent/info", server.url)).send().await.unwrap().json().await.unwrap();
+    let info: Value =
+        server.client.get(format!("{}/agent/info", server.url)).send().await.unwrap().json().await.unwrap();
     assert_eq!(info["name"], "agent-demo");
     assert_eq!(info["use_case"], "agent");
     assert_eq!(info["agent_api"], "responses");
@@ -27,7 +28,8 @@ async fn health_and_agent_info() {
     assert_eq!(info["tools"], json!(["get_current_time"]));
     // Default name when the app has none.
     let server = start().await;
-    let info: Value = server.client.get(format!("{}/agent/info", server.url)).send().await.unwrap().json().await.unwrap();
+    let info: Value =
+        server.client.get(format!("{}/agent/info", server.url)).send().await.unwrap().json().await.unwrap();
     assert_eq!(info["name"], "mlflow_agent_server");
 }
 
@@ -142,7 +144,10 @@ async fn streaming_transcript_event_by_event() {
 async fn text_and_tool_call_in_one_turn_get_their_own_ids() {
     // The reference gives the message the tool call's id here (spec §3.4).
     let server = start().await;
-    server.fake.push(Reply::ToolCalls { text: Some("Let me check.".into()), calls: vec![("get_current_time".into(), "{}".into())] });
+    server.fake.push(Reply::ToolCalls {
+        text: Some("Let me check.".into()),
+        calls: vec![("get_current_time".into(), "{}".into())],
+    });
     server.fake.push(Reply::text("Noon."));
     let s = server.stream("/invocations", user_stream("time?"), &[]).await;
     let done = s.done_items();
@@ -269,7 +274,10 @@ async fn bad_input_gets_a_clear_400() {
             "input.0.role: Invalid role: bogus. Must be 'user', 'assistant', 'system', or 'developer'.",
         ),
         (json!({"input": [{"type": "foo_call"}]}), "input.0.type: Invalid type: foo_call for OutputItem"),
-        (json!({"input": [{"type": "function_call", "name": "f", "arguments": "{}"}]}), "input.0.call_id: Field required"),
+        (
+            json!({"input": [{"type": "function_call", "name": "f", "arguments": "{}"}]}),
+            "input.0.call_id: Field required",
+        ),
         (json!([1, 2]), "body: Input should be a valid dictionary"),
     ];
     for (body, message) in cases {
@@ -309,7 +317,9 @@ async fn oversized_and_overlong_requests_are_refused() {
     let items: Vec<Value> = (0..4).map(|_| json!({"role": "user", "content": "hi"})).collect();
     let (status, out) = server.post("/invocations", json!({"input": items})).await;
     assert_eq!(status, 400);
-    assert!(out["detail"].as_str().unwrap().ends_with("input: at most 3 items are accepted, got 4 (AGENT_MAX_INPUT_ITEMS)"));
+    assert!(
+        out["detail"].as_str().unwrap().ends_with("input: at most 3 items are accepted, got 4 (AGENT_MAX_INPUT_ITEMS)")
+    );
     // The server is fine afterwards.
     let (status, _) = server.post("/invocations", user("hi")).await;
     assert_eq!(status, 200);
@@ -331,7 +341,9 @@ async fn wrong_method_is_405() {
 #[tokio::test]
 async fn stream_flag_is_read_by_truthiness() {
     let server = start().await;
-    for (flag, streams) in [(json!("yes"), true), (json!(1), true), (json!(0), false), (json!(null), false), (json!(""), false)] {
+    for (flag, streams) in
+        [(json!("yes"), true), (json!(1), true), (json!(0), false), (json!(null), false), (json!(""), false)]
+    {
         let mut body = user("hi");
         body["stream"] = flag.clone();
         let resp = server.client.post(format!("{}/invocations", server.url)).json(&body).send().await.unwrap();
@@ -375,10 +387,15 @@ async fn databricks_endpoint_gets_the_token_and_the_serving_endpoints_path() {
 #[tokio::test]
 async fn provider_quirks_flow_through() {
     let server = start().await;
-    let chunk = |delta: Value, finish: &str| json!({"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}).to_string();
+    let chunk = |delta: Value, finish: &str| {
+        json!({"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}).to_string()
+    };
     server.fake.push(Reply::Raw {
         payloads: vec![
-            chunk(json!({"content": [{"type": "reasoning", "summary": [{"type": "summary_text", "text": "Thinking…"}]}]}), ""),
+            chunk(
+                json!({"content": [{"type": "reasoning", "summary": [{"type": "summary_text", "text": "Thinking…"}]}]}),
+                "",
+            ),
             chunk(json!({"content": [{"type": "text", "text": "Hi "}]}), ""),
             chunk(json!({"content": "there"}), ""),
             chunk(json!({}), "stop"),

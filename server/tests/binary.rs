@@ -74,7 +74,8 @@ async fn port_from_flag_then_environment_and_settings_from_dotenv() {
     let mut child = server_command(&dir).env("DATABRICKS_APP_PORT", env_port.to_string()).spawn().unwrap();
     wait_healthy(env_port, &mut child).await;
     let client = server::http_client::new();
-    let info: Value = client.get(format!("http://127.0.0.1:{env_port}/agent/info")).send().await.unwrap().json().await.unwrap();
+    let info: Value =
+        client.get(format!("http://127.0.0.1:{env_port}/agent/info")).send().await.unwrap().json().await.unwrap();
     assert_eq!(info["name"], "from-dotenv");
     assert_eq!(info["backend"], "databricks");
     let resp: Value = client

@@ -36,7 +36,11 @@ async fn still_works(server: &common::TestServer) {
 #[tokio::test]
 async fn rate_limited_then_success_is_retried() {
     let server = start().await;
-    server.fake.push(Reply::Status { status: 429, body: r#"{"error":{"message":"slow down"}}"#.into(), retry_after: None });
+    server.fake.push(Reply::Status {
+        status: 429,
+        body: r#"{"error":{"message":"slow down"}}"#.into(),
+        retry_after: None,
+    });
     server.fake.push(Reply::status(503, "busy"));
     server.fake.push(Reply::text("made it"));
     let (status, body) = server.post("/invocations", user("hi")).await;

@@ -73,7 +73,11 @@ async fn main() -> anyhow::Result<()> {
     )
     .await?;
     let client = server::http_client::new();
-    println!("agent-bench: {} ({} cores here)", binary.display(), std::thread::available_parallelism().map_or(1, |n| n.get()));
+    println!(
+        "agent-bench: {} ({} cores here)",
+        binary.display(),
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
 
     let mut cold = Vec::new();
     for _ in 0..args.cold_starts.max(1) {
@@ -340,13 +344,18 @@ fn rss_mb(pid: u32, field: &str) -> f64 {
 }
 
 fn pin_self(cpu: usize) {
-    let _ = Command::new("taskset").args(["-cp", &cpu.to_string(), &std::process::id().to_string()]).stdout(Stdio::null()).status();
+    let _ = Command::new("taskset")
+        .args(["-cp", &cpu.to_string(), &std::process::id().to_string()])
+        .stdout(Stdio::null())
+        .status();
 }
 
 fn report(rows: &[Row], cold: &[f64], idle_rss: f64) {
     let cold = percentiles(cold.to_vec());
     println!();
-    println!("| mode | C | req/s | ref req/s (tracing off) | ratio | CPU ms/req | ref CPU ms/req off / on | first event p50 / p99 ms | total p50 / p99 ms | peak RSS MB | errors |");
+    println!(
+        "| mode | C | req/s | ref req/s (tracing off) | ratio | CPU ms/req | ref CPU ms/req off / on | first event p50 / p99 ms | total p50 / p99 ms | peak RSS MB | errors |"
+    );
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for r in rows {
         let reference = if r.stream { REFERENCE_STREAM } else { REFERENCE_NOSTREAM };
@@ -376,7 +385,10 @@ fn report(rows: &[Row], cold: &[f64], idle_rss: f64) {
         );
     }
     println!();
-    println!("idle RSS after the first request: {idle_rss:.1} MB (reference {REFERENCE_IDLE_RSS_MB:.0} MB: {:.0}x less)", REFERENCE_IDLE_RSS_MB / idle_rss.max(0.1));
+    println!(
+        "idle RSS after the first request: {idle_rss:.1} MB (reference {REFERENCE_IDLE_RSS_MB:.0} MB: {:.0}x less)",
+        REFERENCE_IDLE_RSS_MB / idle_rss.max(0.1)
+    );
     println!(
         "cold start, spawn to first answer: p50 {:.1} ms (reference {REFERENCE_COLD_START_MS:.0} ms: {:.0}x faster)",
         cold.p50,

@@ -198,8 +198,8 @@ async fn chat(State(shared): State<Arc<Shared>>, headers: axum::http::HeaderMap,
     let usage = request.pointer("/stream_options/include_usage").and_then(Value::as_bool).unwrap_or(false);
     match reply {
         Reply::Status { status, body, retry_after } => {
-            let mut resp = (StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), body)
-                .into_response();
+            let mut resp =
+                (StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), body).into_response();
             if let Some(secs) = retry_after {
                 resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
             }
@@ -347,10 +347,7 @@ fn stream_reply(shared: Arc<Shared>, reply: Reply, model: String, usage: bool) -
             }
         }
     });
-    Response::builder()
-        .header(header::CONTENT_TYPE, "text/event-stream")
-        .body(Body::from_stream(body))
-        .unwrap()
+    Response::builder().header(header::CONTENT_TYPE, "text/event-stream").body(Body::from_stream(body)).unwrap()
 }
 
 /// Decrements the open-stream count when the response body is dropped (finished or hung up on).

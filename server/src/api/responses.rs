@@ -23,26 +23,36 @@ use tokio::time::{Instant, Sleep};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::error::ApiError;
-use crate::runner::output::{FrameBuffer, Output, new_id};
 use crate::runner::Runner;
+use crate::runner::output::{FrameBuffer, Output, new_id};
 use crate::state::AppState;
 use crate::tools::ToolContext;
 
-pub async fn create(State(state): State<AppState>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+pub async fn create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     match handle(state, headers, body).await {
         Ok(response) => response,
         Err(error) => error.into_response(),
     }
 }
 
-async fn handle(state: AppState, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+async fn handle(
+    state: AppState,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     let settings = &state.settings;
     let body = body.map_err(|r| ApiError::from_body(r, settings.max_request_bytes))?;
     let mut value: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("Invalid JSON in request body: {e}")))?;
     let stream = value.as_object_mut().and_then(|b| b.remove("stream")).is_some_and(|s| is_truthy(&s));
     let invalid = |reason: String| {
-        ApiError::bad_request(format!("Invalid parameters for ResponsesAgent: Invalid data for ResponsesAgentRequest: {reason}"))
+        ApiError::bad_request(format!(
+            "Invalid parameters for ResponsesAgent: Invalid data for ResponsesAgentRequest: {reason}"
+        ))
     };
     let request = ResponsesRequest::from_value(value).map_err(|e| invalid(e.to_string()))?;
     if request.input.len() > settings.max_input_items {
@@ -72,11 +82,7 @@ async fn handle(state: AppState, headers: HeaderMap, body: Result<Bytes, BytesRe
         request,
         context,
     };
-    if stream {
-        Ok(run.stream(state.settings.sse_keepalive()))
-    } else {
-        run.invoke().await
-    }
+    if stream { Ok(run.stream(state.settings.sse_keepalive())) } else { run.invoke().await }
 }
 
 /// The signed-in user, as the Databricks Apps proxy forwards it.

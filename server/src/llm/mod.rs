@@ -60,7 +60,11 @@ pub struct FunctionSpec {
 
 impl ToolCall {
     pub fn function(id: impl Into<String>, name: impl Into<String>, arguments: impl Into<String>) -> Self {
-        Self { id: id.into(), kind: "function", function: FunctionSpec { name: name.into(), arguments: arguments.into() } }
+        Self {
+            id: id.into(),
+            kind: "function",
+            function: FunctionSpec { name: name.into(), arguments: arguments.into() },
+        }
     }
 }
 
@@ -95,7 +99,12 @@ pub enum ChatDelta {
     /// Reasoning text (`reasoning_content`, or Databricks' reasoning content parts).
     Reasoning(String),
     /// A piece of tool call `index`: the id and name come once, the arguments in pieces.
-    ToolCall { index: u32, id: Option<String>, name: Option<String>, arguments: String },
+    ToolCall {
+        index: u32,
+        id: Option<String>,
+        name: Option<String>,
+        arguments: String,
+    },
     Usage(Usage),
     /// Why the model stopped (`stop`, `tool_calls`, `length`…).
     Finish(String),

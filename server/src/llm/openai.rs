@@ -195,7 +195,8 @@ impl<'a> WireRequest<'a> {
         let model = r.model.to_ascii_lowercase();
         let is_gpt = model.contains("gpt");
         // Reasoning-era OpenAI models refuse `max_tokens`.
-        let completion_tokens_field = model.contains("gpt-5") || model.contains("o1") || model.contains("o3") || model.contains("o4");
+        let completion_tokens_field =
+            model.contains("gpt-5") || model.contains("o1") || model.contains("o3") || model.contains("o4");
         let messages = if model.contains("claude") {
             std::borrow::Cow::Owned(claude_messages(&r.messages))
         } else {
@@ -235,7 +236,9 @@ fn claude_messages(messages: &[ChatMessage]) -> Vec<ChatMessage> {
     messages
         .iter()
         .map(|m| match m {
-            ChatMessage::Assistant { content, tool_calls } if !tool_calls.is_empty() && content.as_deref().is_none_or(str::is_empty) => {
+            ChatMessage::Assistant { content, tool_calls }
+                if !tool_calls.is_empty() && content.as_deref().is_none_or(str::is_empty) =>
+            {
                 ChatMessage::Assistant { content: Some(" ".into()), tool_calls: tool_calls.clone() }
             }
             other => other.clone(),
@@ -458,8 +461,7 @@ struct WireTokenDetails {
 
 /// Reads one streamed chunk into deltas.
 fn parse_chunk(data: &str, out: &mut VecDeque<ChatDelta>) -> Result<(), ModelError> {
-    let chunk: WireChunk<'_> =
-        serde_json::from_str(data).map_err(|_| ModelError::Protocol(truncate(data, 200)))?;
+    let chunk: WireChunk<'_> = serde_json::from_str(data).map_err(|_| ModelError::Protocol(truncate(data, 200)))?;
     if let Some(error) = chunk.error {
         return Err(ModelError::Upstream(error_message(error.get().as_bytes())));
     }
@@ -483,10 +485,8 @@ fn parse_completion(body: &[u8]) -> Result<Vec<ChatDelta>, ModelError> {
     if let Some(error) = completion.error {
         return Err(ModelError::Upstream(error_message(error.get().as_bytes())));
     }
-    let choice = completion
-        .choices
-        .first()
-        .ok_or_else(|| ModelError::Protocol("the completion has no choices".into()))?;
+    let choice =
+        completion.choices.first().ok_or_else(|| ModelError::Protocol("the completion has no choices".into()))?;
     let mut out = VecDeque::new();
     if let Some(message) = &choice.message {
         read_message(message, &mut out);
@@ -597,24 +597,39 @@ mod tests {
         );
         assert_eq!(deltas(r#"{"choices":[{"delta":{}}],"usage":{}}"#), vec![ChatDelta::Usage(Usage::default())]);
         assert_eq!(
-            deltas(r#"{"choices":[{"delta":{"content":[{"type":"reasoning","summary":[{"type":"summary_text","text":"hmm"}]},{"type":"text","text":"ok"}]}}]}"#),
+            deltas(
+                r#"{"choices":[{"delta":{"content":[{"type":"reasoning","summary":[{"type":"summary_text","text":"hmm"}]},{"type":"text","text":"ok"}]}}]}"#
+            ),
             vec![ChatDelta::Reasoning("hmm".into()), ChatDelta::Text("ok".into())]
         );
         assert_eq!(
-            deltas(r#"{"choices":[{"delta":{"tool_calls":[{"id":"c","function":{"name":"f","arguments":{"a":1}}}]}}]}"#),
-            vec![ChatDelta::ToolCall { index: 0, id: Some("c".into()), name: Some("f".into()), arguments: r#"{"a":1}"#.into() }]
+            deltas(
+                r#"{"choices":[{"delta":{"tool_calls":[{"id":"c","function":{"name":"f","arguments":{"a":1}}}]}}]}"#
+            ),
+            vec![ChatDelta::ToolCall {
+                index: 0,
+                id: Some("c".into()),
+                name: Some("f".into()),
+                arguments: r#"{"a":1}"#.into()
+            }]
         );
         let mut q = VecDeque::new();
         assert!(matches!(parse_chunk("{not json", &mut q), Err(ModelError::Protocol(_))));
-        assert!(matches!(parse_chunk(r#"{"error":{"message":"overloaded"}}"#, &mut q), Err(ModelError::Upstream(m)) if m == "overloaded"));
+        assert!(
+            matches!(parse_chunk(r#"{"error":{"message":"overloaded"}}"#, &mut q), Err(ModelError::Upstream(m)) if m == "overloaded")
+        );
     }
 
     #[test]
     fn request_body_follows_the_model() {
-        let tool = ToolSpec { name: "t".into(), description: "d".into(), parameters: json!({"type": "object"}), strict: true };
+        let tool =
+            ToolSpec { name: "t".into(), description: "d".into(), parameters: json!({"type": "object"}), strict: true };
         let mut r = ChatRequest {
             model: "databricks-claude-sonnet-4".into(),
-            messages: vec![ChatMessage::Assistant { content: None, tool_calls: vec![ToolCall::function("c", "t", "{}")] }],
+            messages: vec![ChatMessage::Assistant {
+                content: None,
+                tool_calls: vec![ToolCall::function("c", "t", "{}")],
+            }],
             tools: vec![tool],
             tool_choice: Some(json!({"type": "function", "name": "t"})),
             max_tokens: Some(5),

@@ -30,12 +30,16 @@ pub fn chat_messages(instructions: &str, input: &[Item]) -> Vec<ChatMessage> {
                     }
                 }
             },
-            Item::FunctionCall(c) => push_call(&mut messages, ToolCall::function(&c.call_id, &c.name, non_empty_args(&c.arguments))),
+            Item::FunctionCall(c) => {
+                push_call(&mut messages, ToolCall::function(&c.call_id, &c.name, non_empty_args(&c.arguments)))
+            }
             Item::FunctionCallOutput(o) => {
                 messages.push(ChatMessage::Tool { tool_call_id: o.call_id.clone(), content: o.output_text() })
             }
             // An approval request is a tool call the client had to confirm; its answer is the output.
-            Item::McpApprovalRequest(r) => push_call(&mut messages, ToolCall::function(&r.id, &r.name, non_empty_args(&r.arguments))),
+            Item::McpApprovalRequest(r) => {
+                push_call(&mut messages, ToolCall::function(&r.id, &r.name, non_empty_args(&r.arguments)))
+            }
             Item::McpApprovalResponse(r) => messages.push(ChatMessage::Tool {
                 tool_call_id: r.approval_request_id.clone(),
                 content: if r.approve { "True".into() } else { "False".into() },
@@ -166,7 +170,10 @@ mod tests {
         let got = roles(&chat_messages("", &input));
         assert_eq!(got.len(), 5, "{got:#?}");
         assert_eq!(got[1]["tool_calls"][0]["function"]["arguments"], "{}");
-        assert_eq!(got[2], json!({"role": "tool", "tool_call_id": "b", "content": "[{\"type\":\"text\",\"text\":\"x\"}]"}));
+        assert_eq!(
+            got[2],
+            json!({"role": "tool", "tool_call_id": "b", "content": "[{\"type\":\"text\",\"text\":\"x\"}]"})
+        );
         assert_eq!(got[3], json!({"role": "tool", "tool_call_id": "a", "content": MISSING_OUTPUT}));
         assert_eq!(got[4]["role"], "user");
     }
@@ -181,7 +188,10 @@ mod tests {
         ]));
         let got = roles(&chat_messages("", &input));
         assert_eq!(got[0], json!({"role": "system", "content": "be terse"}));
-        assert_eq!(got[1]["content"][1], json!({"type": "image_url", "image_url": {"url": "data:image/png;base64,AAA"}}));
+        assert_eq!(
+            got[1]["content"][1],
+            json!({"type": "image_url", "image_url": {"url": "data:image/png;base64,AAA"}})
+        );
         assert_eq!(got[2]["tool_calls"][0]["id"], "ap1");
         assert_eq!(got[3], json!({"role": "tool", "tool_call_id": "ap1", "content": "False"}));
     }

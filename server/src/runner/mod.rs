@@ -96,7 +96,12 @@ struct PendingCall {
 
 impl Runner {
     /// One request, start to finish: `response.created` … `response.completed`.
-    pub async fn run(&self, request: &ResponsesRequest, context: &ToolContext, out: &mut Output) -> Result<(), RunError> {
+    pub async fn run(
+        &self,
+        request: &ResponsesRequest,
+        context: &ToolContext,
+        out: &mut Output,
+    ) -> Result<(), RunError> {
         out.created();
         let mut messages = history::chat_messages(&self.agent.instructions, &request.input);
         let tools = self.agent.tools.specs();
@@ -168,7 +173,13 @@ impl Runner {
                     let at = match pending.iter().position(|p| p.index == index) {
                         Some(at) => at,
                         None => {
-                            pending.push(PendingCall { index, id: None, name: None, early_arguments: String::new(), open: None });
+                            pending.push(PendingCall {
+                                index,
+                                id: None,
+                                name: None,
+                                early_arguments: String::new(),
+                                open: None,
+                            });
                             pending.len() - 1
                         }
                     };
@@ -218,11 +229,8 @@ impl Runner {
     /// Runs the calls concurrently; each output is streamed as soon as it is ready. Returns the
     /// outputs in call order.
     async fn run_tools(&self, calls: &[OpenCall], context: &ToolContext, out: &mut Output) -> Vec<String> {
-        let mut running: FuturesUnordered<_> = calls
-            .iter()
-            .enumerate()
-            .map(|(i, call)| async move { (i, self.run_tool(call, context).await) })
-            .collect();
+        let mut running: FuturesUnordered<_> =
+            calls.iter().enumerate().map(|(i, call)| async move { (i, self.run_tool(call, context).await) }).collect();
         let mut outputs = vec![String::new(); calls.len()];
         while let Some((i, output)) = running.next().await {
             out.tool_output(&calls[i].call_id, output.clone());

@@ -115,15 +115,22 @@ impl Output {
 
     /// `response.output_item.added` for an item that starts at `index`.
     fn item_added(&mut self, index: u32, item: impl FnOnce() -> Item) {
-        self.emit(|s| StreamEvent::OutputItemAdded { item: item(), output_index: Some(index), sequence_number: Some(s) })
+        self.emit(|s| StreamEvent::OutputItemAdded {
+            item: item(),
+            output_index: Some(index),
+            sequence_number: Some(s),
+        })
     }
 
     /// `response.output_item.done`, and the item joins the response.
     fn item_done(&mut self, index: u32, item: Item) {
         if self.is_streaming() {
             let done = item.clone();
-            self.emit(|s| StreamEvent::OutputItemDone { item: done, output_index: Some(index), sequence_number: Some(s) })
-                ;
+            self.emit(|s| StreamEvent::OutputItemDone {
+                item: done,
+                output_index: Some(index),
+                sequence_number: Some(s),
+            });
         }
         self.push_item(index, item);
     }
@@ -163,8 +170,7 @@ impl Output {
                 content_index: 0,
                 part: ContentPart::output_text(""),
                 sequence_number,
-            })
-            ;
+            });
         }
         open
     }
@@ -179,7 +185,6 @@ impl Output {
             content_index: Some(0),
             sequence_number: Some(s),
         })
-        
     }
 
     /// Closes a message; `complete` false marks it incomplete (the answer was cut off). Returns its text.
@@ -195,16 +200,14 @@ impl Output {
                 content_index: 0,
                 text: part_text.clone(),
                 sequence_number,
-            })
-            ;
+            });
             self.emit(|sequence_number| StreamEvent::ContentPartDone {
                 item_id,
                 output_index: index,
                 content_index: 0,
                 part: ContentPart::output_text(part_text),
                 sequence_number,
-            })
-            ;
+            });
         }
         self.item_done(index, item);
         text
@@ -228,7 +231,6 @@ impl Output {
             delta: delta.to_string(),
             sequence_number,
         })
-        
     }
 
     pub fn reasoning_done(&mut self, open: OpenReasoning) {
@@ -252,7 +254,6 @@ impl Output {
             delta: delta.to_string(),
             sequence_number,
         })
-        
     }
 
     pub fn call_done(&mut self, open: &OpenCall) {
@@ -262,8 +263,7 @@ impl Output {
             output_index: index,
             arguments: arguments.clone(),
             sequence_number,
-        })
-        ;
+        });
         self.item_done(index, call_item(open, "completed"))
     }
 

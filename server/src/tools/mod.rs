@@ -120,7 +120,9 @@ where
             match serde_json::to_value(&output) {
                 Ok(Value::String(text)) => Ok(text),
                 Ok(other) => Ok(other.to_string()),
-                Err(e) => Err(ToolError::Failed { tool: name.clone(), reason: format!("output is not serialisable: {e}") }),
+                Err(e) => {
+                    Err(ToolError::Failed { tool: name.clone(), reason: format!("output is not serialisable: {e}") })
+                }
             }
         })
     }
@@ -182,7 +184,9 @@ impl ToolSet {
                 && name.len() <= 64
                 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
             if !valid {
-                return Err(format!("tool name `{name}` is not accepted by model APIs: use 1 to 64 of a-z, A-Z, 0-9, _ and -"));
+                return Err(format!(
+                    "tool name `{name}` is not accepted by model APIs: use 1 to 64 of a-z, A-Z, 0-9, _ and -"
+                ));
             }
             if !seen.insert(name) {
                 return Err(format!("two tools are named `{name}`"));

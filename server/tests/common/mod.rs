@@ -63,7 +63,11 @@ impl TestServer {
         (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
 
-    pub async fn post_raw(&self, path: &str, body: impl Into<reqwest::Body>) -> (u16, reqwest::header::HeaderMap, Value) {
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, reqwest::header::HeaderMap, Value) {
         let resp = self.client.post(format!("{}{path}", self.url)).body(body).send().await.unwrap();
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
@@ -112,7 +116,7 @@ impl Stream {
         self.frames()
             .into_iter()
             .filter_map(|f| match f {
-                StreamFrame::Event(e) => Some(e),
+                StreamFrame::Event(e) => Some(*e),
                 _ => None,
             })
             .collect()
@@ -139,7 +143,11 @@ impl Stream {
     }
 
     pub fn done_items(&self) -> Vec<Value> {
-        self.json().into_iter().filter(|v| v["type"] == "response.output_item.done").map(|v| v["item"].clone()).collect()
+        self.json()
+            .into_iter()
+            .filter(|v| v["type"] == "response.output_item.done")
+            .map(|v| v["item"].clone())
+            .collect()
     }
 }
 
