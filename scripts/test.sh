@@ -6,10 +6,13 @@ source "$(dirname "$0")/lib.sh"
 
 ensure_chromium
 ensure_e2e_packages
+ensure_llama_build_tools
+ensure_model qwen2.5-coder-0.5b
 build_site debug
 
 log "cargo tests"
-cargo test --workspace --exclude frontend 2>&1 | tee target/cargo-test.log
+# The embedded-model tests must run here, not skip for want of the model.
+AGENT_REQUIRE_LOCAL_MODEL=1 cargo test --workspace --exclude frontend 2>&1 | tee target/cargo-test.log
 grep -q "^test result: ok" target/cargo-test.log
 
 log "end-to-end tests (Chromium)"

@@ -70,6 +70,31 @@ pub struct Settings {
     #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true)]
     pub openai_api_key: Option<Secret>,
 
+    /// The embedded model, used when neither DATABRICKS_HOST nor OPENAI_BASE_URL is set:
+    /// qwen2.5-coder-0.5b (default, calls tools), smollm2-135m (small, chat only), or a GGUF path.
+    #[arg(long, env = "AGENT_LOCAL_MODEL", default_value = "qwen2.5-coder-0.5b")]
+    pub local_model: String,
+
+    /// Where fetched models are kept (default: ~/.cache/agent-app/models).
+    #[arg(long, env = "AGENT_MODEL_CACHE")]
+    pub model_cache: Option<PathBuf>,
+
+    /// Threads for the embedded model (default: one per core).
+    #[arg(long, env = "AGENT_LOCAL_THREADS")]
+    pub local_threads: Option<usize>,
+
+    /// Context window of the embedded model, in tokens (prompt and answer).
+    #[arg(long, env = "AGENT_LOCAL_CONTEXT_TOKENS", default_value_t = 8192)]
+    pub local_context_tokens: u32,
+
+    /// Most tokens the embedded model writes per call, unless the request asks for fewer.
+    #[arg(long, env = "AGENT_LOCAL_MAX_TOKENS", default_value_t = 1024)]
+    pub local_max_tokens: usize,
+
+    /// Requests that may wait for the embedded model; beyond that, 503.
+    #[arg(long, env = "AGENT_LOCAL_QUEUE", default_value_t = 16)]
+    pub local_queue: usize,
+
     /// Model (serving endpoint) name; overrides the one in the agent definition.
     #[arg(long, env = "AGENT_MODEL")]
     pub model: Option<String>,

@@ -21,7 +21,7 @@ fn main() -> anyhow::Result<()> {
 /// Human-readable logs (coloured on a terminal), or JSON lines with `LOG_FORMAT=json`. `RUST_LOG`
 /// filters, default `info`.
 fn init_logging() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,llama-cpp-2=warn"));
     let logs = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
     if std::env::var("LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
         logs.json().init();

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crate::config::Settings;
 use crate::llm::openai::{CallPolicy, OpenAiCompatible};
-use crate::llm::{ChatModel, Unconfigured};
+use crate::llm::{ChatModel, Unconfigured, local};
 use crate::runner::{Agent, Limits, Runner};
 
 #[derive(Clone)]
@@ -20,9 +20,13 @@ impl AppState {
         if let Some(model) = &settings.model {
             agent.model = model.clone();
         }
+        let model = model_from_settings(&settings);
+        if let Some(served) = model.served_model() {
+            agent.model = served;
+        }
         let runner = Runner {
             agent: Arc::new(agent),
-            model: model_from_settings(&settings),
+            model,
             limits: Limits {
                 max_turns: settings.max_turns.max(1),
                 tool_timeout: settings.tool_timeout(),
@@ -53,7 +57,29 @@ pub fn model_from_settings(settings: &Settings) -> Arc<dyn ChatModel> {
     if let Some(base_url) = &settings.openai_base_url {
         return Arc::new(OpenAiCompatible::openai(base_url, settings.openai_api_key.clone(), policy));
     }
-    Arc::new(Unconfigured(
-        "set DATABRICKS_HOST and DATABRICKS_TOKEN, or OPENAI_BASE_URL (and OPENAI_API_KEY); see .env.example".into(),
-    ))
+    local_model(settings)
+}
+
+/// The embedded model, when it has been fetched (scripts/fetch-model.sh).
+fn local_model(settings: &Settings) -> Arc<dyn ChatModel> {
+    let cache = settings.model_cache.clone().unwrap_or_else(local::default_cache);
+    let path = local::resolve_model_path(&settings.local_model, &cache);
+    if !path.is_file() {
+        return Arc::new(Unconfigured(format!(
+            "no model endpoint is set and the embedded model is not at {}: run scripts/fetch-model.sh, or set \
+             DATABRICKS_HOST and DATABRICKS_TOKEN, or OPENAI_BASE_URL (and OPENAI_API_KEY); see .env.example",
+            path.display()
+        )));
+    }
+    let threads = settings.local_threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let local_settings = local::LocalSettings {
+        threads,
+        context_tokens: settings.local_context_tokens,
+        queue: settings.local_queue.max(1),
+        max_tokens: settings.local_max_tokens,
+    };
+    match local::LocalModel::load(&path, local_settings) {
+        Ok(model) => Arc::new(model),
+        Err(e) => Arc::new(Unconfigured(e)),
+    }
 }

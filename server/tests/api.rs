@@ -355,11 +355,19 @@ async fn stream_flag_is_read_by_truthiness() {
 
 #[tokio::test]
 async fn no_model_configured_is_a_500_before_streaming() {
-    let server = start_with(|s| s.openai_base_url = None, server::agent::agent()).await;
+    let server = start_with(
+        |s| {
+            s.openai_base_url = None;
+            s.local_model = "/nonexistent/model.gguf".into();
+        },
+        server::agent::agent(),
+    )
+    .await;
     for body in [user("hi"), user_stream("hi")] {
         let (status, out) = server.post("/invocations", body).await;
         assert_eq!(status, 500);
-        assert!(out["detail"].as_str().unwrap().contains("OPENAI_BASE_URL"), "{out}");
+        let detail = out["detail"].as_str().unwrap();
+        assert!(detail.contains("OPENAI_BASE_URL") && detail.contains("scripts/fetch-model.sh"), "{out}");
     }
 }
 

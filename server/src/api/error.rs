@@ -20,6 +20,10 @@ impl ApiError {
         Self { status: StatusCode::INTERNAL_SERVER_ERROR, detail: detail.into() }
     }
 
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        Self { status: StatusCode::SERVICE_UNAVAILABLE, detail: detail.into() }
+    }
+
     /// A body that could not be read: too large (413), or broken off.
     pub fn from_body(rejection: BytesRejection, limit: usize) -> Self {
         let status = rejection.status();

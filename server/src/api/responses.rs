@@ -23,6 +23,7 @@ use tokio::time::{Instant, Sleep};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::error::ApiError;
+use crate::llm::ModelError;
 use crate::runner::Runner;
 use crate::runner::output::{FrameBuffer, Output, new_id};
 use crate::state::AppState;
@@ -66,7 +67,10 @@ async fn handle(
         .get("x-mlflow-return-trace-id")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
-    state.runner.model.ready().map_err(|e| ApiError::internal(e.to_string()))?;
+    state.runner.model.ready().map_err(|e| match e {
+        ModelError::Busy(message) => ApiError::unavailable(message),
+        other => ApiError::internal(other.to_string()),
+    })?;
 
     let context = ToolContext {
         session_id: request.session_id().map(str::to_string),

@@ -4,6 +4,7 @@
 //! [`ChatMessage`]s and tool specs, and reads a stream of [`ChatDelta`]s. A provider that cannot
 //! stream returns the whole answer as a few deltas, so the loop has one code path.
 
+pub mod local;
 pub mod openai;
 
 use std::time::Duration;
@@ -117,6 +118,11 @@ pub trait ChatModel: Send + Sync + 'static {
     /// Where the answers come from, for people: "databricks", "openai-compatible", "local".
     fn backend(&self) -> &'static str;
 
+    /// The model this provider always serves, whatever the request names (the embedded model).
+    fn served_model(&self) -> Option<String> {
+        None
+    }
+
     /// Whether calls can work at all (checked before a request starts, so a missing configuration
     /// is a plain error rather than a broken stream).
     fn ready(&self) -> Result<(), ModelError> {
@@ -147,6 +153,10 @@ pub enum ModelError {
     Protocol(String),
     #[error("the model endpoint reported an error: {0}")]
     Upstream(String),
+    #[error("{0}")]
+    Busy(String),
+    #[error("the local model failed: {0}")]
+    Local(String),
 }
 
 impl ModelError {
@@ -159,7 +169,9 @@ impl ModelError {
             ModelError::Http { status: 403, .. } => "PERMISSION_DENIED",
             ModelError::Http { status: 404, .. } => "ENDPOINT_NOT_FOUND",
             ModelError::Http { status: 400..=499, .. } => "BAD_REQUEST",
-            ModelError::Http { status: 503, .. } | ModelError::Connect(_) => "TEMPORARILY_UNAVAILABLE",
+            ModelError::Http { status: 503, .. } | ModelError::Connect(_) | ModelError::Busy(_) => {
+                "TEMPORARILY_UNAVAILABLE"
+            }
             ModelError::Timeout(_) | ModelError::IdleTimeout(_) => "DEADLINE_EXCEEDED",
             _ => "INTERNAL_ERROR",
         }
