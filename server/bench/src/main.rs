@@ -13,6 +13,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+mod local;
+
 use anyhow::{Context, bail};
 use app::sse::SseParser;
 use clap::Parser;
@@ -43,6 +45,17 @@ struct Args {
     /// Milliseconds between the fake model's tokens.
     #[arg(long, default_value_t = 0)]
     token_delay_ms: u64,
+    /// Measure the embedded model instead: tokens/s through /invocations beside llama.cpp's own.
+    #[arg(long)]
+    local: bool,
+    /// Threads for the embedded model (both sides of the comparison).
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// Tokens to generate per run, and runs per side.
+    #[arg(long, default_value_t = 128)]
+    tokens: usize,
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
 }
 
 /// The reference's figures, tracing off and on, from research/anchor-perf.md (1 core, LLM 0 ms).
@@ -64,6 +77,9 @@ async fn main() -> anyhow::Result<()> {
     }
     let binary = args.server.clone().unwrap_or_else(default_binary);
     anyhow::ensure!(binary.exists(), "no server binary at {} (cargo build --release -p server)", binary.display());
+    if args.local {
+        return local::compare(&binary, args.threads, args.tokens, args.runs).await;
+    }
     if args.pin {
         pin_self(1);
     }

@@ -133,7 +133,8 @@ impl ChatModel for LocalModel {
             // Small models given a tool result tend to call the tool again and again, imitating the
             // history. So: one round of tool calls, then the answer (no tools, and no call at its start).
             let after_tools = matches!(request.messages.last(), Some(ChatMessage::Tool { .. }));
-            let tools = if after_tools { &[][..] } else { &request.tools[..] };
+            let no_tools = after_tools || request.tool_choice.as_ref().is_some_and(|c| c == "none");
+            let tools = if no_tools { &[][..] } else { &request.tools[..] };
             let prompt = self.template.render(&request.messages, tools).map_err(ModelError::Local)?;
             let max_tokens = request.max_tokens.map_or(self.settings.max_tokens, |m| m as usize);
             let (pieces, received) = mpsc::channel(256);
