@@ -15,5 +15,5 @@ ensure_llama_build_tools
 build_site release
 log "building the server (release)"
 cargo build --release -p server
-log "starting: open http://localhost:${DATABRICKS_APP_PORT:-8000}"
+log "starting the server (it logs the address it listens on; default http://localhost:8000)"
 exec ./target/release/server "$@"
