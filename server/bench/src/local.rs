@@ -101,6 +101,12 @@ pub async fn compare(binary: &Path, threads: usize, tokens: usize, runs: usize) 
             output_tokens,
         ));
     }
+    let peak_rss_mb = std::fs::read_to_string(format!("/proc/{}/status", child.id()))
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0);
     let _ = child.kill();
     let _ = child.wait();
 
@@ -128,5 +134,6 @@ pub async fn compare(binary: &Path, threads: usize, tokens: usize, runs: usize) 
         "ratio, generation through /invocations / llama.cpp: {:.2} (target ≥ 0.90)",
         served_decode / direct_decode
     );
+    println!("server peak RSS (VmHWM) over the runs: {peak_rss_mb:.0} MB");
     Ok(())
 }
