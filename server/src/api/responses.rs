@@ -187,8 +187,7 @@ impl Stream for SseBody {
         {
             this.run = None;
         }
-        let written = this.frames.take();
-        if !written.is_empty() {
+        if let Some(written) = this.frames.take() {
             this.timer.as_mut().reset(Instant::now() + this.keepalive);
             return Poll::Ready(Some(Ok(Bytes::from(written))));
         }

@@ -36,9 +36,10 @@ impl FrameBuffer {
         self.0.lock().expect("frame buffer lock").extend_from_slice(bytes);
     }
 
-    /// Everything written so far, leaving the buffer empty.
-    pub fn take(&self) -> Vec<u8> {
-        std::mem::replace(&mut *self.0.lock().expect("frame buffer lock"), Vec::with_capacity(4096))
+    /// Everything written since the last call, if anything was (polls that find nothing allocate nothing).
+    pub fn take(&self) -> Option<Vec<u8>> {
+        let mut buffer = self.0.lock().expect("frame buffer lock");
+        if buffer.is_empty() { None } else { Some(std::mem::replace(&mut *buffer, Vec::with_capacity(4096))) }
     }
 }
 
