@@ -2,10 +2,11 @@
 //! llama.cpp itself does on the same GGUF, prompt and thread count (issue: ≥ 0.9×).
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+
+use crate::{Server, rss_mb};
 use app::responses::{StreamEvent, StreamFrame};
 use app::sse::SseParser;
 use serde_json::json;
@@ -50,24 +51,10 @@ pub async fn compare(binary: &Path, threads: usize, tokens: usize, runs: usize) 
 
     // Through the server: streamed /invocations, tokens counted by the server, timed by the client
     // from the first text delta to the last (decode), and to the first delta (prompt + first token).
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let mut child = Command::new(binary)
-        .args(["--port", &port.to_string()])
-        .env("AGENT_HOST", "127.0.0.1")
-        .env("AGENT_LOCAL_THREADS", threads.to_string())
-        .env("RUST_LOG", "warn")
-        .env_remove("OPENAI_BASE_URL")
-        .env_remove("DATABRICKS_HOST")
-        .stdout(Stdio::null())
-        .spawn()
-        .context("starting the server")?;
+    let mut server = Server::start(binary, &[("AGENT_LOCAL_THREADS", threads.to_string())], false)?;
     let client = server::http_client::new();
-    let url = format!("http://127.0.0.1:{port}/invocations");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while client.get(format!("http://127.0.0.1:{port}/health")).send().await.is_err() {
-        anyhow::ensure!(Instant::now() < deadline, "the server did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let url = format!("{}/invocations", server.url);
+    server.wait_healthy(&client, Duration::from_secs(60)).await?;
     let body = json!({"input": [{"role": "user", "content": QUESTION}], "stream": true,
                       "max_output_tokens": tokens, "tool_choice": "none"});
     let mut served = Vec::new();
@@ -101,14 +88,8 @@ pub async fn compare(binary: &Path, threads: usize, tokens: usize, runs: usize) 
             output_tokens,
         ));
     }
-    let peak_rss_mb = std::fs::read_to_string(format!("/proc/{}/status", child.id()))
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0);
-    let _ = child.kill();
-    let _ = child.wait();
+    let peak_rss_mb = rss_mb(server.pid(), "VmHWM");
+    server.stop();
 
     let median = |mut v: Vec<f64>| {
         v.sort_by(|a, b| a.total_cmp(b));

@@ -7,7 +7,7 @@
 //! `{"input":[{"role":"user","content":"hi"}]}` at each concurrency, streaming and not. Server CPU
 //! per request comes from /proc, peak RSS from sampling VmRSS.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -88,6 +88,7 @@ async fn main() -> anyhow::Result<()> {
         Defaults { tokens: 64, token_delay: Duration::from_millis(args.token_delay_ms) },
     )
     .await?;
+    let model_env = [("OPENAI_BASE_URL", fake.base_url())];
     let client = server::http_client::new();
     println!(
         "agent-bench: {} ({} cores here)",
@@ -98,12 +99,12 @@ async fn main() -> anyhow::Result<()> {
     let mut cold = Vec::new();
     for _ in 0..args.cold_starts.max(1) {
         let started = Instant::now();
-        let mut server = Server::start(&binary, &fake, args.pin)?;
+        let mut server = Server::start(&binary, &model_env, args.pin)?;
         server.first_answer(&client).await?;
         cold.push(started.elapsed().as_secs_f64() * 1000.0);
         server.stop();
     }
-    let mut server = Server::start(&binary, &fake, args.pin)?;
+    let mut server = Server::start(&binary, &model_env, args.pin)?;
     server.first_answer(&client).await?;
     let idle_rss = rss_mb(server.pid(), "VmRSS");
 
@@ -137,7 +138,9 @@ struct Server {
 }
 
 impl Server {
-    fn start(binary: &PathBuf, fake: &FakeModel, pin: bool) -> anyhow::Result<Self> {
+    /// Starts the server on a free loopback port; `model_env` chooses its model (nothing else from
+    /// this process's environment picks one).
+    fn start(binary: &Path, model_env: &[(&str, String)], pin: bool) -> anyhow::Result<Self> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let mut cmd = if pin {
             let mut c = Command::new("taskset");
@@ -148,9 +151,10 @@ impl Server {
         };
         cmd.args(["--port", &port.to_string()])
             .env("AGENT_HOST", "127.0.0.1")
-            .env("OPENAI_BASE_URL", fake.base_url())
             .env("RUST_LOG", "warn")
+            .env_remove("OPENAI_BASE_URL")
             .env_remove("DATABRICKS_HOST")
+            .envs(model_env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
         let child = cmd.spawn().with_context(|| format!("starting {}", binary.display()))?;
@@ -159,6 +163,19 @@ impl Server {
 
     fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Polls `/health` until the server answers.
+    async fn wait_healthy(&mut self, client: &reqwest::Client, limit: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + limit;
+        while client.get(format!("{}/health", self.url)).send().await.is_err() {
+            if let Some(status) = self.child.try_wait()? {
+                bail!("the server exited: {status}");
+            }
+            anyhow::ensure!(Instant::now() < deadline, "the server did not start within {limit:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(())
     }
 
     /// Polls until the first `/invocations` succeeds (what "cold start" means in the reference).
