@@ -21,12 +21,14 @@ model_port=$(free_port)
 app_port=$(free_port)
 ./target/debug/fake-model --port "$model_port" > target/e2e-fake-model.log 2>&1 &
 model_pid=$!
+export CHAT_GREETING="Ask me anything: I am tested."
 OPENAI_BASE_URL="http://127.0.0.1:$model_port/v1" AGENT_HOST=127.0.0.1 LEPTOS_SITE_ROOT=target/site \
   ./target/debug/server --port "$app_port" > target/e2e-server.log 2>&1 &
 server_pid=$!
 trap 'kill $server_pid $model_pid 2>/dev/null || true' EXIT
 wait_for_url "http://127.0.0.1:$app_port/health" "$server_pid"
-(cd end2end && CI=1 BASE_URL="http://127.0.0.1:$app_port" npx playwright test) 2>&1 | tee target/e2e.log
+(cd end2end && CI=1 BASE_URL="http://127.0.0.1:$app_port" FAKE_MODEL_URL="http://127.0.0.1:$model_port" \
+  npx playwright test) 2>&1 | tee target/e2e.log
 kill $server_pid $model_pid 2>/dev/null || true
 trap - EXIT
 

@@ -1,7 +1,13 @@
-//! Shared by the server and the browser: the Responses wire types, the SSE frame parser and the UI.
+//! Shared by the server and the browser: the Responses wire types, the SSE frame parser, the chat's
+//! state and markdown rendering, and the Leptos UI.
 
+pub mod client;
+pub mod config;
+pub mod conversation;
+pub mod markdown;
 pub mod responses;
 pub mod sse;
+pub mod ui;
 
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
@@ -13,6 +19,10 @@ use leptos_router::{
 /// The name the site's assets are built under (`/pkg/<name>.js|.wasm|.css`).
 pub const OUTPUT_NAME: &str = "agent-app";
 
+/// Applies the theme the user chose before the page paints (no flash of the wrong theme).
+const THEME_SCRIPT: &str = "try{var t=localStorage.getItem('agent-app-theme');\
+if(t==='dark'||t==='light')document.documentElement.setAttribute('data-theme',t)}catch(e){}";
+
 /// The HTML document the server renders around the app.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     view! {
@@ -20,8 +30,10 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
         <html lang="en">
             <head>
                 <meta charset="utf-8"/>
-                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1, viewport-fit=cover"/>
+                <meta name="color-scheme" content="light dark"/>
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
+                <script inner_html=THEME_SCRIPT></script>
                 <AutoReload options=options.clone()/>
                 <HydrationScripts options/>
                 <MetaTags/>
@@ -40,39 +52,9 @@ pub fn App() -> impl IntoView {
         <Stylesheet id="leptos" href="/pkg/agent-app.css"/>
         <Title text="agent-app"/>
         <Router>
-            <main>
-                <Routes fallback=|| "Page not found.".into_view()>
-                    <Route path=StaticSegment("") view=HomePage/>
-                </Routes>
-            </main>
+            <Routes fallback=|| "Page not found.".into_view()>
+                <Route path=StaticSegment("") view=ui::ChatPage/>
+            </Routes>
         </Router>
-    }
-}
-
-/// Placeholder home page until the chat UI lands: says what the server offers.
-#[component]
-fn HomePage() -> impl IntoView {
-    let (show_examples, set_show_examples) = signal(false);
-    view! {
-        <section class="home">
-            <h1>"agent-app"</h1>
-            <p class="lead">
-                "Your agent is running. It answers the OpenAI Responses / MLflow ResponsesAgent API at "
-                <code>"POST /invocations"</code>" and "<code>"POST /responses"</code>"."
-            </p>
-            <button
-                class="toggle"
-                on:click=move |_| set_show_examples.update(|s| *s = !*s)
-            >
-                {move || if show_examples.get() { "Hide examples" } else { "Show examples" }}
-            </button>
-            <Show when=move || show_examples.get()>
-                <pre class="examples">
-                    "curl -N -X POST http://localhost:8000/invocations \\\n"
-                    "  -H 'Content-Type: application/json' \\\n"
-                    "  -d '{\"input\": [{\"role\": \"user\", \"content\": \"What time is it?\"}], \"stream\": true}'"
-                </pre>
-            </Show>
-        </section>
     }
 }

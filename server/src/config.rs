@@ -143,6 +143,10 @@ pub struct Settings {
     #[arg(long, env = "AGENT_SSE_KEEPALIVE_SECONDS", default_value_t = 15.0)]
     pub sse_keepalive_seconds: f64,
 
+    /// The chat page's greeting (the reference's variable).
+    #[arg(long, env = "CHAT_GREETING", default_value = app::config::DEFAULT_GREETING)]
+    pub chat_greeting: String,
+
     /// Folder with the built site (pkg/, favicon…); default: target/site, else site/ next to the binary.
     #[arg(long, env = "LEPTOS_SITE_ROOT")]
     pub site_root: Option<PathBuf>,

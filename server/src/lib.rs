@@ -35,7 +35,7 @@ pub const MLFLOW_API_VERSION: &str = "3.17.2";
 
 /// The whole application: API, pages and static files, with logging and request ids.
 pub fn app(state: AppState) -> Router {
-    let web = web::router(&state.settings);
+    let web = web::router(&state);
     let request_id = HeaderName::from_static("x-request-id");
     api::router(state)
         .merge(web)

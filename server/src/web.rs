@@ -1,21 +1,29 @@
-//! The browser UI: server-rendered Leptos pages, and the built site's static files (`/pkg/...`).
+//! The browser UI: server-rendered Leptos pages, their server functions (`/api/<name>`), and the built
+//! site's static files (`/pkg/...`).
 
+use app::config::UiSettings;
 use app::{App, OUTPUT_NAME, shell};
 use axum::Router;
-use leptos::prelude::LeptosOptions;
+use leptos::prelude::{LeptosOptions, provide_context};
 use leptos_axum::{LeptosRoutes, generate_route_list};
 
-use crate::config::Settings;
+use crate::state::AppState;
 
-pub fn router(settings: &Settings) -> Router {
+pub fn router(state: &AppState) -> Router {
+    let settings = &state.settings;
     let options = LeptosOptions::builder()
         .output_name(OUTPUT_NAME)
         .site_root(settings.resolve_site_root().to_string_lossy().into_owned())
         .site_pkg_dir("pkg")
         .build();
+    let ui = UiSettings {
+        greeting: settings.chat_greeting.clone(),
+        backend: state.runner.model.backend().to_string(),
+        model: state.runner.agent.model.clone(),
+    };
     let routes = generate_route_list(App);
     Router::new()
-        .leptos_routes(&options, routes, {
+        .leptos_routes_with_context(&options, routes, move || provide_context(ui.clone()), {
             let options = options.clone();
             move || shell(options.clone())
         })

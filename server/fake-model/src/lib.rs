@@ -6,6 +6,11 @@
 //! tools are offered, else `tokens` words of text, `token_delay` apart. Every request body is kept
 //! for assertions, and the number of response streams still open is counted, so a test can see that
 //! a cancelled agent really hung up.
+//!
+//! Tests in other processes (the browser tests) script it over HTTP: `POST /control/replies` queues
+//! replies given as JSON ([`ReplySpec`]), `GET /control/stats` reports open streams, requests seen and
+//! replies pending, `GET /control/last-request` returns the last chat request's body, and
+//! `POST /control/reset` empties the queue.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -18,9 +23,10 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 use futures::StreamExt;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 /// What the fake model does with one request.
@@ -59,6 +65,73 @@ impl Reply {
 
     pub fn status(status: u16, body: &str) -> Self {
         Reply::Status { status, body: body.to_string(), retry_after: None }
+    }
+}
+
+/// A [`Reply`] as JSON, for scripting the server over HTTP:
+/// `{"kind": "text", "text": "Hello there", "delay_ms": 40}`,
+/// `{"kind": "tool_calls", "calls": [{"name": "get_current_time", "arguments": "{}"}]}`,
+/// `{"kind": "status", "status": 500, "body": "boom"}`, `{"kind": "disconnect", "text": "partial"}`,
+/// `{"kind": "hang", "text": "partial"}`, `{"kind": "garbage", "text": "partial", "garbage": "{oops"}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ReplySpec {
+    Text {
+        text: String,
+        #[serde(default)]
+        delay_ms: u64,
+    },
+    ToolCalls {
+        #[serde(default)]
+        text: Option<String>,
+        calls: Vec<CallSpec>,
+    },
+    Status {
+        status: u16,
+        #[serde(default)]
+        body: String,
+        #[serde(default)]
+        retry_after: Option<u64>,
+    },
+    Disconnect {
+        #[serde(default)]
+        text: String,
+    },
+    Hang {
+        #[serde(default)]
+        text: String,
+    },
+    Garbage {
+        #[serde(default)]
+        text: String,
+        garbage: String,
+    },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallSpec {
+    pub name: String,
+    #[serde(default = "empty_object")]
+    pub arguments: String,
+}
+
+fn empty_object() -> String {
+    "{}".to_string()
+}
+
+impl From<ReplySpec> for Reply {
+    fn from(spec: ReplySpec) -> Self {
+        match spec {
+            ReplySpec::Text { text, delay_ms } => Reply::text_with_delay(&text, Duration::from_millis(delay_ms)),
+            ReplySpec::ToolCalls { text, calls } => {
+                Reply::ToolCalls { text, calls: calls.into_iter().map(|c| (c.name, c.arguments)).collect() }
+            }
+            ReplySpec::Status { status, body, retry_after } => Reply::Status { status, body, retry_after },
+            ReplySpec::Disconnect { text } => Reply::Disconnect { chunks: split_words(&text) },
+            ReplySpec::Hang { text } => Reply::Hang { chunks: split_words(&text) },
+            ReplySpec::Garbage { text, garbage } => Reply::Garbage { chunks: split_words(&text), garbage },
+        }
     }
 }
 
@@ -181,7 +254,47 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/chat/completions", post(chat))
         .route("/chat/completions", post(chat))
         .route("/serving-endpoints/chat/completions", post(chat))
+        .route("/control/replies", post(queue_replies))
+        .route("/control/stats", get(stats))
+        .route("/control/reset", post(reset))
+        .route("/control/last-request", get(last_request))
         .with_state(shared)
+}
+
+/// Queues one reply spec or a list of them.
+async fn queue_replies(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        Many(Vec<ReplySpec>),
+        One(ReplySpec),
+    }
+    let specs = match serde_json::from_slice::<OneOrMany>(&body) {
+        Ok(OneOrMany::Many(specs)) => specs,
+        Ok(OneOrMany::One(spec)) => vec![spec],
+        Err(e) => return (StatusCode::BAD_REQUEST, format!("bad reply spec: {e}")).into_response(),
+    };
+    let mut script = shared.script.lock().unwrap();
+    script.extend(specs.into_iter().map(Reply::from));
+    axum::Json(json!({"pending": script.len()})).into_response()
+}
+
+async fn stats(State(shared): State<Arc<Shared>>) -> axum::Json<Value> {
+    axum::Json(json!({
+        "open_streams": shared.open_streams.load(Ordering::SeqCst),
+        "requests": shared.requests.lock().unwrap().len(),
+        "pending": shared.script.lock().unwrap().len(),
+    }))
+}
+
+/// The body of the last chat request (`null` before the first).
+async fn last_request(State(shared): State<Arc<Shared>>) -> axum::Json<Value> {
+    axum::Json(shared.requests.lock().unwrap().last().cloned().unwrap_or(Value::Null))
+}
+
+async fn reset(State(shared): State<Arc<Shared>>) -> StatusCode {
+    shared.script.lock().unwrap().clear();
+    StatusCode::NO_CONTENT
 }
 
 async fn chat(State(shared): State<Arc<Shared>>, headers: axum::http::HeaderMap, body: Bytes) -> Response {
@@ -410,4 +523,36 @@ async fn complete_reply(reply: Reply, model: String) -> Response {
         "usage": usage_json(12, completion),
     }))
     .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(v: Value) -> Result<Reply, serde_json::Error> {
+        serde_json::from_value::<ReplySpec>(v).map(Reply::from)
+    }
+
+    #[test]
+    fn reply_specs_become_replies() {
+        match spec(json!({"kind": "text", "text": "a b", "delay_ms": 5})).unwrap() {
+            Reply::Text { chunks, delay } => {
+                assert_eq!(chunks, ["a", " b"]);
+                assert_eq!(delay, Duration::from_millis(5));
+            }
+            other => panic!("{other:?}"),
+        }
+        match spec(json!({"kind": "tool_calls", "calls": [{"name": "t"}]})).unwrap() {
+            Reply::ToolCalls { text: None, calls } => assert_eq!(calls, [("t".to_string(), "{}".to_string())]),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(spec(json!({"kind": "hang"})).unwrap(), Reply::Hang { chunks } if chunks.is_empty()));
+        assert!(matches!(spec(json!({"kind": "status", "status": 503})).unwrap(), Reply::Status { status: 503, .. }));
+    }
+
+    #[test]
+    fn bad_specs_are_refused() {
+        assert!(spec(json!({"kind": "texts", "text": "x"})).is_err());
+        assert!(spec(json!({"kind": "text", "txt": "x"})).is_err());
+    }
 }

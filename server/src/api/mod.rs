@@ -1,4 +1,5 @@
-//! The HTTP API (spec §1): `POST /invocations`, `POST /responses`, `GET /health`, `GET /agent/info`.
+//! The HTTP API (spec §1): `POST /invocations`, `POST /responses`, `GET /health`, `GET /agent/info`;
+//! and the chat UI's stream, `POST /api/chat`.
 
 pub mod error;
 pub mod meta;
@@ -14,6 +15,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/invocations", post(responses::create))
         .route("/responses", post(responses::create))
+        .route("/api/chat", post(responses::chat))
         .route("/health", get(meta::health))
         .route("/agent/info", get(meta::info))
         .method_not_allowed_fallback(error::method_not_allowed)

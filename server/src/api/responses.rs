@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use app::config::User;
 use app::responses::{ResponsesRequest, StreamEvent, is_truthy};
 use axum::Json;
 use axum::body::{Body, Bytes};
@@ -34,22 +35,34 @@ pub async fn create(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    match handle(state, headers, body).await {
-        Ok(response) => response,
-        Err(error) => error.into_response(),
-    }
+    handle(state, headers, body, Caller::Api).await.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `POST /api/chat`: the browser chat's stream. The same request and events as `/responses`, always
+/// streamed, always ending with the trace id (the UI attaches feedback to it).
+pub async fn chat(State(state): State<AppState>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+    handle(state, headers, body, Caller::ChatUi).await.unwrap_or_else(IntoResponse::into_response)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Caller {
+    /// `/invocations` and `/responses`: `stream` and `x-mlflow-return-trace-id` as the client says.
+    Api,
+    ChatUi,
 }
 
 async fn handle(
     state: AppState,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
+    caller: Caller,
 ) -> Result<Response, ApiError> {
     let settings = &state.settings;
     let body = body.map_err(|r| ApiError::from_body(r, settings.max_request_bytes))?;
     let mut value: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("Invalid JSON in request body: {e}")))?;
-    let stream = value.as_object_mut().and_then(|b| b.remove("stream")).is_some_and(|s| is_truthy(&s));
+    let stream = value.as_object_mut().and_then(|b| b.remove("stream")).is_some_and(|s| is_truthy(&s))
+        || caller == Caller::ChatUi;
     let invalid = |reason: String| {
         ApiError::bad_request(format!(
             "Invalid parameters for ResponsesAgent: Invalid data for ResponsesAgentRequest: {reason}"
@@ -63,10 +76,11 @@ async fn handle(
             request.input.len()
         )));
     }
-    let return_trace_id = headers
-        .get("x-mlflow-return-trace-id")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    let return_trace_id = caller == Caller::ChatUi
+        || headers
+            .get("x-mlflow-return-trace-id")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
     state.runner.model.ready().map_err(|e| match e {
         ModelError::Busy(message) => ApiError::unavailable(message),
         other => ApiError::internal(other.to_string()),
@@ -74,7 +88,7 @@ async fn handle(
 
     let context = ToolContext {
         session_id: request.session_id().map(str::to_string),
-        user: forwarded_user(&headers).or_else(|| request.user_id().map(str::to_string)),
+        user: forwarded_user(&headers).id().map(str::to_string).or_else(|| request.user_id().map(str::to_string)),
         headers: Arc::new(headers),
         cancel: CancellationToken::new(),
     };
@@ -90,10 +104,8 @@ async fn handle(
 }
 
 /// The signed-in user, as the Databricks Apps proxy forwards it.
-fn forwarded_user(headers: &HeaderMap) -> Option<String> {
-    ["x-forwarded-email", "x-forwarded-preferred-username", "x-forwarded-user"]
-        .iter()
-        .find_map(|h| headers.get(*h)?.to_str().ok().filter(|v| !v.is_empty()).map(str::to_string))
+fn forwarded_user(headers: &HeaderMap) -> User {
+    User::from_headers(|name| headers.get(name).and_then(|v| v.to_str().ok()))
 }
 
 struct Run {

@@ -1,0 +1,267 @@
+//! The browser's side of the chat: the streaming POST, stopping it, the clipboard, the theme, scrolling.
+//!
+//! Only the hydrated page calls these; the server build gets inert versions so the components compile
+//! on both sides.
+
+/// How a stream ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamEnd {
+    /// The body ended (normally after `[DONE]`).
+    Closed,
+    /// The user stopped it.
+    Aborted,
+    /// The request failed: HTTP error (with the server's `detail`), network error or bad framing.
+    Failed(String),
+}
+
+/// Turns an error response's body into the message to show: `{"detail": …}` when the server sent one.
+pub fn error_message(status: u16, body: &str) -> String {
+    let detail = serde_json::from_str::<serde_json::Value>(body).ok().and_then(|v| {
+        let d = v.get("detail").or_else(|| v.get("error"))?;
+        Some(d.as_str().map(str::to_string).unwrap_or_else(|| d.to_string()))
+    });
+    match detail {
+        Some(detail) => format!("{detail} (HTTP {status})"),
+        None if body.trim().is_empty() => format!("The server answered HTTP {status}."),
+        None => format!("{} (HTTP {status})", body.trim().chars().take(500).collect::<String>()),
+    }
+}
+
+#[cfg(feature = "hydrate")]
+mod browser {
+    use js_sys::{Reflect, Uint8Array};
+    use wasm_bindgen::{JsCast, JsValue};
+    use wasm_bindgen_futures::JsFuture;
+    use web_sys::{AbortController, Element, HtmlElement, ReadableStreamDefaultReader, RequestInit, Response};
+
+    use super::StreamEnd;
+    use crate::responses::StreamFrame;
+    use crate::sse::SseParser;
+
+    /// Stops a running stream: aborting the fetch closes the connection, and the server then drops
+    /// the agent run (model call and tools) with it.
+    #[derive(Clone)]
+    pub struct StreamControl {
+        controller: Option<AbortController>,
+    }
+
+    impl Default for StreamControl {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+
+    impl StreamControl {
+        pub fn new() -> Self {
+            Self { controller: AbortController::new().ok() }
+        }
+
+        pub fn abort(&self) {
+            if let Some(c) = &self.controller {
+                c.abort();
+            }
+        }
+    }
+
+    fn js_message(error: &JsValue) -> String {
+        Reflect::get(error, &"message".into())
+            .ok()
+            .and_then(|m| m.as_string())
+            .or_else(|| error.as_string())
+            .unwrap_or_else(|| "network error".into())
+    }
+
+    fn is_abort(error: &JsValue) -> bool {
+        Reflect::get(error, &"name".into()).ok().and_then(|n| n.as_string()).as_deref() == Some("AbortError")
+    }
+
+    /// POSTs `body` (JSON) to `url` and hands every batch of frames to `on_frames` as it arrives.
+    pub async fn post_stream(
+        url: &str,
+        body: String,
+        control: &StreamControl,
+        mut on_frames: impl FnMut(Vec<StreamFrame>),
+    ) -> StreamEnd {
+        let Some(window) = web_sys::window() else { return StreamEnd::Failed("no window".into()) };
+        let init = RequestInit::new();
+        init.set_method("POST");
+        init.set_body(&JsValue::from_str(&body));
+        let headers = web_sys::Headers::new().expect("Headers");
+        let _ = headers.set("content-type", "application/json");
+        let _ = headers.set("accept", "text/event-stream");
+        init.set_headers(&headers);
+        if let Some(c) = &control.controller {
+            init.set_signal(Some(&c.signal()));
+        }
+        let failed = |e: JsValue| if is_abort(&e) { StreamEnd::Aborted } else { StreamEnd::Failed(js_message(&e)) };
+        let response: Response = match JsFuture::from(window.fetch_with_str_and_init(url, &init)).await {
+            Ok(r) => r.unchecked_into(),
+            Err(e) => return failed(e),
+        };
+        if !response.ok() {
+            let text = match response.text() {
+                Ok(p) => JsFuture::from(p).await.ok().and_then(|t| t.as_string()).unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            return StreamEnd::Failed(super::error_message(response.status(), &text));
+        }
+        let Some(stream) = response.body() else { return StreamEnd::Closed };
+        let reader: ReadableStreamDefaultReader = stream.get_reader().unchecked_into();
+        let mut parser = SseParser::default();
+        loop {
+            let chunk = match JsFuture::from(reader.read()).await {
+                Ok(c) => c,
+                Err(e) => return failed(e),
+            };
+            if Reflect::get(&chunk, &"done".into()).ok().and_then(|d| d.as_bool()).unwrap_or(true) {
+                return StreamEnd::Closed;
+            }
+            let Ok(value) = Reflect::get(&chunk, &"value".into()) else { continue };
+            let bytes = value.unchecked_into::<Uint8Array>().to_vec();
+            let frames = match parser.push(&bytes) {
+                Ok(frames) => frames,
+                Err(e) => return StreamEnd::Failed(e.to_string()),
+            };
+            let parsed: Vec<StreamFrame> = frames.iter().filter_map(|f| StreamFrame::parse(&f.data).ok()).collect();
+            if !parsed.is_empty() {
+                on_frames(parsed);
+            }
+        }
+    }
+
+    pub fn copy_text(text: &str) {
+        if let Some(window) = web_sys::window() {
+            let _ = window.navigator().clipboard().write_text(text);
+        }
+    }
+
+    /// A click on a code block's copy button copies its code (the buttons are in rendered markdown,
+    /// so one listener on the transcript serves them all).
+    pub fn copy_code_click(target: Option<web_sys::EventTarget>) {
+        let Some(button) =
+            target.and_then(|t| t.dyn_into::<Element>().ok()).and_then(|e| e.closest(".copy-code").ok().flatten())
+        else {
+            return;
+        };
+        let code = button
+            .closest(".code-block")
+            .ok()
+            .flatten()
+            .and_then(|block| block.query_selector("code").ok().flatten())
+            .and_then(|code| code.text_content());
+        if let Some(code) = code {
+            copy_text(&code);
+            button.set_text_content(Some("Copied"));
+            let button = button.clone();
+            leptos::prelude::set_timeout(
+                move || button.set_text_content(Some("Copy")),
+                std::time::Duration::from_millis(1500),
+            );
+        }
+    }
+
+    /// A random id for a new chat.
+    pub fn new_chat_id() -> String {
+        web_sys::window().and_then(|w| w.crypto().ok()).map(|c| c.random_uuid()).unwrap_or_else(|| {
+            format!("{:016x}{:016x}", (js_sys::Math::random() * 1e16) as u64, (js_sys::Math::random() * 1e16) as u64)
+        })
+    }
+
+    const THEME_KEY: &str = "agent-app-theme";
+
+    fn root() -> Option<Element> {
+        web_sys::window()?.document()?.document_element()
+    }
+
+    /// The theme in force: the one chosen earlier, else the system's.
+    pub fn current_theme() -> &'static str {
+        let chosen = root().and_then(|r| r.get_attribute("data-theme"));
+        match chosen.as_deref() {
+            Some("dark") => "dark",
+            Some("light") => "light",
+            _ => {
+                let dark = web_sys::window()
+                    .and_then(|w| w.match_media("(prefers-color-scheme: dark)").ok().flatten())
+                    .is_some_and(|m| m.matches());
+                if dark { "dark" } else { "light" }
+            }
+        }
+    }
+
+    pub fn set_theme(theme: &str) {
+        if let Some(root) = root() {
+            let _ = root.set_attribute("data-theme", theme);
+        }
+        if let Some(storage) = web_sys::window().and_then(|w| w.local_storage().ok().flatten()) {
+            let _ = storage.set_item(THEME_KEY, theme);
+        }
+    }
+
+    pub fn is_near_bottom(element: &HtmlElement) -> bool {
+        element.scroll_top() + element.client_height() >= element.scroll_height() - 48
+    }
+
+    pub fn scroll_to_bottom(element: &HtmlElement) {
+        element.set_scroll_top(element.scroll_height());
+    }
+}
+
+#[cfg(not(feature = "hydrate"))]
+mod browser {
+    use super::StreamEnd;
+    use crate::responses::StreamFrame;
+
+    #[derive(Clone, Default)]
+    pub struct StreamControl;
+
+    impl StreamControl {
+        pub fn new() -> Self {
+            Self
+        }
+
+        pub fn abort(&self) {}
+    }
+
+    pub async fn post_stream(
+        _url: &str,
+        _body: String,
+        _control: &StreamControl,
+        _on_frames: impl FnMut(Vec<StreamFrame>),
+    ) -> StreamEnd {
+        StreamEnd::Failed("streaming runs in the browser".into())
+    }
+
+    pub fn copy_text(_text: &str) {}
+
+    pub fn copy_code_click(_target: Option<leptos::web_sys::EventTarget>) {}
+
+    pub fn new_chat_id() -> String {
+        String::new()
+    }
+
+    pub fn current_theme() -> &'static str {
+        "light"
+    }
+
+    pub fn set_theme(_theme: &str) {}
+
+    pub fn is_near_bottom(_element: &leptos::web_sys::HtmlElement) -> bool {
+        true
+    }
+
+    pub fn scroll_to_bottom(_element: &leptos::web_sys::HtmlElement) {}
+}
+
+pub use browser::*;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_bodies_become_messages() {
+        assert_eq!(error_message(400, r#"{"detail": "Invalid JSON"}"#), "Invalid JSON (HTTP 400)");
+        assert_eq!(error_message(503, ""), "The server answered HTTP 503.");
+        assert_eq!(error_message(502, "Bad gateway"), "Bad gateway (HTTP 502)");
+    }
+}

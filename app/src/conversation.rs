@@ -1,0 +1,394 @@
+//! What the chat shows, built from the agent's stream: plain data, no UI, so it is tested on the host.
+//!
+//! An [`Answer`] takes the frames of one Responses stream ([`StreamFrame`]) as they arrive and keeps
+//! what the user sees (text, tool cards, reasoning, an error) and the finished output items, which go
+//! back to the agent as history on the next turn.
+
+use serde_json::{Map, Value, json};
+
+use crate::responses::{Item, StreamEvent, StreamFrame};
+
+/// One piece of an answer, in the order it arrived.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Block {
+    /// Assistant text (markdown), keyed by the message item's id.
+    Text { id: String, text: String },
+    /// A tool call and, once it ran, its output.
+    Tool(ToolCall),
+    /// A reasoning summary.
+    Reasoning { id: String, text: String },
+}
+
+impl Block {
+    /// A key that stays the same while the block grows (for keyed rendering).
+    pub fn key(&self) -> String {
+        match self {
+            Block::Text { id, .. } => format!("text:{id}"),
+            Block::Tool(call) => format!("tool:{}", call.call_id),
+            Block::Reasoning { id, .. } => format!("reasoning:{id}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolCall {
+    pub call_id: String,
+    /// The item id, when the stream has said it (arguments deltas refer to it).
+    pub item_id: Option<String>,
+    pub name: String,
+    pub arguments: String,
+    pub output: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnswerStatus {
+    /// Waiting for the first frame, or frames still coming.
+    Streaming,
+    Done,
+    /// The user stopped it.
+    Stopped,
+    /// The agent or the connection reported an error.
+    Failed,
+}
+
+/// The assistant's side of one turn.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    pub blocks: Vec<Block>,
+    pub status: AnswerStatus,
+    pub error: Option<String>,
+    pub trace_id: Option<String>,
+    /// Finished output items, as the agent sent them: the history for the next turn.
+    pub items: Vec<Item>,
+}
+
+impl Default for Answer {
+    fn default() -> Self {
+        Self { blocks: Vec::new(), status: AnswerStatus::Streaming, error: None, trace_id: None, items: Vec::new() }
+    }
+}
+
+impl Answer {
+    pub fn is_streaming(&self) -> bool {
+        self.status == AnswerStatus::Streaming
+    }
+
+    /// Takes one frame of the stream.
+    pub fn apply(&mut self, frame: StreamFrame) {
+        match frame {
+            StreamFrame::Event(event) => self.apply_event(*event),
+            StreamFrame::TraceId(id) => self.trace_id = Some(id),
+            StreamFrame::Error(message) => self.fail(message),
+            StreamFrame::Done => {
+                if self.is_streaming() {
+                    self.status = AnswerStatus::Done;
+                }
+            }
+        }
+    }
+
+    /// The stream ended with an error (from the agent, the HTTP status or the connection).
+    pub fn fail(&mut self, message: impl Into<String>) {
+        self.status = AnswerStatus::Failed;
+        self.error = Some(message.into());
+    }
+
+    /// The user stopped the stream: what arrived stays.
+    pub fn stop(&mut self) {
+        if self.is_streaming() {
+            self.status = AnswerStatus::Stopped;
+        }
+    }
+
+    /// The stream closed without `[DONE]` and without an error.
+    pub fn finish_unexpectedly(&mut self) {
+        if self.is_streaming() {
+            self.fail("The connection closed before the answer was complete.");
+        }
+    }
+
+    fn apply_event(&mut self, event: StreamEvent) {
+        match event {
+            StreamEvent::OutputTextDelta { item_id, delta, .. } => match self.text_block(&item_id) {
+                Some(text) => text.push_str(&delta),
+                None => self.blocks.push(Block::Text { id: item_id, text: delta }),
+            },
+            StreamEvent::FunctionCallArgumentsDelta { item_id, delta, .. } => {
+                if let Some(call) = self.tools_mut().find(|c| c.item_id.as_deref() == Some(&item_id)) {
+                    call.arguments.push_str(&delta);
+                }
+            }
+            StreamEvent::ReasoningSummaryTextDelta { item_id, delta, .. } => {
+                match self.blocks.iter_mut().find_map(|b| match b {
+                    Block::Reasoning { id, text } if *id == item_id => Some(text),
+                    _ => None,
+                }) {
+                    Some(text) => text.push_str(&delta),
+                    None => self.blocks.push(Block::Reasoning { id: item_id, text: delta }),
+                }
+            }
+            StreamEvent::OutputItemAdded { item: Item::FunctionCall(call), .. } => self.upsert_call(&call, false),
+            StreamEvent::OutputItemDone { item, .. } => self.item_done(item),
+            StreamEvent::Error { message, error, .. } => self.fail(error.unwrap_or(message)),
+            _ => {}
+        }
+    }
+
+    fn item_done(&mut self, item: Item) {
+        match &item {
+            Item::Message(message) => {
+                let id = message.id.clone().unwrap_or_else(|| format!("message-{}", self.blocks.len()));
+                let full = message.content.text();
+                // The done item repeats the streamed text: it replaces it rather than adding to it.
+                match self.text_block(&id) {
+                    Some(text) => *text = full,
+                    None => self.blocks.push(Block::Text { id, text: full }),
+                }
+            }
+            Item::FunctionCall(call) => self.upsert_call(call, true),
+            Item::FunctionCallOutput(output) => {
+                let text = output.output_text();
+                if let Some(call) = self.tools_mut().find(|c| c.call_id == output.call_id) {
+                    call.output = Some(text);
+                } else {
+                    self.blocks.push(Block::Tool(ToolCall {
+                        call_id: output.call_id.clone(),
+                        item_id: None,
+                        name: String::new(),
+                        arguments: String::new(),
+                        output: Some(text),
+                    }));
+                }
+            }
+            Item::Reasoning(reasoning) => {
+                let id = reasoning.id.clone().unwrap_or_else(|| format!("reasoning-{}", self.blocks.len()));
+                let text: String =
+                    reasoning.summary.iter().filter_map(|p| p.as_text()).collect::<Vec<_>>().join("\n\n");
+                match self.blocks.iter_mut().find_map(|b| match b {
+                    Block::Reasoning { id: bid, text } if *bid == id => Some(text),
+                    _ => None,
+                }) {
+                    Some(existing) => *existing = text,
+                    None => self.blocks.push(Block::Reasoning { id, text }),
+                }
+            }
+            _ => {}
+        }
+        self.items.push(item);
+    }
+
+    fn upsert_call(&mut self, call: &crate::responses::FunctionCall, complete: bool) {
+        if let Some(existing) = self.tools_mut().find(|c| c.call_id == call.call_id) {
+            existing.name.clone_from(&call.name);
+            if complete || !call.arguments.is_empty() {
+                existing.arguments.clone_from(&call.arguments);
+            }
+            if existing.item_id.is_none() {
+                existing.item_id.clone_from(&call.id);
+            }
+        } else {
+            self.blocks.push(Block::Tool(ToolCall {
+                call_id: call.call_id.clone(),
+                item_id: call.id.clone(),
+                name: call.name.clone(),
+                arguments: call.arguments.clone(),
+                output: None,
+            }));
+        }
+    }
+
+    fn text_block(&mut self, item_id: &str) -> Option<&mut String> {
+        self.blocks.iter_mut().find_map(|b| match b {
+            Block::Text { id, text } if id == item_id => Some(text),
+            _ => None,
+        })
+    }
+
+    fn tools_mut(&mut self) -> impl Iterator<Item = &mut ToolCall> {
+        self.blocks.iter_mut().filter_map(|b| match b {
+            Block::Tool(call) => Some(call),
+            _ => None,
+        })
+    }
+
+    /// The answer's text, as the user would copy it.
+    pub fn text(&self) -> String {
+        let texts: Vec<&str> = self
+            .blocks
+            .iter()
+            .filter_map(|b| match b {
+                Block::Text { text, .. } => Some(text.as_str()),
+                _ => None,
+            })
+            .collect();
+        texts.join("\n\n")
+    }
+
+    /// What this answer contributes to the next request's history: the finished items, then any text
+    /// that streamed without its done item (a stopped or failed answer), so the model sees what the
+    /// user saw.
+    pub fn history_items(&self) -> Vec<Item> {
+        let mut items = self.items.clone();
+        for block in &self.blocks {
+            if let Block::Text { id, text } = block
+                && !text.is_empty()
+                && !self.items.iter().any(|i| i.id() == Some(id.as_str()))
+            {
+                items.push(Item::assistant_message(id.clone(), text.clone()));
+            }
+        }
+        items
+    }
+}
+
+/// One exchange: what the user asked and what came back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Exchange {
+    pub user: String,
+    pub answer: Answer,
+}
+
+/// The request body for `POST /api/chat`: the whole conversation so far, ending with the new message.
+pub fn chat_request(chat_id: &str, previous: &[Exchange], message: &str) -> Value {
+    let mut input: Vec<Item> = Vec::new();
+    for exchange in previous {
+        input.push(Item::user(exchange.user.clone()));
+        input.extend(exchange.answer.history_items());
+    }
+    input.push(Item::user(message));
+    let mut context = Map::new();
+    context.insert("conversation_id".into(), json!(chat_id));
+    json!({"input": input, "context": context})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(v: Value) -> StreamFrame {
+        StreamFrame::parse(&v.to_string()).unwrap()
+    }
+
+    fn run(frames: Vec<Value>) -> Answer {
+        let mut answer = Answer::default();
+        for f in frames {
+            answer.apply(frame(f));
+        }
+        answer
+    }
+
+    #[test]
+    fn text_streams_and_the_done_item_does_not_repeat_it() {
+        let answer = run(vec![
+            json!({"type": "response.output_text.delta", "item_id": "m1", "delta": "Hel"}),
+            json!({"type": "response.output_text.delta", "item_id": "m1", "delta": "lo"}),
+            json!({"type": "response.output_item.done", "item": {"type": "message", "id": "m1", "role": "assistant",
+                   "content": [{"type": "output_text", "text": "Hello"}]}}),
+        ]);
+        assert_eq!(answer.blocks, vec![Block::Text { id: "m1".into(), text: "Hello".into() }]);
+        assert!(answer.is_streaming());
+        let mut answer = answer;
+        answer.apply(StreamFrame::Done);
+        assert_eq!(answer.status, AnswerStatus::Done);
+        assert_eq!(answer.items.len(), 1);
+    }
+
+    #[test]
+    fn tool_calls_become_cards_with_their_output() {
+        let answer = run(vec![
+            json!({"type": "response.output_item.added", "item": {"type": "function_call", "id": "fc1",
+                   "call_id": "c1", "name": "get_current_time", "arguments": ""}}),
+            json!({"type": "response.function_call_arguments.delta", "item_id": "fc1", "output_index": 0,
+                   "delta": "{\"tz\"", "sequence_number": 1}),
+            json!({"type": "response.output_item.done", "item": {"type": "function_call", "id": "fc1",
+                   "call_id": "c1", "name": "get_current_time", "arguments": "{\"tz\": 1}"}}),
+            json!({"type": "response.output_item.done", "item": {"type": "function_call_output", "id": "o1",
+                   "call_id": "c1", "output": "12:00"}}),
+            json!({"type": "response.output_text.delta", "item_id": "m2", "delta": "It is noon."}),
+            json!({"trace_id": "tr-1"}),
+        ]);
+        assert_eq!(answer.blocks.len(), 2);
+        let Block::Tool(call) = &answer.blocks[0] else { panic!() };
+        assert_eq!((call.name.as_str(), call.arguments.as_str()), ("get_current_time", "{\"tz\": 1}"));
+        assert_eq!(call.output.as_deref(), Some("12:00"));
+        assert_eq!(answer.trace_id.as_deref(), Some("tr-1"));
+        // The streamed text without a done item still goes into history.
+        let history = answer.history_items();
+        let kinds: Vec<&str> = history.iter().map(Item::kind).collect();
+        assert_eq!(kinds, ["function_call", "function_call_output", "message"]);
+    }
+
+    #[test]
+    fn arguments_stream_into_the_card() {
+        let answer = run(vec![
+            json!({"type": "response.output_item.added", "item": {"type": "function_call", "id": "fc1",
+                   "call_id": "c1", "name": "lookup", "arguments": ""}}),
+            json!({"type": "response.function_call_arguments.delta", "item_id": "fc1", "output_index": 0,
+                   "delta": "{\"q\":", "sequence_number": 1}),
+            json!({"type": "response.function_call_arguments.delta", "item_id": "fc1", "output_index": 0,
+                   "delta": "1}", "sequence_number": 2}),
+        ]);
+        let Block::Tool(call) = &answer.blocks[0] else { panic!() };
+        assert_eq!(call.arguments, "{\"q\":1}");
+        assert_eq!(call.output, None);
+    }
+
+    #[test]
+    fn errors_in_either_shape_fail_the_answer_and_keep_the_text() {
+        let answer = run(vec![
+            json!({"type": "response.output_text.delta", "item_id": "m1", "delta": "Partial"}),
+            json!({"type": "error", "message": "model went away", "error": "model went away", "code": "x"}),
+        ]);
+        assert_eq!(answer.status, AnswerStatus::Failed);
+        assert_eq!(answer.error.as_deref(), Some("model went away"));
+        assert_eq!(answer.text(), "Partial");
+        let answer = run(vec![json!({"error": "boom"})]);
+        assert_eq!(answer.error.as_deref(), Some("boom"));
+        // [DONE] after an error keeps the failure.
+        let mut answer = answer;
+        answer.apply(StreamFrame::Done);
+        assert_eq!(answer.status, AnswerStatus::Failed);
+    }
+
+    #[test]
+    fn reasoning_is_its_own_block() {
+        let answer = run(vec![
+            json!({"type": "response.reasoning_summary_text.delta", "item_id": "r1", "output_index": 0,
+                   "summary_index": 0, "delta": "Thinking", "sequence_number": 0}),
+            json!({"type": "response.output_item.done", "item": {"type": "reasoning", "id": "r1",
+                   "summary": [{"type": "summary_text", "text": "Thinking hard"}]}}),
+        ]);
+        assert_eq!(answer.blocks, vec![Block::Reasoning { id: "r1".into(), text: "Thinking hard".into() }]);
+    }
+
+    #[test]
+    fn stop_keeps_what_arrived_and_unknown_events_are_ignored() {
+        let mut answer = run(vec![
+            json!({"type": "response.created", "response": {"object": "response", "output": []}, "sequence_number": 0}),
+            json!({"type": "response.something_new", "x": 1}),
+            json!({"type": "response.output_text.delta", "item_id": "m1", "delta": "Half"}),
+        ]);
+        answer.stop();
+        assert_eq!(answer.status, AnswerStatus::Stopped);
+        assert_eq!(answer.text(), "Half");
+        answer.finish_unexpectedly();
+        assert_eq!(answer.status, AnswerStatus::Stopped);
+    }
+
+    #[test]
+    fn the_request_carries_the_whole_conversation() {
+        let mut first = Answer::default();
+        first.apply(frame(json!({"type": "response.output_item.done", "item": {"type": "message", "id": "m1",
+            "role": "assistant", "content": [{"type": "output_text", "text": "Hi!"}]}})));
+        let previous = vec![Exchange { user: "Hello".into(), answer: first }];
+        let body = chat_request("chat-1", &previous, "And now?");
+        assert_eq!(body["context"]["conversation_id"], "chat-1");
+        let input = body["input"].as_array().unwrap();
+        assert_eq!(input.len(), 3);
+        assert_eq!(input[0]["content"], "Hello");
+        assert_eq!(input[1]["role"], "assistant");
+        assert_eq!(input[2]["content"], "And now?");
+        // The server accepts what the UI sends.
+        crate::responses::ResponsesRequest::from_value(body).unwrap();
+    }
+}

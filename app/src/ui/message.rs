@@ -1,0 +1,213 @@
+//! One exchange on screen: the user's message (editable), and the answer as it streams: markdown text,
+//! tool-call cards, reasoning, an inline error, and the actions under it.
+
+use leptos::prelude::*;
+
+use super::{Chat, ExchangeHandle};
+use crate::client;
+use crate::conversation::{Answer, AnswerStatus, Block, ToolCall};
+use crate::markdown;
+
+#[component]
+pub fn ExchangeView(exchange: ExchangeHandle) -> impl IntoView {
+    view! {
+        <div class="exchange">
+            <UserMessage exchange/>
+            <AnswerView exchange/>
+        </div>
+    }
+    .into_any()
+}
+
+#[component]
+fn UserMessage(exchange: ExchangeHandle) -> impl IntoView {
+    let chat = expect_context::<Chat>();
+    let editing = RwSignal::new(false);
+    let draft = RwSignal::new(String::new());
+    let start_edit = move |_| {
+        draft.set(exchange.user.get_untracked());
+        editing.set(true);
+    };
+    let save = move || {
+        editing.set(false);
+        chat.edit(exchange.id, draft.get_untracked());
+    };
+    view! {
+        <div class="message user-message">
+            <Show
+                when=move || editing.get()
+                fallback=move || view! {
+                    <div class="bubble">{move || exchange.user.get()}</div>
+                    <div class="actions user-actions">
+                        <button type="button" class="action edit" aria-label="Edit message" title="Edit"
+                            disabled=move || chat.busy() on:click=start_edit>"✎"</button>
+                    </div>
+                }
+            >
+                <div class="edit-box">
+                    <textarea class="edit-input" aria-label="Edit your message" prop:value=move || draft.get()
+                        on:input=move |ev| draft.set(event_target_value(&ev))
+                        on:keydown=move |ev| {
+                            if ev.key() == "Enter" && !ev.shift_key() && !ev.is_composing() {
+                                ev.prevent_default();
+                                save();
+                            } else if ev.key() == "Escape" {
+                                editing.set(false);
+                            }
+                        }></textarea>
+                    <div class="edit-buttons">
+                        <button type="button" class="button secondary" on:click=move |_| editing.set(false)>"Cancel"</button>
+                        <button type="button" class="button primary" on:click=move |_| save()>"Save & send"</button>
+                    </div>
+                </div>
+            </Show>
+        </div>
+    }
+    .into_any()
+}
+
+#[component]
+fn AnswerView(exchange: ExchangeHandle) -> impl IntoView {
+    let chat = expect_context::<Chat>();
+    let answer = exchange.answer;
+    let status = Memo::new(move |_| answer.with(|a| a.status));
+    let keys = Memo::new(move |_| answer.with(|a| a.blocks.iter().map(Block::key).collect::<Vec<_>>()));
+    let error = Memo::new(move |_| answer.with(|a| a.error.clone()));
+    let status_name = move || match status.get() {
+        AnswerStatus::Streaming => "streaming",
+        AnswerStatus::Done => "done",
+        AnswerStatus::Stopped => "stopped",
+        AnswerStatus::Failed => "failed",
+    };
+    let copied = RwSignal::new(false);
+    let copy = move |_| {
+        client::copy_text(&answer.with_untracked(Answer::text));
+        copied.set(true);
+        set_timeout(move || copied.set(false), std::time::Duration::from_millis(1500));
+    };
+    view! {
+        <div class="message assistant-message" data-status=status_name>
+            <div class="avatar assistant-avatar" aria-hidden="true">"✦"</div>
+            <div class="answer">
+                <For each=move || keys.get() key=|k| k.clone() let:key>
+                    <BlockView answer key/>
+                </For>
+                <Show when=move || status.get() == AnswerStatus::Streaming && keys.with(Vec::is_empty)>
+                    <div class="thinking" aria-label="Waiting for the answer"><span></span><span></span><span></span></div>
+                </Show>
+                {move || error.get().map(|message| view! {
+                    <div class="error-box" role="alert">
+                        <div class="error-title">"Error"</div>
+                        <pre class="error-text">{pretty_json(&message)}</pre>
+                    </div>
+                })}
+                <Show when=move || status.get() == AnswerStatus::Stopped>
+                    <div class="stopped-note">"Stopped"</div>
+                </Show>
+                <Show when=move || status.get() != AnswerStatus::Streaming>
+                    <div class="actions">
+                        <button type="button" class="action copy-message" title="Copy" aria-label="Copy message"
+                            on:click=copy>{move || if copied.get() { "Copied" } else { "Copy" }}</button>
+                        <Show when=move || chat.is_last(exchange.id)>
+                            <button type="button" class="action regenerate" title="Regenerate" aria-label="Regenerate"
+                                on:click=move |_| chat.regenerate()>"↻ Regenerate"</button>
+                        </Show>
+                    </div>
+                </Show>
+            </div>
+        </div>
+    }
+    .into_any()
+}
+
+/// One block, redrawn only when its own content changes.
+#[component]
+fn BlockView(answer: RwSignal<Answer>, key: String) -> impl IntoView {
+    let kind = key.split(':').next().unwrap_or("").to_string();
+    let block = Memo::new(move |_| answer.with(|a| a.blocks.iter().find(|b| b.key() == key).cloned()));
+    let streaming = Memo::new(move |_| answer.with(Answer::is_streaming));
+    match kind.as_str() {
+        "tool" => view! { <ToolCard block streaming/> }.into_any(),
+        "reasoning" => {
+            let text = move || match block.get() {
+                Some(Block::Reasoning { text, .. }) => text,
+                _ => String::new(),
+            };
+            view! { <Reasoning text=Signal::derive(text)/> }.into_any()
+        }
+        _ => {
+            let text = Memo::new(move |_| match block.get() {
+                Some(Block::Text { text, .. }) => text,
+                _ => String::new(),
+            });
+            let thinking = move || text.with(|t| markdown::split_think(t).0.map(str::to_string));
+            let html = move || text.with(|t| markdown::render(markdown::split_think(t).1));
+            view! {
+                {move || thinking().map(|t| view! { <Reasoning text=Signal::derive(move || t.clone())/> })}
+                <div class="markdown" inner_html=html></div>
+            }
+            .into_any()
+        }
+    }
+}
+
+#[component]
+fn Reasoning(#[prop(into)] text: Signal<String>) -> impl IntoView {
+    view! {
+        <details class="reasoning">
+            <summary>"Reasoning"</summary>
+            <div class="reasoning-text">{move || text.get()}</div>
+        </details>
+    }
+    .into_any()
+}
+
+#[component]
+fn ToolCard(block: Memo<Option<Block>>, streaming: Memo<bool>) -> impl IntoView {
+    let call = Memo::new(move |_| match block.get() {
+        Some(Block::Tool(call)) => Some(call),
+        _ => None,
+    });
+    let field = move |f: fn(&ToolCall) -> String| move || call.with(|c| c.as_ref().map(f).unwrap_or_default());
+    let state = move || match call.with(|c| c.as_ref().map(|c| c.output.is_some())) {
+        Some(true) => "done",
+        _ if streaming.get() => "running",
+        _ => "interrupted",
+    };
+    let state_label = move || match state() {
+        "done" => "Done",
+        "running" => "Running…",
+        _ => "No result",
+    };
+    view! {
+        <details class="tool-card" data-state=state>
+            <summary>
+                <span class="tool-icon" aria-hidden="true">"⚙"</span>
+                <span class="tool-label">"Tool"</span>
+                <span class="tool-name">{field(|c| c.name.clone())}</span>
+                <span class="tool-status">{state_label}</span>
+            </summary>
+            <div class="tool-section">
+                <div class="tool-section-title">"Arguments"</div>
+                <pre class="tool-arguments">{field(|c| pretty_json(&c.arguments))}</pre>
+            </div>
+            <Show when=move || call.with(|c| c.as_ref().is_some_and(|c| c.output.is_some()))>
+                <div class="tool-section">
+                    <div class="tool-section-title">"Output"</div>
+                    <pre class="tool-output">{field(|c| pretty_json(c.output.as_deref().unwrap_or("")))}</pre>
+                </div>
+            </Show>
+        </details>
+    }
+    .into_any()
+}
+
+/// JSON pretty-printed (arguments, outputs and error bodies are often JSON); anything else as it is.
+fn pretty_json(text: &str) -> String {
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(value @ (serde_json::Value::Object(_) | serde_json::Value::Array(_))) => {
+            serde_json::to_string_pretty(&value).unwrap_or_else(|_| text.to_string())
+        }
+        _ => text.to_string(),
+    }
+}

@@ -1,0 +1,107 @@
+//! The chat UI's server side: its stream route, its config server function and the rendered page.
+
+mod common;
+
+use app::conversation::{Answer, AnswerStatus, Block, Exchange, chat_request};
+use common::*;
+use fake_model::Reply;
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn the_chat_stream_is_the_responses_stream_always_streamed_with_a_trace_id() {
+    let server = start().await;
+    server.fake.push(Reply::tool_call("get_current_time", "{}"));
+    server.fake.push(Reply::text("It is noon."));
+    // What the page sends: no `stream` flag, a conversation id.
+    let body = chat_request("chat-1", &[], "What time is it?");
+    let s = server.stream("/api/chat", body, &[]).await;
+    assert_eq!(s.status, 200);
+    assert!(s.content_type.as_deref().unwrap().starts_with("text/event-stream"));
+    assert_eq!(s.data.last().unwrap(), "[DONE]");
+
+    // The page's own reducer makes the same answer of it that the user sees.
+    let mut answer = Answer::default();
+    for frame in s.frames() {
+        answer.apply(frame);
+    }
+    assert_eq!(answer.status, AnswerStatus::Done);
+    assert!(answer.trace_id.as_deref().is_some_and(|t| t.starts_with("tr-")));
+    let Block::Tool(call) = &answer.blocks[0] else { panic!("{:?}", answer.blocks) };
+    assert_eq!(call.name, "get_current_time");
+    assert!(call.output.is_some());
+    assert_eq!(answer.text(), "It is noon.");
+
+    // The next turn carries this one as history, and the server accepts it.
+    server.fake.push(Reply::text("Later."));
+    let previous = [Exchange { user: "What time is it?".into(), answer }];
+    let s = server.stream("/api/chat", chat_request("chat-1", &previous, "And later?"), &[]).await;
+    assert_eq!(s.text(), "Later.");
+    let sent = server.fake.requests().last().unwrap().clone();
+    let roles: Vec<&str> = sent["messages"].as_array().unwrap().iter().map(|m| m["role"].as_str().unwrap()).collect();
+    assert_eq!(roles, ["system", "user", "assistant", "tool", "assistant", "user"]);
+}
+
+#[tokio::test]
+async fn the_chat_stream_refuses_bad_input_like_the_api() {
+    let server = start().await;
+    let (status, _, body) = server.post_raw("/api/chat", "{not json").await;
+    assert_eq!(status, 400);
+    assert!(body["detail"].as_str().unwrap().starts_with("Invalid JSON in request body"), "{body}");
+    let (status, body) = server.post("/api/chat", json!({"input": [{"role": "nobody", "content": "x"}]})).await;
+    assert_eq!(status, 400, "{body}");
+}
+
+#[tokio::test]
+async fn the_config_names_the_forwarded_user_the_model_and_the_greeting() {
+    let server = start_with(|s| s.chat_greeting = "Hello from the test".into(), server::agent::agent()).await;
+    let config: Value = server
+        .client
+        .post(format!("{}/api/config", server.url))
+        .header("x-forwarded-email", "ana@example.com")
+        .header("x-forwarded-preferred-username", "ana")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(config["greeting"], "Hello from the test");
+    assert_eq!(config["user"]["email"], "ana@example.com");
+    assert_eq!(config["user"]["preferred_username"], "ana");
+    assert_eq!(config["backend"], "openai-compatible");
+    assert_eq!(config["chat_history"], false);
+    assert_eq!(config["suggestions"].as_array().unwrap().len(), 2);
+
+    // Without forwarded headers: nobody in particular (the page says "local user").
+    let config: Value = server
+        .client
+        .post(format!("{}/api/config", server.url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(config["user"]["email"], Value::Null);
+}
+
+#[tokio::test]
+async fn the_page_is_rendered_on_the_server() {
+    let server = start_with(|s| s.chat_greeting = "Greetings, tester".into(), server::agent::agent()).await;
+    let resp = server
+        .client
+        .get(format!("{}/", server.url))
+        .header("x-forwarded-email", "ana@example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let html = resp.text().await.unwrap();
+    assert!(html.contains("<title>agent-app</title>"), "{html}");
+    assert!(html.contains("Greetings, tester"), "{html}");
+    assert!(html.contains("ana@example.com"), "{html}");
+    assert!(html.contains("/pkg/agent-app.js"));
+    assert!(html.contains("aria-label=\"Message\""));
+}
