@@ -58,6 +58,39 @@ build_site() {
   # Leptos loads /pkg/agent-app.wasm (LEPTOS_OUTPUT_NAME is set in .cargo/config.toml).
   mv target/site/pkg/agent-app_bg.wasm target/site/pkg/agent-app.wasm
   cp style/main.css target/site/pkg/agent-app.css
+  if [ "$profile" = release ]; then
+    ensure_wasm_opt
+    log "optimising the wasm for size (wasm-opt -Oz)"
+    scripts/wasm-opt/node_modules/.bin/wasm-opt -Oz --strip-debug --strip-producers --enable-bulk-memory --enable-nontrapping-float-to-int \
+      target/site/pkg/agent-app.wasm -o target/site/pkg/agent-app.wasm
+  fi
+}
+
+# npm binaryen (pinned in scripts/wasm-opt/package-lock.json); Debian's older binaryen breaks hydration.
+ensure_wasm_opt() {
+  [ -x scripts/wasm-opt/node_modules/.bin/wasm-opt ] && return
+  log "installing wasm-opt (npm binaryen)"
+  (cd scripts/wasm-opt && npm ci --no-audit --no-fund)
+}
+
+# Prints the browser bundle's size (wasm + js + css), raw and brotli-compressed, as served; exits non-zero
+# above LIMIT_KB brotli (default 300).
+bundle_size() {
+  local limit_kb="${1:-300}"
+  node -e '
+    const fs = require("fs"), zlib = require("zlib");
+    const files = ["agent-app.wasm", "agent-app.js", "agent-app.css"].map(f => "target/site/pkg/" + f);
+    let raw = 0, br = 0;
+    for (const f of files) {
+      const data = fs.readFileSync(f);
+      const b = zlib.brotliCompressSync(data, { params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 11 } }).length;
+      raw += data.length; br += b;
+      console.log(`${f.padEnd(32)} ${String(data.length).padStart(9)} B raw ${String(b).padStart(8)} B brotli`);
+    }
+    const kb = (br / 1024).toFixed(1);
+    console.log(`bundle: ${(raw / 1024).toFixed(1)} KB raw, ${kb} KB brotli (limit ${process.argv[1]} KB)`);
+    if (br > process.argv[1] * 1024) { console.error("the bundle is over its size limit"); process.exit(1); }
+  ' "$limit_kb"
 }
 
 # A free TCP port on loopback.

@@ -8,7 +8,10 @@ ensure_chromium
 ensure_e2e_packages
 ensure_llama_build_tools
 ensure_model qwen2.5-coder-0.5b
-build_site debug
+# The tests drive the bundle users get: release, size-optimised, and within its size budget.
+build_site release
+log "browser bundle size"
+bundle_size 300 | tee target/bundle-size.txt
 
 log "cargo tests"
 # The embedded-model tests must run here, not skip for want of the model.

@@ -65,20 +65,53 @@ pub struct ChatConfig {
     pub feedback: bool,
 }
 
+impl ChatConfig {
+    /// The configuration for one request: the server's settings and the user its headers name.
+    pub fn new(settings: &UiSettings, user: User) -> Self {
+        ChatConfig {
+            greeting: settings.greeting.clone(),
+            suggestions: SUGGESTIONS.iter().map(|s| s.to_string()).collect(),
+            user,
+            backend: settings.backend.clone(),
+            model: settings.model.clone(),
+            chat_history: false,
+            feedback: false,
+        }
+    }
+
+    /// What the page uses if it has nothing better (the chat still works).
+    pub fn fallback() -> Self {
+        let settings = UiSettings {
+            greeting: DEFAULT_GREETING.into(),
+            backend: "unknown".into(),
+            model: "unknown".into(),
+        };
+        ChatConfig::new(&settings, User::default())
+    }
+
+    /// The page's configuration: computed while the server renders the page and shipped to the browser
+    /// with it (no second request, no loading state).
+    pub fn for_page() -> Self {
+        SharedValue::new(|| {
+            #[cfg(feature = "ssr")]
+            if let (Some(settings), Some(parts)) = (use_context::<UiSettings>(), use_context::<http::request::Parts>())
+            {
+                let user = User::from_headers(|name| parts.headers.get(name).and_then(|v| v.to_str().ok()));
+                return ChatConfig::new(&settings, user);
+            }
+            ChatConfig::fallback()
+        })
+        .into_inner()
+    }
+}
+
+/// `POST /api/config`: the same configuration, for clients other than the rendered page.
 #[server(prefix = "/api", endpoint = "config")]
 pub async fn load_chat_config() -> Result<ChatConfig, ServerFnError> {
     let settings = use_context::<UiSettings>().ok_or_else(|| ServerFnError::new("UI settings missing"))?;
     let headers: http::HeaderMap = leptos_axum::extract().await?;
     let user = User::from_headers(|name| headers.get(name).and_then(|v| v.to_str().ok()));
-    Ok(ChatConfig {
-        greeting: settings.greeting,
-        suggestions: SUGGESTIONS.iter().map(|s| s.to_string()).collect(),
-        user,
-        backend: settings.backend,
-        model: settings.model,
-        chat_history: false,
-        feedback: false,
-    })
+    Ok(ChatConfig::new(&settings, user))
 }
 
 #[cfg(test)]

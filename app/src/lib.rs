@@ -11,10 +11,6 @@ pub mod ui;
 
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
-use leptos_router::{
-    StaticSegment,
-    components::{Route, Router, Routes},
-};
 
 /// The name the site's assets are built under (`/pkg/<name>.js|.wasm|.css`).
 pub const OUTPUT_NAME: &str = "agent-app";
@@ -51,10 +47,6 @@ pub fn App() -> impl IntoView {
     view! {
         <Stylesheet id="leptos" href="/pkg/agent-app.css"/>
         <Title text="agent-app"/>
-        <Router>
-            <Routes fallback=|| "Page not found.".into_view()>
-                <Route path=StaticSegment("") view=ui::ChatPage/>
-            </Routes>
-        </Router>
+        <ui::ChatPage/>
     }
 }

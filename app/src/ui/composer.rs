@@ -1,11 +1,12 @@
 //! The message box: Enter sends, Shift+Enter starts a new line, Stop replaces Send while answering.
 
+use leptos::either::Either;
 use leptos::prelude::*;
 
-use super::{Chat, ConfigResource};
+use super::Chat;
 
 #[component]
-pub fn Composer(config: ConfigResource) -> impl IntoView {
+pub fn Composer(model: String) -> impl IntoView {
     let chat = expect_context::<Chat>();
     let draft = RwSignal::new(String::new());
     let send = move || {
@@ -15,7 +16,7 @@ pub fn Composer(config: ConfigResource) -> impl IntoView {
             chat.send(text);
         }
     };
-    let model = move || config.get().and_then(Result::ok).map(|c| c.model).unwrap_or_default();
+    let busy = Memo::new(move |_| chat.busy());
     view! {
         <div class="composer-wrap">
             <form class="composer" on:submit=move |ev| {
@@ -36,22 +37,19 @@ pub fn Composer(config: ConfigResource) -> impl IntoView {
                         }
                     }
                 ></textarea>
-                <Show
-                    when=move || chat.busy()
-                    fallback=move || view! {
+                {move || if busy.get() {
+                    Either::Left(view! {
+                        <button type="button" class="stop" aria-label="Stop" on:click=move |_| chat.stop()>"■"</button>
+                    })
+                } else {
+                    Either::Right(view! {
                         <button type="submit" class="send" aria-label="Send"
                             disabled=move || draft.with(|d| d.trim().is_empty())>"↑"</button>
-                    }
-                >
-                    <button type="button" class="stop" aria-label="Stop" on:click=move |_| chat.stop()>"■"</button>
-                </Show>
+                    })
+                }}
             </form>
             <div class="hint">
-                <Suspense fallback=|| ()>{move || {
-                    let m = model();
-                    (!m.is_empty()).then(|| format!("Answers come from {m} and can be wrong. "))
-                }}</Suspense>
-                "Enter to send, Shift+Enter for a new line."
+                {format!("Answers come from {model} and can be wrong. Enter to send, Shift+Enter for a new line.")}
             </div>
         </div>
     }

@@ -1,6 +1,7 @@
 //! One exchange on screen: the user's message (editable), and the answer as it streams: markdown text,
 //! tool-call cards, reasoning, an inline error, and the actions under it.
 
+use leptos::either::Either;
 use leptos::prelude::*;
 
 use super::{Chat, ExchangeHandle};
@@ -34,16 +35,16 @@ fn UserMessage(exchange: ExchangeHandle) -> impl IntoView {
     };
     view! {
         <div class="message user-message">
-            <Show
-                when=move || editing.get()
-                fallback=move || view! {
+            {move || if !editing.get() {
+                Either::Left(view! {
                     <div class="bubble">{move || exchange.user.get()}</div>
                     <div class="actions user-actions">
                         <button type="button" class="action edit" aria-label="Edit message" title="Edit"
                             disabled=move || chat.busy() on:click=start_edit>"✎"</button>
                     </div>
-                }
-            >
+                })
+            } else {
+                Either::Right(view! {
                 <div class="edit-box">
                     <textarea class="edit-input" aria-label="Edit your message" prop:value=move || draft.get()
                         on:input=move |ev| draft.set(event_target_value(&ev))
@@ -60,7 +61,8 @@ fn UserMessage(exchange: ExchangeHandle) -> impl IntoView {
                         <button type="button" class="button primary" on:click=move |_| save()>"Save & send"</button>
                     </div>
                 </div>
-            </Show>
+                })
+            }}
         </div>
     }
     .into_any()
@@ -79,6 +81,9 @@ fn AnswerView(exchange: ExchangeHandle) -> impl IntoView {
         AnswerStatus::Stopped => "stopped",
         AnswerStatus::Failed => "failed",
     };
+    let waiting = Memo::new(move |_| status.get() == AnswerStatus::Streaming && keys.with(Vec::is_empty));
+    let finished = Memo::new(move |_| status.get() != AnswerStatus::Streaming);
+    let is_last = Memo::new(move |_| chat.is_last(exchange.id));
     let copied = RwSignal::new(false);
     let copy = move |_| {
         client::copy_text(&answer.with_untracked(Answer::text));
@@ -92,28 +97,26 @@ fn AnswerView(exchange: ExchangeHandle) -> impl IntoView {
                 <For each=move || keys.get() key=|k| k.clone() let:key>
                     <BlockView answer key/>
                 </For>
-                <Show when=move || status.get() == AnswerStatus::Streaming && keys.with(Vec::is_empty)>
+                {move || waiting.get().then(|| view! {
                     <div class="thinking" aria-label="Waiting for the answer"><span></span><span></span><span></span></div>
-                </Show>
+                })}
                 {move || error.get().map(|message| view! {
                     <div class="error-box" role="alert">
                         <div class="error-title">"Error"</div>
                         <pre class="error-text">{pretty_json(&message)}</pre>
                     </div>
                 })}
-                <Show when=move || status.get() == AnswerStatus::Stopped>
-                    <div class="stopped-note">"Stopped"</div>
-                </Show>
-                <Show when=move || status.get() != AnswerStatus::Streaming>
+                {move || (status.get() == AnswerStatus::Stopped).then(|| view! { <div class="stopped-note">"Stopped"</div> })}
+                {move || finished.get().then(|| view! {
                     <div class="actions">
                         <button type="button" class="action copy-message" title="Copy" aria-label="Copy message"
                             on:click=copy>{move || if copied.get() { "Copied" } else { "Copy" }}</button>
-                        <Show when=move || chat.is_last(exchange.id)>
+                        {move || is_last.get().then(|| view! {
                             <button type="button" class="action regenerate" title="Regenerate" aria-label="Regenerate"
                                 on:click=move |_| chat.regenerate()>"↻ Regenerate"</button>
-                        </Show>
+                        })}
                     </div>
-                </Show>
+                })}
             </div>
         </div>
     }
@@ -168,6 +171,7 @@ fn ToolCard(block: Memo<Option<Block>>, streaming: Memo<bool>) -> impl IntoView 
         Some(Block::Tool(call)) => Some(call),
         _ => None,
     });
+    let has_output = Memo::new(move |_| call.with(|c| c.as_ref().is_some_and(|c| c.output.is_some())));
     let field = move |f: fn(&ToolCall) -> String| move || call.with(|c| c.as_ref().map(f).unwrap_or_default());
     let state = move || match call.with(|c| c.as_ref().map(|c| c.output.is_some())) {
         Some(true) => "done",
@@ -191,12 +195,12 @@ fn ToolCard(block: Memo<Option<Block>>, streaming: Memo<bool>) -> impl IntoView 
                 <div class="tool-section-title">"Arguments"</div>
                 <pre class="tool-arguments">{field(|c| pretty_json(&c.arguments))}</pre>
             </div>
-            <Show when=move || call.with(|c| c.as_ref().is_some_and(|c| c.output.is_some()))>
+            {move || has_output.get().then(|| view! {
                 <div class="tool-section">
                     <div class="tool-section-title">"Output"</div>
                     <pre class="tool-output">{field(|c| pretty_json(c.output.as_deref().unwrap_or("")))}</pre>
                 </div>
-            </Show>
+            })}
         </details>
     }
     .into_any()

@@ -8,7 +8,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use crate::client::{self, StreamControl, StreamEnd};
-use crate::config::{ChatConfig, load_chat_config};
+use crate::config::ChatConfig;
 use crate::conversation::{Answer, Exchange, chat_request};
 use composer::Composer;
 use message::ExchangeView;
@@ -164,7 +164,7 @@ impl Chat {
 pub fn ChatPage() -> impl IntoView {
     let chat = Chat::new();
     provide_context(chat);
-    let config = Resource::new(|| (), |_| load_chat_config());
+    let config = ChatConfig::for_page();
     let transcript = NodeRef::<Div>::new();
 
     // Follow the answer as it grows, unless the user scrolled away from the bottom.
@@ -181,33 +181,29 @@ pub fn ChatPage() -> impl IntoView {
             chat.follow.set_value(client::is_near_bottom(&el));
         }
     };
+    let empty = Memo::new(move |_| chat.exchanges.with(Vec::is_empty));
+    let empty_config = config.clone();
 
     view! {
         <div class="chat">
-            <Header config/>
+            <Header config=config.clone()/>
             <div class="transcript" node_ref=transcript on:scroll=on_scroll
                 on:click=move |ev| client::copy_code_click(ev.target())>
                 <div class="transcript-inner">
-                    <Show
-                        when=move || chat.exchanges.with(|l| !l.is_empty())
-                        fallback=move || view! { <EmptyState config/> }
-                    >
-                        <For each=move || chat.exchanges.get() key=|e| e.id let:exchange>
-                            <ExchangeView exchange/>
-                        </For>
-                    </Show>
+                    {move || empty.get().then(|| view! { <EmptyState config=empty_config.clone()/> })}
+                    <For each=move || chat.exchanges.get() key=|e| e.id let:exchange>
+                        <ExchangeView exchange/>
+                    </For>
                 </div>
             </div>
-            <Composer config/>
+            <Composer model=config.model.clone()/>
         </div>
     }
     .into_any()
 }
 
-type ConfigResource = Resource<Result<ChatConfig, ServerFnError>>;
-
 #[component]
-fn Header(config: ConfigResource) -> impl IntoView {
+fn Header(config: ChatConfig) -> impl IntoView {
     let (theme, set_theme) = signal("light");
     Effect::new(move |_| set_theme.set(client::current_theme()));
     let toggle_theme = move |_| {
@@ -215,85 +211,49 @@ fn Header(config: ConfigResource) -> impl IntoView {
         client::set_theme(next);
         set_theme.set(next);
     };
+    let model = format!("{} · {}", config.backend, config.model);
+    let name = config.user.display_name().to_string();
+    let initial = name.chars().next().unwrap_or('?').to_uppercase().to_string();
     view! {
         <header class="topbar">
             <div class="brand">
                 <span class="logo" aria-hidden="true">"✦"</span>
                 <span class="brand-name">"agent-app"</span>
             </div>
-            <Suspense fallback=|| ()>
-                {move || config.get().and_then(Result::ok).map(|c| {
-                    let model = format!("{} · {}", c.backend, c.model);
-                    view! {
-                        <span class="badge model-badge" title="The model that answers">{model}</span>
-                        {(!c.chat_history).then(|| view! {
-                            <span class="badge ephemeral" title="Chats are not saved: they are gone after a reload">
-                                "Ephemeral"
-                            </span>
-                        })}
-                    }
-                })}
-            </Suspense>
+            <span class="badge model-badge" title="The model that answers">{model}</span>
+            {(!config.chat_history).then(|| view! {
+                <span class="badge ephemeral" title="Chats are not saved: they are gone after a reload">"Ephemeral"</span>
+            })}
             <div class="spacer"></div>
             <button class="icon-button theme-toggle" type="button" on:click=toggle_theme
                 aria-label=move || if theme.get() == "dark" { "Switch to light theme" } else { "Switch to dark theme" }>
                 {move || if theme.get() == "dark" { "☀" } else { "☾" }}
             </button>
-            <Suspense fallback=|| ()>
-                {move || config.get().and_then(Result::ok).map(|c| {
-                    let name = c.user.display_name().to_string();
-                    let initial = name.chars().next().unwrap_or('?').to_uppercase().to_string();
-                    view! {
-                        <div class="user" title=c.user.email.clone().unwrap_or_default()>
-                            <span class="avatar user-avatar" aria-hidden="true">{initial}</span>
-                            <span class="user-name">{name}</span>
-                        </div>
-                    }
-                })}
-            </Suspense>
+            <div class="user" title=config.user.email.clone().unwrap_or_default()>
+                <span class="avatar user-avatar" aria-hidden="true">{initial}</span>
+                <span class="user-name">{name}</span>
+            </div>
         </header>
     }
     .into_any()
 }
 
 #[component]
-fn EmptyState(config: ConfigResource) -> impl IntoView {
+fn EmptyState(config: ChatConfig) -> impl IntoView {
     let chat = expect_context::<Chat>();
     view! {
         <div class="empty">
             <div class="empty-logo" aria-hidden="true">"✦"</div>
-            <Suspense fallback=|| view! { <h1 class="greeting">{crate::config::DEFAULT_GREETING}</h1> }>
-                {move || config.get().map(|c| {
-                    let c = c.unwrap_or_else(|_| fallback_config());
+            <h1 class="greeting">{config.greeting}</h1>
+            <div class="suggestions">
+                {config.suggestions.into_iter().map(|s| {
+                    let text = s.clone();
                     view! {
-                        <h1 class="greeting">{c.greeting.clone()}</h1>
-                        <div class="suggestions">
-                            {c.suggestions.into_iter().map(|s| {
-                                let text = s.clone();
-                                view! {
-                                    <button type="button" class="suggestion" on:click=move |_| chat.send(text.clone())>
-                                        {s}
-                                    </button>
-                                }
-                            }).collect_view()}
-                        </div>
+                        <button type="button" class="suggestion" on:click=move |_| chat.send(text.clone())>{s}</button>
                     }
-                })}
-            </Suspense>
+                }).collect_view()}
+            </div>
         </div>
     }
     .into_any()
-}
-
-/// What the page shows if the config call fails: the defaults, so the chat still works.
-fn fallback_config() -> ChatConfig {
-    ChatConfig {
-        greeting: crate::config::DEFAULT_GREETING.to_string(),
-        suggestions: crate::config::SUGGESTIONS.iter().map(|s| s.to_string()).collect(),
-        user: Default::default(),
-        backend: "unknown".into(),
-        model: "unknown".into(),
-        chat_history: false,
-        feedback: false,
-    }
 }
