@@ -427,7 +427,7 @@ async fn the_page_is_server_rendered_with_hydration_scripts() {
     let resp = server.client.get(format!("{}/", server.url)).send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 200);
     let html = resp.text().await.unwrap();
-    assert!(html.contains("<h1>agent-app</h1>"), "{html}");
+    assert!(html.contains("<title>agent-app</title>"), "{html}");
     assert!(html.contains("/pkg/agent-app.js"), "{html}");
     assert!(html.contains("/pkg/agent-app.wasm"), "the wasm file name must match what the build writes: {html}");
     let resp = server.client.get(format!("{}/no-such-page", server.url)).send().await.unwrap();
