@@ -158,3 +158,35 @@ ensure_llama_build_tools() {
   as_root apt-get update -q
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -q cmake clang libclang-dev
 }
+
+# --- PostgreSQL for the chat-history tests -----------------------------------------------------
+ensure_postgres() {
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && return
+  log "installing PostgreSQL (Debian's postgresql)"
+  as_root apt-get update -q
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -q postgresql
+}
+
+# Starts a throwaway PostgreSQL cluster on a free loopback port (trust auth, removed on exit) and
+# exports TEST_DATABASE_URL. initdb refuses to run as root, so as root the cluster runs as `postgres`.
+start_postgres() {
+  local bin port dir run=()
+  bin=$(dirname "$(ls /usr/lib/postgresql/*/bin/initdb | sort -V | tail -1)")
+  port=$(free_port)
+  dir=$(mktemp -d /tmp/agent-app-pg.XXXXXX)
+  if [ "$(id -u)" = 0 ]; then chown postgres: "$dir"; run=(runuser -u postgres --); fi
+  "${run[@]}" "$bin/initdb" -D "$dir/data" -U agent --auth=trust -E UTF8 >/dev/null
+  "${run[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w \
+    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null
+  PG_TEST_DIR="$dir" PG_TEST_BIN="$bin"
+  export TEST_DATABASE_URL="postgres://agent@127.0.0.1:$port/postgres"
+  log "PostgreSQL for tests at $TEST_DATABASE_URL"
+}
+
+stop_postgres() {
+  [ -n "${PG_TEST_DIR:-}" ] || return 0
+  local run=()
+  [ "$(id -u)" = 0 ] && run=(runuser -u postgres --)
+  "${run[@]}" "$PG_TEST_BIN/pg_ctl" -D "$PG_TEST_DIR/data" -m fast stop >/dev/null 2>&1 || true
+  rm -rf "$PG_TEST_DIR"
+}

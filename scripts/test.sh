@@ -7,6 +7,7 @@ source "$(dirname "$0")/lib.sh"
 ensure_chromium
 ensure_e2e_packages
 ensure_llama_build_tools
+ensure_postgres
 ensure_model qwen2.5-coder-0.5b
 # The tests drive the bundle users get: release, size-optimised, and within its size budget.
 build_site release
@@ -14,8 +15,10 @@ log "browser bundle size"
 bundle_size 300 | tee target/bundle-size.txt
 
 log "cargo tests"
-# The embedded-model tests must run here, not skip for want of the model.
-AGENT_REQUIRE_LOCAL_MODEL=1 cargo test --workspace --exclude frontend 2>&1 | tee target/cargo-test.log
+start_postgres
+trap stop_postgres EXIT
+# The embedded-model and PostgreSQL tests must run here, not skip for want of them.
+AGENT_REQUIRE_LOCAL_MODEL=1 AGENT_REQUIRE_POSTGRES=1 cargo test --workspace --exclude frontend 2>&1 | tee target/cargo-test.log
 grep -q "^test result: ok" target/cargo-test.log
 
 log "end-to-end tests (Chromium)"
@@ -28,12 +31,12 @@ export CHAT_GREETING="Ask me anything: I am tested."
 OPENAI_BASE_URL="http://127.0.0.1:$model_port/v1" AGENT_HOST=127.0.0.1 LEPTOS_SITE_ROOT=target/site \
   ./target/debug/server --port "$app_port" > target/e2e-server.log 2>&1 &
 server_pid=$!
-trap 'kill $server_pid $model_pid 2>/dev/null || true' EXIT
+trap 'kill $server_pid $model_pid 2>/dev/null || true; stop_postgres' EXIT
 wait_for_url "http://127.0.0.1:$app_port/health" "$server_pid"
 (cd end2end && CI=1 BASE_URL="http://127.0.0.1:$app_port" FAKE_MODEL_URL="http://127.0.0.1:$model_port" \
   npx playwright test) 2>&1 | tee target/e2e.log
 kill $server_pid $model_pid 2>/dev/null || true
-trap - EXIT
+trap stop_postgres EXIT
 
 # Debug build: this checks that the benchmark runs and sees no errors, not how fast (see README).
 log "benchmark smoke run"

@@ -18,6 +18,8 @@ pub struct UiSettings {
     pub backend: String,
     /// The model or serving endpoint name.
     pub model: String,
+    /// Chats are saved on the server.
+    pub chat_history: bool,
 }
 
 /// The signed-in user, as the Databricks Apps proxy forwards them (`X-Forwarded-*`).
@@ -59,7 +61,7 @@ pub struct ChatConfig {
     pub user: User,
     pub backend: String,
     pub model: String,
-    /// Chats are kept on the server (off until chat history lands: the chat is "Ephemeral").
+    /// Chats are kept on the server (else the chat is "Ephemeral").
     pub chat_history: bool,
     /// Thumbs up/down are recorded.
     pub feedback: bool,
@@ -74,8 +76,8 @@ impl ChatConfig {
             user,
             backend: settings.backend.clone(),
             model: settings.model.clone(),
-            chat_history: false,
-            feedback: false,
+            chat_history: settings.chat_history,
+            feedback: settings.chat_history,
         }
     }
 
@@ -85,6 +87,7 @@ impl ChatConfig {
             greeting: DEFAULT_GREETING.into(),
             backend: "unknown".into(),
             model: "unknown".into(),
+            chat_history: false,
         };
         ChatConfig::new(&settings, User::default())
     }

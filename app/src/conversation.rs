@@ -8,6 +8,10 @@ use serde_json::{Map, Value, json};
 
 use crate::responses::{Item, StreamEvent, StreamFrame};
 
+/// An event of the chat page's stream (not of the Responses API): something the user should know
+/// that is not part of the answer, e.g. that the chat is not being saved.
+pub const NOTICE_EVENT: &str = "agent_app.notice";
+
 /// One piece of an answer, in the order it arrived.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Block {
@@ -60,17 +64,38 @@ pub struct Answer {
     pub trace_id: Option<String>,
     /// Finished output items, as the agent sent them: the history for the next turn.
     pub items: Vec<Item>,
+    /// A message about the chat rather than the answer (see [`NOTICE_EVENT`]).
+    pub notice: Option<String>,
 }
 
 impl Default for Answer {
     fn default() -> Self {
-        Self { blocks: Vec::new(), status: AnswerStatus::Streaming, error: None, trace_id: None, items: Vec::new() }
+        Self {
+            blocks: Vec::new(),
+            status: AnswerStatus::Streaming,
+            error: None,
+            trace_id: None,
+            items: Vec::new(),
+            notice: None,
+        }
     }
 }
 
 impl Answer {
     pub fn is_streaming(&self) -> bool {
         self.status == AnswerStatus::Streaming
+    }
+
+    /// An answer as it was saved: its output items, how it ended.
+    pub fn restored(items: Vec<Item>, status: AnswerStatus, error: Option<String>, trace_id: Option<String>) -> Self {
+        let mut answer = Answer::default();
+        for item in items {
+            answer.item_done(item);
+        }
+        answer.status = status;
+        answer.error = error;
+        answer.trace_id = trace_id;
+        answer
     }
 
     /// Takes one frame of the stream.
@@ -130,6 +155,9 @@ impl Answer {
             StreamEvent::OutputItemAdded { item: Item::FunctionCall(call), .. } => self.upsert_call(&call, false),
             StreamEvent::OutputItemDone { item, .. } => self.item_done(item),
             StreamEvent::Error { message, error, .. } => self.fail(error.unwrap_or(message)),
+            StreamEvent::Other(value) if value.get("type").and_then(Value::as_str) == Some(NOTICE_EVENT) => {
+                self.notice = value.get("message").and_then(Value::as_str).map(str::to_string);
+            }
             _ => {}
         }
     }

@@ -4,6 +4,7 @@
 pub mod client;
 pub mod config;
 pub mod conversation;
+pub mod history;
 pub mod markdown;
 pub mod responses;
 pub mod sse;

@@ -147,6 +147,23 @@ pub struct Settings {
     #[arg(long, env = "CHAT_GREETING", default_value = app::config::DEFAULT_GREETING)]
     pub chat_greeting: String,
 
+    /// Keep chats (history sidebar, votes). Off: chats live in the page only ("Ephemeral").
+    #[arg(long, env = "AGENT_CHAT_HISTORY", default_value_t = true, action = clap::ArgAction::Set)]
+    pub chat_history: bool,
+
+    /// Name each new chat by asking the model for a title (else its first message is its title).
+    #[arg(long, env = "AGENT_CHAT_TITLES", default_value_t = true, action = clap::ArgAction::Set)]
+    pub chat_titles: bool,
+
+    /// The chat history database: `postgres://…` or `sqlite://…`. Default: the `PG*` variables of a
+    /// Databricks Apps database resource if set, else SQLite in the data folder.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<Secret>,
+
+    /// Where the embedded defaults keep their files (the SQLite chat history).
+    #[arg(long, env = "AGENT_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+
     /// Folder with the built site (pkg/, favicon…); default: target/site, else site/ next to the binary.
     #[arg(long, env = "LEPTOS_SITE_ROOT")]
     pub site_root: Option<PathBuf>,
@@ -201,6 +218,42 @@ impl Settings {
             .filter(|p| p.is_dir())
             .unwrap_or(dev)
     }
+}
+
+impl Settings {
+    /// The chat history database URL: `DATABASE_URL`, else one built from the `PG*` variables
+    /// (`PGHOST`, `PGPORT`, `PGDATABASE`, `PGUSER`, `PGPASSWORD`, `PGSSLMODE`, as Databricks Apps set
+    /// them for a Lakebase resource), else SQLite under the data folder. `None` with history off.
+    pub fn chat_database_url(&self) -> Option<String> {
+        if !self.chat_history {
+            return None;
+        }
+        if let Some(url) = &self.database_url {
+            return Some(url.expose().to_string());
+        }
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        if let Some(host) = var("PGHOST") {
+            let enc = |s: &str| percent_encode(s);
+            let user = var("PGUSER").map(|u| enc(&u)).unwrap_or_default();
+            let password = var("PGPASSWORD").map(|p| format!(":{}", enc(&p))).unwrap_or_default();
+            let at = if user.is_empty() { String::new() } else { format!("{user}{password}@") };
+            let port = var("PGPORT").unwrap_or_else(|| "5432".into());
+            let database = var("PGDATABASE").unwrap_or_else(|| "databricks_postgres".into());
+            let sslmode = var("PGSSLMODE").unwrap_or_else(|| "require".into());
+            return Some(format!("postgres://{at}{host}:{port}/{database}?sslmode={sslmode}"));
+        }
+        Some(format!("sqlite://{}?mode=rwc", self.data_dir.join("agent-app.db").display()))
+    }
+}
+
+/// Percent-encodes everything but unreserved characters (for credentials inside a URL).
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// Seconds as a duration; nonsense (negative, NaN) becomes zero rather than a panic.

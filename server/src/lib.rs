@@ -4,7 +4,7 @@
 //! - [`agent`]: the user's agent definition (instructions, model, tools).
 //! - [`api`]: HTTP handlers. [`web`]: the Leptos pages.
 //! - [`runner`]: the agent loop and its stream output. [`llm`]: model providers. [`tools`]: tools.
-//! - [`config`]: settings. [`state`]: what handlers share.
+//! - [`store`]: chat history. [`config`]: settings. [`state`]: what handlers share.
 
 pub mod agent;
 pub mod api;
@@ -13,6 +13,7 @@ pub mod http_client;
 pub mod llm;
 pub mod runner;
 pub mod state;
+pub mod store;
 pub mod tools;
 pub mod web;
 

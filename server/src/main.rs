@@ -32,7 +32,8 @@ fn init_logging() {
 
 async fn run(settings: Settings) -> anyhow::Result<()> {
     let addr = SocketAddr::new(settings.host, settings.port);
-    let state = server::AppState::new(settings, server::agent::agent()).map_err(anyhow::Error::msg)?;
+    let state =
+        server::AppState::new(settings, server::agent::agent()).map_err(anyhow::Error::msg)?.with_chat_history().await;
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
     tracing::info!(
         "agent-app listening on http://{} (model {} via {})",

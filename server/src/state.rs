@@ -6,11 +6,26 @@ use crate::config::Settings;
 use crate::llm::openai::{CallPolicy, OpenAiCompatible};
 use crate::llm::{ChatModel, Unconfigured, local};
 use crate::runner::{Agent, Limits, Runner};
+use crate::store::ChatStore;
+
+/// A database URL without its password, for logs.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            let user = credentials.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
 
 #[derive(Clone)]
 pub struct AppState {
     pub settings: Arc<Settings>,
     pub runner: Arc<Runner>,
+    /// Chat history; `None` when off, or when its database could not be opened at start-up.
+    pub store: Option<ChatStore>,
 }
 
 impl AppState {
@@ -33,7 +48,21 @@ impl AppState {
                 max_tool_output_bytes: settings.max_tool_output_bytes,
             },
         };
-        Ok(Self { settings: Arc::new(settings), runner: Arc::new(runner) })
+        Ok(Self { settings: Arc::new(settings), runner: Arc::new(runner), store: None })
+    }
+
+    /// Opens the chat history database the settings name. If it cannot be opened the app still
+    /// runs, with chats kept in the page only (logged, and the page says "Ephemeral").
+    pub async fn with_chat_history(mut self) -> Self {
+        let Some(url) = self.settings.chat_database_url() else { return self };
+        match ChatStore::connect(&url).await {
+            Ok(store) => {
+                tracing::info!("chat history in {}", redact_url(&url));
+                self.store = Some(store);
+            }
+            Err(error) => tracing::error!(%error, "chat history is off: its database could not be opened"),
+        }
+        self
     }
 }
 

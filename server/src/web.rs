@@ -20,6 +20,7 @@ pub fn router(state: &AppState) -> Router {
         greeting: settings.chat_greeting.clone(),
         backend: state.runner.model.backend().to_string(),
         model: state.runner.agent.model.clone(),
+        chat_history: state.store.is_some(),
     };
     let routes = generate_route_list(App);
     Router::new()

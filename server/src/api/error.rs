@@ -20,6 +20,10 @@ impl ApiError {
         Self { status: StatusCode::INTERNAL_SERVER_ERROR, detail: detail.into() }
     }
 
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self { status: StatusCode::NOT_FOUND, detail: detail.into() }
+    }
+
     pub fn unavailable(detail: impl Into<String>) -> Self {
         Self { status: StatusCode::SERVICE_UNAVAILABLE, detail: detail.into() }
     }
@@ -33,6 +37,20 @@ impl ApiError {
             format!("Could not read the request body: {}", rejection.body_text())
         };
         Self { status, detail }
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(error: crate::store::StoreError) -> Self {
+        use crate::store::StoreError;
+        match error {
+            StoreError::NotFound => ApiError::not_found("Chat not found"),
+            StoreError::Invalid(message) => ApiError::bad_request(message),
+            other => {
+                tracing::warn!(error = %other, "chat history request failed");
+                ApiError::unavailable(format!("Chat history is unavailable: {other}"))
+            }
+        }
     }
 }
 

@@ -1,7 +1,9 @@
 //! The HTTP API (spec §1): `POST /invocations`, `POST /responses`, `GET /health`, `GET /agent/info`;
-//! and the chat UI's stream, `POST /api/chat`.
+//! and the chat UI's stream, `POST /api/chat`, and its history routes (`/api/history`, `/api/chat/{id}`,
+//! `/api/feedback`).
 
 pub mod error;
+pub mod history;
 pub mod meta;
 pub mod responses;
 
@@ -16,6 +18,9 @@ pub fn router(state: AppState) -> Router {
         .route("/invocations", post(responses::create))
         .route("/responses", post(responses::create))
         .route("/api/chat", post(responses::chat))
+        .route("/api/chat/{id}", get(history::get).patch(history::update).delete(history::delete))
+        .route("/api/history", get(history::list))
+        .route("/api/feedback", post(history::feedback))
         .route("/health", get(meta::health))
         .route("/agent/info", get(meta::info))
         .method_not_allowed_fallback(error::method_not_allowed)

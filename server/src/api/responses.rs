@@ -11,7 +11,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use app::config::User;
-use app::responses::{ResponsesRequest, StreamEvent, is_truthy};
+use app::conversation::NOTICE_EVENT;
+use app::responses::{Item, ResponsesRequest, Role, StreamEvent, is_truthy};
 use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -28,6 +29,8 @@ use crate::llm::ModelError;
 use crate::runner::Runner;
 use crate::runner::output::{FrameBuffer, Output, new_id};
 use crate::state::AppState;
+use crate::store::StoreError;
+use crate::store::recorder::{AnswerTarget, Recorder, TitleJob};
 use crate::tools::ToolContext;
 
 pub async fn create(
@@ -63,6 +66,11 @@ async fn handle(
         .map_err(|e| ApiError::bad_request(format!("Invalid JSON in request body: {e}")))?;
     let stream = value.as_object_mut().and_then(|b| b.remove("stream")).is_some_and(|s| is_truthy(&s))
         || caller == Caller::ChatUi;
+    // The chat page says where the exchange goes in its chat; other clients' `chat` keys are theirs.
+    let chat_target = match caller {
+        Caller::ChatUi => value.as_object_mut().and_then(|b| b.remove("chat")),
+        Caller::Api => None,
+    };
     let invalid = |reason: String| {
         ApiError::bad_request(format!(
             "Invalid parameters for ResponsesAgent: Invalid data for ResponsesAgentRequest: {reason}"
@@ -86,9 +94,15 @@ async fn handle(
         other => ApiError::internal(other.to_string()),
     })?;
 
+    let user = forwarded_user(&headers);
+    let (recorder, notice) = match chat_target {
+        Some(target) => start_recording(&state, &user, &target, &request).await?,
+        None => (None, None),
+    };
+
     let context = ToolContext {
         session_id: request.session_id().map(str::to_string),
-        user: forwarded_user(&headers).id().map(str::to_string).or_else(|| request.user_id().map(str::to_string)),
+        user: user.id().map(str::to_string).or_else(|| request.user_id().map(str::to_string)),
         headers: Arc::new(headers),
         cancel: CancellationToken::new(),
     };
@@ -100,11 +114,75 @@ async fn handle(
         request,
         context,
     };
-    if stream { Ok(run.stream(state.settings.sse_keepalive())) } else { run.invoke().await }
+    if stream { Ok(run.stream(state.settings.sse_keepalive(), recorder, notice)) } else { run.invoke().await }
 }
 
+/// Where the chat page's exchange is saved: `{"id": chat, "position": n, "question_id", "answer_id"}`.
+#[derive(serde::Deserialize)]
+struct ChatTarget {
+    id: String,
+    position: i64,
+    question_id: String,
+    answer_id: String,
+}
+
+/// Writes the question and an empty answer, and returns the recorder that fills the answer in. With
+/// the database down the chat goes on unsaved, and the page is told (`notice`).
+async fn start_recording(
+    state: &AppState,
+    user: &User,
+    target: &Value,
+    request: &ResponsesRequest,
+) -> Result<(Option<Recorder>, Option<String>), ApiError> {
+    let Some(store) = &state.store else { return Ok((None, None)) };
+    let target: ChatTarget = serde_json::from_value(target.clone())
+        .map_err(|e| ApiError::bad_request(format!("Invalid chat target: {e}")))?;
+    if target.position < 0 || [&target.question_id, &target.answer_id].iter().any(|id| id.is_empty() || id.len() > 128)
+    {
+        return Err(ApiError::bad_request("Invalid chat target: position must be >= 0 and ids 1 to 128 characters"));
+    }
+    let question = request.input.iter().rev().find_map(|item| match item {
+        Item::Message(m) if m.role == Role::User => Some(m.content.text()),
+        _ => None,
+    });
+    let question = question.unwrap_or_default();
+    let owner = user_key(user);
+    match store
+        .begin_exchange(&owner, &target.id, target.position, &target.question_id, &question, &target.answer_id)
+        .await
+    {
+        Ok(()) => {}
+        Err(StoreError::NotFound) => return Err(ApiError::not_found("Chat not found")),
+        Err(StoreError::Invalid(message)) => return Err(ApiError::bad_request(message)),
+        Err(error) => {
+            tracing::warn!(%error, "chat history unavailable; answering without saving");
+            return Ok((None, Some(format!("Chat history is unavailable, so this chat is not being saved ({error})."))));
+        }
+    }
+    let title = (target.position == 0 && state.settings.chat_titles).then(|| TitleJob {
+        model: state.runner.model.clone(),
+        model_name: state.runner.agent.model.clone(),
+        question,
+    });
+    let recorder = Recorder::start(AnswerTarget {
+        store: store.clone(),
+        chat_id: target.id,
+        answer_id: target.answer_id,
+        title,
+    });
+    Ok((Some(recorder), None))
+}
+
+/// The key a user's chats are stored under: their forwarded identity, or one local user.
+pub fn user_key(user: &User) -> String {
+    user.id().unwrap_or(LOCAL_USER).to_string()
+}
+
+/// Who owns chats when no proxy names the user (local development).
+pub const LOCAL_USER: &str = "local-user";
+
 /// The signed-in user, as the Databricks Apps proxy forwards it.
-fn forwarded_user(headers: &HeaderMap) -> User {
+pub fn forwarded_user(headers: &HeaderMap) -> User {
     User::from_headers(|name| headers.get(name).and_then(|v| v.to_str().ok()))
 }
 
@@ -137,8 +215,11 @@ impl Run {
         Ok(Json(response).into_response())
     }
 
-    fn stream(self, keepalive: Duration) -> Response {
+    fn stream(self, keepalive: Duration, recorder: Option<Recorder>, notice: Option<String>) -> Response {
         let frames = FrameBuffer::default();
+        if let Some(message) = notice {
+            frames.write(&json!({"type": NOTICE_EVENT, "message": message}));
+        }
         let cancel = self.context.cancel.clone();
         let run = {
             let frames = frames.clone();
@@ -164,6 +245,7 @@ impl Run {
             frames,
             keepalive,
             timer: Box::pin(tokio::time::sleep(keepalive)),
+            recorder,
             _cancel_when_dropped: cancel.drop_guard(),
         };
         let mut response = Response::new(Body::from_stream(body));
@@ -186,6 +268,8 @@ struct SseBody {
     frames: FrameBuffer,
     keepalive: Duration,
     timer: Pin<Box<Sleep>>,
+    /// Saves the chat page's answer as it goes out.
+    recorder: Option<Recorder>,
     _cancel_when_dropped: DropGuard,
 }
 
@@ -201,6 +285,9 @@ impl Stream for SseBody {
         }
         if let Some(written) = this.frames.take() {
             this.timer.as_mut().reset(Instant::now() + this.keepalive);
+            if let Some(recorder) = &mut this.recorder {
+                recorder.observe(&written);
+            }
             return Poll::Ready(Some(Ok(Bytes::from(written))));
         }
         if this.run.is_none() {

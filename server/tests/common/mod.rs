@@ -29,6 +29,8 @@ pub fn test_settings(fake: &FakeModel) -> Settings {
         model_retry_base_ms: 10,
         model_timeout_seconds: 5.0,
         model_idle_timeout_seconds: 5.0,
+        // Tests that keep chats turn this on with their own database.
+        chat_history: false,
         ..Settings::default()
     }
 }
@@ -45,7 +47,7 @@ pub async fn start_with(tweak: impl FnOnce(&mut Settings), agent: Agent) -> Test
 }
 
 pub async fn serve(fake: FakeModel, settings: Settings, agent: Agent) -> TestServer {
-    let state = AppState::new(settings, agent).expect("valid agent");
+    let state = AppState::new(settings, agent).expect("valid agent").with_chat_history().await;
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let app = server::app(state);

@@ -1,0 +1,94 @@
+//! The chat page's history routes (the reference's paths, spec §7.2): list, read, rename, delete
+//! chats, and thumbs up/down. Every call is the forwarded user's; another user's chat is not found.
+
+use app::history::{ChatPage, ChatUpdate, Feedback, StoredChat};
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::error::ApiError;
+use super::responses::{forwarded_user, user_key};
+use crate::state::AppState;
+use crate::store::ChatStore;
+
+fn store(state: &AppState) -> Result<&ChatStore, ApiError> {
+    state.store.as_ref().ok_or_else(|| ApiError::not_found("Chat history is off (AGENT_CHAT_HISTORY=false)"))
+}
+
+fn owner(headers: &HeaderMap) -> String {
+    user_key(&forwarded_user(headers))
+}
+
+#[derive(Deserialize)]
+pub struct HistoryQuery {
+    #[serde(default = "default_limit")]
+    limit: i64,
+    ending_before: Option<i64>,
+}
+
+fn default_limit() -> i64 {
+    20
+}
+
+/// `GET /api/history?limit=20&ending_before=<updated_at>`
+pub async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<HistoryQuery>,
+) -> Result<Json<ChatPage>, ApiError> {
+    let limit = query.limit.clamp(1, 100);
+    // One more than asked tells whether there is a next page.
+    let mut chats = store(&state)?.list_chats(&owner(&headers), limit + 1, query.ending_before).await?;
+    let has_more = chats.len() as i64 > limit;
+    chats.truncate(limit as usize);
+    Ok(Json(ChatPage { chats, has_more }))
+}
+
+/// `GET /api/chat/{id}`
+pub async fn get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<StoredChat>, ApiError> {
+    Ok(Json(store(&state)?.get_chat(&owner(&headers), &id).await?))
+}
+
+/// `PATCH /api/chat/{id}` `{"title"?, "visibility"?}`
+pub async fn update(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Json(update): Json<ChatUpdate>,
+) -> Result<StatusCode, ApiError> {
+    store(&state)?.update_chat(&owner(&headers), &id, update.title.as_deref(), update.visibility).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `DELETE /api/chat/{id}`
+pub async fn delete(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    store(&state)?.delete_chat(&owner(&headers), &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/feedback` `{"chatId", "messageId", "feedbackType": "thumbs_up" | "thumbs_down"}`. The
+/// vote is stored; the MLflow assessment on the answer's trace comes with tracing (`mlflowAssessmentId`
+/// is null until then).
+pub async fn feedback(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(feedback): Json<Feedback>,
+) -> Result<Json<Value>, ApiError> {
+    let up = match feedback.feedback_type.as_str() {
+        "thumbs_up" => true,
+        "thumbs_down" => false,
+        other => return Err(ApiError::bad_request(format!("feedbackType must be thumbs_up or thumbs_down, not {other:?}"))),
+    };
+    let _trace_id = store(&state)?.vote(&owner(&headers), &feedback.chat_id, &feedback.message_id, up).await?;
+    Ok(Json(json!({"success": true, "mlflowAssessmentId": null})))
+}

@@ -1,0 +1,25 @@
+//! The schema, embedded in the binary (no migration files to ship, no sqlx macros to build).
+
+use std::borrow::Cow;
+
+use sqlx::SqlStr;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+
+const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "chats", include_str!("../../migrations/0001_chats.sql"))];
+
+pub fn migrator() -> Migrator {
+    Migrator::with_migrations(
+        MIGRATIONS
+            .iter()
+            .map(|(version, description, sql)| {
+                Migration::new(
+                    *version,
+                    Cow::Borrowed(*description),
+                    MigrationType::Simple,
+                    SqlStr::from_static(sql),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}

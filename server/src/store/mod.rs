@@ -1,0 +1,347 @@
+//! Chat history: chats, their messages and votes, in SQLite (the embedded default) or PostgreSQL
+//! (`DATABASE_URL`, or the `PG*` variables a Databricks Apps database resource injects).
+//!
+//! One code path for both through sqlx's `Any` driver: portable SQL, `$n` parameters, ids as text,
+//! times as epoch milliseconds, JSON as text. Every query names its owner: a chat that is not the
+//! caller's is simply not found, never "forbidden" (no hint that it exists).
+
+mod migrations;
+pub mod recorder;
+
+use std::time::Duration;
+
+pub use app::history::{ChatSummary, MessageStatus, StoredChat, StoredMessage, Visibility};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("chat history database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("chat history migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// An answer as it stands, to save.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnswerRecord {
+    pub id: String,
+    pub text: String,
+    pub items: serde_json::Value,
+    pub status: MessageStatus,
+    pub error: Option<String>,
+    pub trace_id: Option<String>,
+}
+
+/// Titles are cut to this many characters (the reference's fallback length).
+pub const TITLE_CHARS: usize = 128;
+
+#[derive(Clone)]
+pub struct ChatStore {
+    pool: AnyPool,
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// The first `TITLE_CHARS` characters of the first message, on one line.
+pub fn fallback_title(first_message: &str) -> String {
+    let one_line = first_message.split_whitespace().collect::<Vec<_>>().join(" ");
+    let title: String = one_line.chars().take(TITLE_CHARS).collect();
+    if title.is_empty() { "New chat".into() } else { title }
+}
+
+impl ChatStore {
+    /// Connects (creating a SQLite file and its folder if needed) and brings the schema up to date.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        if let Some(path) = url.strip_prefix("sqlite://").map(|p| p.split('?').next().unwrap_or(p))
+            && let Some(dir) = std::path::Path::new(path).parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Invalid(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let sqlite = url.starts_with("sqlite:");
+        let pool = AnyPoolOptions::new()
+            // SQLite has one writer: more connections only queue on its lock.
+            .max_connections(if sqlite { 4 } else { 10 })
+            .acquire_timeout(Duration::from_secs(5))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if sqlite {
+                        // WAL: readers never wait for the writer; a busy writer is waited for, not failed.
+                        sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA busy_timeout = 5000").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(url)
+            .await?;
+        migrations::migrator().run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// Creates the chat for `user` if it does not exist. A chat id that belongs to someone else is
+    /// refused as not found.
+    pub async fn ensure_chat(&self, user: &str, chat_id: &str, first_message: &str) -> Result<(), StoreError> {
+        if chat_id.is_empty() || chat_id.len() > 128 {
+            return Err(StoreError::Invalid("chat id must be 1 to 128 characters".into()));
+        }
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO chats (id, user_id, title, visibility, created_at, updated_at) \
+             VALUES ($1, $2, $3, 'private', $4, $4) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(chat_id)
+        .bind(user)
+        .bind(fallback_title(first_message))
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        let owner: Option<String> = sqlx::query_scalar("SELECT user_id FROM chats WHERE id = $1")
+            .bind(chat_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        if owner.as_deref() == Some(user) { Ok(()) } else { Err(StoreError::NotFound) }
+    }
+
+    /// Starts the exchange at `position` (0-based): what was at or after it goes (an edited question or
+    /// a regenerated answer replaces it), then the question and an empty answer are written.
+    pub async fn begin_exchange(
+        &self,
+        user: &str,
+        chat_id: &str,
+        position: i64,
+        question_id: &str,
+        question: &str,
+        answer_id: &str,
+    ) -> Result<(), StoreError> {
+        self.ensure_chat(user, chat_id, question).await?;
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM votes WHERE chat_id = $1 AND message_id IN (SELECT id FROM messages WHERE chat_id = $1 AND position >= $2)")
+            .bind(chat_id)
+            .bind(position * 2)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM messages WHERE chat_id = $1 AND position >= $2")
+            .bind(chat_id)
+            .bind(position * 2)
+            .execute(&mut *tx)
+            .await?;
+        for (id, pos, role, text, status) in [
+            (question_id, position * 2, "user", question, MessageStatus::Complete),
+            (answer_id, position * 2 + 1, "assistant", "", MessageStatus::Incomplete),
+        ] {
+            sqlx::query(
+                "INSERT INTO messages (id, chat_id, position, role, text, items, status, error, trace_id, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, '[]', $6, NULL, NULL, $7)",
+            )
+            .bind(id)
+            .bind(chat_id)
+            .bind(pos)
+            .bind(role)
+            .bind(text)
+            .bind(status.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query("UPDATE chats SET updated_at = $2 WHERE id = $1").bind(chat_id).bind(now).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Saves an answer as it stands (called as it grows, and once more at its end).
+    pub async fn save_answer(&self, chat_id: &str, answer: &AnswerRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE messages SET text = $3, items = $4, status = $5, error = $6, trace_id = $7 \
+             WHERE id = $1 AND chat_id = $2",
+        )
+        .bind(&answer.id)
+        .bind(chat_id)
+        .bind(&answer.text)
+        .bind(answer.items.to_string())
+        .bind(answer.status.as_str())
+        .bind(answer.error.as_deref())
+        .bind(answer.trace_id.as_deref())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The user's chats, newest activity first, `limit` at a time; `before` is the `updated_at` of
+    /// the last chat of the previous page.
+    pub async fn list_chats(&self, user: &str, limit: i64, before: Option<i64>) -> Result<Vec<ChatSummary>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, title, visibility, created_at, updated_at FROM chats \
+             WHERE user_id = $1 AND updated_at < $2 ORDER BY updated_at DESC, id DESC LIMIT $3",
+        )
+        .bind(user)
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(limit.clamp(1, 100))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(summary).collect()
+    }
+
+    /// A chat with every message, if it is the user's or public.
+    pub async fn get_chat(&self, user: &str, chat_id: &str) -> Result<StoredChat, StoreError> {
+        let row = sqlx::query("SELECT id, title, visibility, created_at, updated_at, user_id FROM chats WHERE id = $1")
+            .bind(chat_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let chat = summary(&row)?;
+        let owned = row.try_get::<String, _>("user_id")? == user;
+        if !owned && chat.visibility != Visibility::Public {
+            return Err(StoreError::NotFound);
+        }
+        let rows = sqlx::query(
+            "SELECT m.id, m.position, m.role, m.text, m.items, m.status, m.error, m.trace_id, m.created_at, \
+             v.is_upvoted FROM messages m LEFT JOIN votes v ON v.message_id = m.id AND v.chat_id = m.chat_id \
+             AND v.user_id = $2 WHERE m.chat_id = $1 ORDER BY m.position",
+        )
+        .bind(chat_id)
+        .bind(user)
+        .fetch_all(&self.pool)
+        .await?;
+        let messages = rows
+            .iter()
+            .map(|r| {
+                Ok(StoredMessage {
+                    id: r.try_get("id")?,
+                    position: r.try_get("position")?,
+                    role: r.try_get("role")?,
+                    text: r.try_get("text")?,
+                    items: serde_json::from_str(&r.try_get::<String, _>("items")?).unwrap_or_default(),
+                    status: MessageStatus::parse(&r.try_get::<String, _>("status")?),
+                    error: r.try_get("error")?,
+                    trace_id: r.try_get("trace_id")?,
+                    vote: r.try_get::<Option<i64>, _>("is_upvoted")?.map(|v| v != 0),
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        Ok(StoredChat { chat, owned, messages })
+    }
+
+    /// Renames and/or changes the visibility of the user's chat.
+    pub async fn update_chat(
+        &self,
+        user: &str,
+        chat_id: &str,
+        title: Option<&str>,
+        visibility: Option<Visibility>,
+    ) -> Result<(), StoreError> {
+        if let Some(title) = title {
+            let title: String = title.trim().chars().take(TITLE_CHARS).collect();
+            if title.is_empty() {
+                return Err(StoreError::Invalid("title must not be empty".into()));
+            }
+            let done = sqlx::query("UPDATE chats SET title = $3 WHERE id = $1 AND user_id = $2")
+                .bind(chat_id)
+                .bind(user)
+                .bind(title)
+                .execute(&self.pool)
+                .await?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::NotFound);
+            }
+        }
+        if let Some(visibility) = visibility {
+            let done = sqlx::query("UPDATE chats SET visibility = $3 WHERE id = $1 AND user_id = $2")
+                .bind(chat_id)
+                .bind(user)
+                .bind(visibility.as_str())
+                .execute(&self.pool)
+                .await?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::NotFound);
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets a generated title, unless the user renamed the chat meanwhile (the title is still the
+    /// fallback).
+    pub async fn set_generated_title(&self, chat_id: &str, fallback: &str, title: &str) -> Result<(), StoreError> {
+        let title: String = title.trim().chars().take(TITLE_CHARS).collect();
+        if !title.is_empty() {
+            sqlx::query("UPDATE chats SET title = $3 WHERE id = $1 AND title = $2")
+                .bind(chat_id)
+                .bind(fallback)
+                .bind(title)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
+    }
+
+    pub async fn delete_chat(&self, user: &str, chat_id: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query("DELETE FROM chats WHERE id = $1 AND user_id = $2")
+            .bind(chat_id)
+            .bind(user)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        sqlx::query("DELETE FROM votes WHERE chat_id = $1").bind(chat_id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM messages WHERE chat_id = $1").bind(chat_id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records the user's thumbs up/down on an answer of their chat; returns its trace id (for the
+    /// MLflow assessment) if it has one.
+    pub async fn vote(&self, user: &str, chat_id: &str, message_id: &str, up: bool) -> Result<Option<String>, StoreError> {
+        let trace_id: Option<Option<String>> = sqlx::query_scalar(
+            "SELECT m.trace_id FROM messages m JOIN chats c ON c.id = m.chat_id \
+             WHERE m.id = $1 AND m.chat_id = $2 AND c.user_id = $3 AND m.role = 'assistant'",
+        )
+        .bind(message_id)
+        .bind(chat_id)
+        .bind(user)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(trace_id) = trace_id else { return Err(StoreError::NotFound) };
+        sqlx::query(
+            "INSERT INTO votes (chat_id, message_id, user_id, is_upvoted, created_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (chat_id, message_id) DO UPDATE SET is_upvoted = excluded.is_upvoted, user_id = excluded.user_id",
+        )
+        .bind(chat_id)
+        .bind(message_id)
+        .bind(user)
+        .bind(i64::from(up))
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(trace_id)
+    }
+
+    /// Whether the database answers (for `/health`-style checks and tests).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+fn summary(row: &AnyRow) -> Result<ChatSummary, StoreError> {
+    Ok(ChatSummary {
+        id: row.try_get("id")?,
+        title: row.try_get("title")?,
+        visibility: Visibility::parse(&row.try_get::<String, _>("visibility")?),
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}

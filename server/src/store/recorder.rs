@@ -1,0 +1,151 @@
+//! Saves a chat answer while it streams.
+//!
+//! The recorder reads the same bytes the browser gets and folds them with the browser's own reducer
+//! ([`Answer`]), so what is saved is what the user saw. Snapshots go through a watch channel to one
+//! writer task: writes never hold up the stream, bursts collapse into the latest state, and when the
+//! stream ends (or the client hangs up and the body is dropped) the writer saves the final state:
+//! complete, failed, or incomplete with whatever had arrived.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use app::conversation::{Answer, AnswerStatus};
+use app::responses::StreamFrame;
+use app::sse::SseParser;
+use futures::StreamExt;
+use tokio::sync::watch;
+
+use super::{AnswerRecord, ChatStore, MessageStatus, fallback_title};
+use crate::llm::{ChatDelta, ChatMessage, ChatModel, ChatRequest, UserContent};
+
+/// Where an answer goes: its chat, its row, and what the title task needs.
+pub struct AnswerTarget {
+    pub store: ChatStore,
+    pub chat_id: String,
+    pub answer_id: String,
+    /// The first exchange of a chat gets a generated title once it completes.
+    pub title: Option<TitleJob>,
+}
+
+pub struct TitleJob {
+    pub model: Arc<dyn ChatModel>,
+    pub model_name: String,
+    pub question: String,
+}
+
+pub struct Recorder {
+    parser: SseParser,
+    answer: Answer,
+    items_seen: usize,
+    last_sent: Instant,
+    snapshots: watch::Sender<Answer>,
+}
+
+/// How often a growing answer's text is saved between finished items.
+const SAVE_EVERY: Duration = Duration::from_millis(500);
+
+impl Recorder {
+    pub fn start(target: AnswerTarget) -> Self {
+        let (snapshots, mut updates) = watch::channel(Answer::default());
+        tokio::spawn(async move {
+            loop {
+                let open = updates.changed().await.is_ok();
+                let answer = updates.borrow_and_update().clone();
+                let record = record(&target.answer_id, &answer);
+                if let Err(error) = target.store.save_answer(&target.chat_id, &record).await {
+                    tracing::warn!(%error, chat = %target.chat_id, "could not save the answer");
+                }
+                if !open {
+                    if record.status == MessageStatus::Complete
+                        && let Some(job) = target.title
+                    {
+                        generate_title(&target.store, &target.chat_id, job, &record.text).await;
+                    }
+                    break;
+                }
+            }
+        });
+        Self { parser: SseParser::default(), answer: Answer::default(), items_seen: 0, last_sent: Instant::now(), snapshots }
+    }
+
+    /// Takes bytes as they leave for the client.
+    pub fn observe(&mut self, bytes: &[u8]) {
+        let Ok(frames) = self.parser.push(bytes) else { return };
+        for frame in frames {
+            if let Ok(frame) = StreamFrame::parse(&frame.data) {
+                self.answer.apply(frame);
+            }
+        }
+        let finished = !self.answer.is_streaming();
+        if finished || self.answer.items.len() != self.items_seen || self.last_sent.elapsed() >= SAVE_EVERY {
+            self.items_seen = self.answer.items.len();
+            self.last_sent = Instant::now();
+            self.snapshots.send_replace(self.answer.clone());
+        }
+    }
+}
+
+impl Drop for Recorder {
+    /// The stream ended or was dropped: the writer saves this last state and stops.
+    fn drop(&mut self) {
+        self.snapshots.send_replace(self.answer.clone());
+    }
+}
+
+fn record(answer_id: &str, answer: &Answer) -> AnswerRecord {
+    let status = match answer.status {
+        AnswerStatus::Done => MessageStatus::Complete,
+        AnswerStatus::Failed => MessageStatus::Failed,
+        AnswerStatus::Streaming | AnswerStatus::Stopped => MessageStatus::Incomplete,
+    };
+    AnswerRecord {
+        id: answer_id.to_string(),
+        text: answer.text(),
+        items: serde_json::to_value(answer.history_items()).unwrap_or_default(),
+        status,
+        error: answer.error.clone(),
+        trace_id: answer.trace_id.clone(),
+    }
+}
+
+const TITLE_PROMPT: &str = "Write a short title (at most six words) for a chat that starts with the exchange below. \
+                            Answer with the title only: no quotes, no punctuation at the end.";
+
+/// Asks the model for a title; the first-message title stays if that fails or says nothing.
+async fn generate_title(store: &ChatStore, chat_id: &str, job: TitleJob, answer: &str) {
+    let excerpt = |s: &str, n: usize| s.chars().take(n).collect::<String>();
+    let request = ChatRequest {
+        model: job.model_name,
+        messages: vec![
+            ChatMessage::System { content: TITLE_PROMPT.into() },
+            ChatMessage::User {
+                content: UserContent::Text(format!(
+                    "User: {}\n\nAssistant: {}",
+                    excerpt(&job.question, 1000),
+                    excerpt(answer, 1000)
+                )),
+            },
+        ],
+        max_tokens: Some(24),
+        ..ChatRequest::default()
+    };
+    let title = async {
+        let mut deltas = job.model.chat(request, false).await.ok()?;
+        let mut text = String::new();
+        while let Some(delta) = deltas.next().await {
+            if let Ok(ChatDelta::Text(t)) = delta {
+                text.push_str(&t);
+            }
+        }
+        let line = text.lines().map(str::trim).find(|l| !l.is_empty())?.to_string();
+        Some(line.trim_matches(['"', '\'', '*', '#', ' ', '.']).to_string())
+    };
+    match tokio::time::timeout(Duration::from_secs(60), title).await {
+        Ok(Some(title)) if !title.is_empty() => {
+            if let Err(error) = store.set_generated_title(chat_id, &fallback_title(&job.question), &title).await {
+                tracing::warn!(%error, "could not save the chat title");
+            }
+        }
+        _ => tracing::debug!(chat = %chat_id, "no generated title; the first message stays the title"),
+    }
+}

@@ -1,0 +1,308 @@
+//! Chat history against real databases: a SQLite file, and the PostgreSQL server named by
+//! `TEST_DATABASE_URL` (scripts/test.sh starts one; `AGENT_REQUIRE_POSTGRES=1` makes its absence a
+//! failure rather than a skip).
+
+mod common;
+
+use std::time::Duration;
+
+use app::conversation::{Answer, Exchange, chat_request};
+use app::history::{ChatPage, MessageStatus, StoredChat, Visibility};
+use common::*;
+use fake_model::Reply;
+use serde_json::{Value, json};
+use server::Settings;
+use server::config::Secret;
+use server::store::{ChatStore, StoreError};
+
+/// The databases to run against: SQLite always, PostgreSQL when configured. Each test uses fresh
+/// user and chat ids, so tests sharing the PostgreSQL database do not see each other.
+fn database_urls(dir: &tempfile::TempDir) -> Vec<String> {
+    let mut urls = vec![format!("sqlite://{}?mode=rwc", dir.path().join("chats.db").display())];
+    match std::env::var("TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => urls.push(url),
+        _ if std::env::var("AGENT_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") => {
+            panic!("AGENT_REQUIRE_POSTGRES=1 but TEST_DATABASE_URL is not set")
+        }
+        _ => eprintln!("TEST_DATABASE_URL not set: PostgreSQL skipped"),
+    }
+    urls
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4())
+}
+
+fn with_history(url: &str, titles: bool) -> impl FnOnce(&mut Settings) {
+    let url = url.to_string();
+    move |s| {
+        s.chat_history = true;
+        s.database_url = Some(Secret::new(url));
+        s.chat_titles = titles;
+    }
+}
+
+/// Sends one exchange of chat `chat_id` as the page does, as `user`.
+async fn send(server: &TestServer, user: &str, chat_id: &str, position: i64, previous: &[Exchange], text: &str) -> Stream {
+    let mut body = chat_request(chat_id, previous, text);
+    body["chat"] = json!({"id": chat_id, "position": position, "question_id": unique("q"), "answer_id": unique("a")});
+    server.stream("/api/chat", body, &[("x-forwarded-email", user)]).await
+}
+
+async fn get_json(server: &TestServer, user: &str, path: &str) -> (u16, Value) {
+    let resp = server.client.get(format!("{}{path}", server.url)).header("x-forwarded-email", user).send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+async fn request(server: &TestServer, method: &str, user: &str, path: &str, body: Option<Value>) -> u16 {
+    let mut req = server
+        .client
+        .request(method.parse().unwrap(), format!("{}{path}", server.url))
+        .header("x-forwarded-email", user);
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    req.send().await.unwrap().status().as_u16()
+}
+
+#[tokio::test]
+async fn store_crud_pagination_and_isolation() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in database_urls(&dir) {
+        let store = ChatStore::connect(&url).await.unwrap();
+        // Connecting again (a restart) finds the schema in place.
+        let store2 = ChatStore::connect(&url).await.unwrap();
+        store2.ping().await.unwrap();
+        let (ana, bob) = (unique("ana"), unique("bob"));
+        let mut ids = Vec::new();
+        for i in 0..5 {
+            let id = unique("chat");
+            store.begin_exchange(&ana, &id, 0, &unique("q"), &format!("question {i}"), &unique("a")).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(3)).await;
+            ids.push(id);
+        }
+        // Pages of two, newest first, with no overlap and nothing missing.
+        let mut seen = Vec::new();
+        let mut before = None;
+        loop {
+            let page = store.list_chats(&ana, 2, before).await.unwrap();
+            if page.is_empty() {
+                break;
+            }
+            before = page.last().map(|c| c.updated_at);
+            seen.extend(page.into_iter().map(|c| c.id));
+        }
+        ids.reverse();
+        assert_eq!(seen, ids, "{url}");
+        assert_eq!(store.list_chats(&bob, 10, None).await.unwrap(), vec![], "{url}");
+
+        // Bob can neither read, change, delete, vote on nor write into Ana's chat.
+        let chat = &ids[0];
+        assert!(matches!(store.get_chat(&bob, chat).await, Err(StoreError::NotFound)), "{url}");
+        assert!(matches!(store.update_chat(&bob, chat, Some("mine"), None).await, Err(StoreError::NotFound)));
+        assert!(matches!(store.delete_chat(&bob, chat).await, Err(StoreError::NotFound)));
+        assert!(matches!(store.begin_exchange(&bob, chat, 1, &unique("q"), "x", &unique("a")).await, Err(StoreError::NotFound)));
+        let mine = store.get_chat(&ana, chat).await.unwrap();
+        assert!(mine.owned);
+        assert_eq!(mine.chat.title, "question 4");
+        assert_eq!(mine.messages.len(), 2);
+        let answer_id = mine.messages[1].id.clone();
+        assert!(matches!(store.vote(&bob, chat, &answer_id, true).await, Err(StoreError::NotFound)));
+
+        // Public: Bob may read it, still not change it.
+        store.update_chat(&ana, chat, Some("  Renamed  "), Some(Visibility::Public)).await.unwrap();
+        let seen_by_bob = store.get_chat(&bob, chat).await.unwrap();
+        assert!(!seen_by_bob.owned);
+        assert_eq!(seen_by_bob.chat.title, "Renamed");
+        assert!(matches!(store.update_chat(&bob, chat, Some("x"), None).await, Err(StoreError::NotFound)));
+
+        // Votes: stored, changed, per message.
+        store.vote(&ana, chat, &answer_id, true).await.unwrap();
+        store.vote(&ana, chat, &answer_id, false).await.unwrap();
+        assert_eq!(store.get_chat(&ana, chat).await.unwrap().messages[1].vote, Some(false));
+
+        store.delete_chat(&ana, chat).await.unwrap();
+        assert!(matches!(store.get_chat(&ana, chat).await, Err(StoreError::NotFound)));
+        assert_eq!(store.list_chats(&ana, 10, None).await.unwrap().len(), 4);
+    }
+}
+
+#[tokio::test]
+async fn a_streamed_exchange_is_saved_and_restored_with_its_tool_call_and_vote() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in database_urls(&dir) {
+        let server = start_with(with_history(&url, false), server::agent::agent()).await;
+        let (ana, bob) = (unique("ana"), unique("bob"));
+        let chat = unique("chat");
+        server.fake.push(Reply::tool_call("get_current_time", "{}"));
+        server.fake.push(Reply::text("It is noon."));
+        let s = send(&server, &ana, &chat, 0, &[], "What time is it?").await;
+        assert_eq!(s.data.last().unwrap(), "[DONE]");
+
+        let stored: StoredChat = wait_for(&server, &ana, &chat, |c| {
+            c.messages.get(1).is_some_and(|m| m.status == MessageStatus::Complete)
+        })
+        .await;
+        assert_eq!(stored.chat.title, "What time is it?");
+        let [question, answer] = &stored.messages[..] else { panic!("{stored:?}") };
+        assert_eq!((question.role.as_str(), question.text.as_str()), ("user", "What time is it?"));
+        assert_eq!(answer.text, "It is noon.");
+        assert!(answer.trace_id.as_deref().is_some_and(|t| t.starts_with("tr-")));
+        let kinds: Vec<&str> = answer.items.as_array().unwrap().iter().map(|i| i["type"].as_str().unwrap()).collect();
+        assert_eq!(kinds, ["function_call", "function_call_output", "message"], "{url}");
+
+        // The page rebuilds the same answer from what was saved.
+        let items = serde_json::from_value(answer.items.clone()).unwrap();
+        let restored = Answer::restored(items, app::conversation::AnswerStatus::Done, None, answer.trace_id.clone());
+        assert_eq!(restored.text(), "It is noon.");
+        assert_eq!(restored.blocks.len(), 2);
+
+        // Thumbs down, then up: stored and restored.
+        let vote = |kind: &str| json!({"chatId": chat, "messageId": answer.id, "feedbackType": kind});
+        assert_eq!(request(&server, "POST", &ana, "/api/feedback", Some(vote("thumbs_down"))).await, 200);
+        assert_eq!(request(&server, "POST", &ana, "/api/feedback", Some(vote("thumbs_up"))).await, 200);
+        assert_eq!(request(&server, "POST", &ana, "/api/feedback", Some(vote("meh"))).await, 400);
+        let (_, body) = get_json(&server, &ana, &format!("/api/chat/{chat}")).await;
+        assert_eq!(body["messages"][1]["vote"], true);
+
+        // Listed for Ana; invisible to Bob, who cannot touch it either (404, as if it did not exist).
+        let (status, page) = get_json(&server, &ana, "/api/history?limit=5").await;
+        assert_eq!(status, 200);
+        let page: ChatPage = serde_json::from_value(page).unwrap();
+        assert_eq!(page.chats[0].id, chat);
+        let (_, bobs) = get_json(&server, &bob, "/api/history").await;
+        assert_eq!(bobs["chats"], json!([]));
+        assert_eq!(get_json(&server, &bob, &format!("/api/chat/{chat}")).await.0, 404);
+        assert_eq!(request(&server, "PATCH", &bob, &format!("/api/chat/{chat}"), Some(json!({"title": "x"}))).await, 404);
+        assert_eq!(request(&server, "DELETE", &bob, &format!("/api/chat/{chat}"), None).await, 404);
+        assert_eq!(request(&server, "POST", &bob, "/api/feedback", Some(vote("thumbs_up"))).await, 404);
+        server.fake.push(Reply::text("Hijacked"));
+        let hijack = send(&server, &bob, &chat, 1, &[], "Let me in").await;
+        assert_eq!(hijack.status, 404, "{}", hijack.raw);
+
+        // Ana renames and deletes it.
+        assert_eq!(request(&server, "PATCH", &ana, &format!("/api/chat/{chat}"), Some(json!({"title": "Time"}))).await, 204);
+        assert_eq!(get_json(&server, &ana, &format!("/api/chat/{chat}")).await.1["chat"]["title"], "Time");
+        assert_eq!(request(&server, "DELETE", &ana, &format!("/api/chat/{chat}"), None).await, 204);
+        assert_eq!(get_json(&server, &ana, &format!("/api/chat/{chat}")).await.0, 404);
+    }
+}
+
+/// Polls the stored chat until `ready` (the answer is written by a background task).
+async fn wait_for(server: &TestServer, user: &str, chat: &str, ready: impl Fn(&StoredChat) -> bool) -> StoredChat {
+    for _ in 0..100 {
+        let (status, body) = get_json(server, user, &format!("/api/chat/{chat}")).await;
+        if status == 200 {
+            let stored: StoredChat = serde_json::from_value(body).unwrap();
+            if ready(&stored) {
+                return stored;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the chat {chat} never reached the expected state");
+}
+
+#[tokio::test]
+async fn an_interrupted_answer_is_kept_and_marked_incomplete() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in database_urls(&dir) {
+        let server = start_with(with_history(&url, false), server::agent::agent()).await;
+        let (ana, chat) = (unique("ana"), unique("chat"));
+        server.fake.push(Reply::Hang { chunks: vec!["Half".into(), " an answer".into()] });
+        let mut body = chat_request(&chat, &[], "Tell me everything");
+        body["chat"] = json!({"id": chat, "position": 0, "question_id": unique("q"), "answer_id": unique("a")});
+        let mut resp = server
+            .client
+            .post(format!("{}/api/chat", server.url))
+            .header("x-forwarded-email", &ana)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        // Read until the partial text has gone out, then hang up.
+        let mut seen = String::new();
+        while !seen.contains("an answer") {
+            seen.push_str(&String::from_utf8_lossy(&resp.chunk().await.unwrap().unwrap()));
+        }
+        drop(resp);
+        let stored = wait_for(&server, &ana, &chat, |c| {
+            c.messages.get(1).is_some_and(|m| m.text == "Half an answer" && m.status == MessageStatus::Incomplete)
+        })
+        .await;
+        assert_eq!(stored.messages[1].items.as_array().unwrap().len(), 1, "{url}: the partial text is in the history");
+        // The model call was dropped with the client.
+        for _ in 0..100 {
+            if server.fake.open_streams() == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(server.fake.open_streams(), 0);
+    }
+}
+
+#[tokio::test]
+async fn editing_replaces_the_exchange_and_everything_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in database_urls(&dir) {
+        let server = start_with(with_history(&url, false), server::agent::agent()).await;
+        let (ana, chat) = (unique("ana"), unique("chat"));
+        server.fake.push(Reply::text("One."));
+        send(&server, &ana, &chat, 0, &[], "First").await;
+        server.fake.push(Reply::text("Two."));
+        send(&server, &ana, &chat, 1, &[], "Second").await;
+        wait_for(&server, &ana, &chat, |c| c.messages.len() == 4 && c.messages[3].status == MessageStatus::Complete).await;
+        // Edit the first question: the second exchange goes.
+        server.fake.push(Reply::text("One, again."));
+        send(&server, &ana, &chat, 0, &[], "First, edited").await;
+        let stored = wait_for(&server, &ana, &chat, |c| {
+            c.messages.len() == 2 && c.messages[1].status == MessageStatus::Complete
+        })
+        .await;
+        assert_eq!(stored.messages[0].text, "First, edited");
+        assert_eq!(stored.messages[1].text, "One, again.");
+    }
+}
+
+#[tokio::test]
+async fn the_first_exchange_gets_a_generated_title() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in database_urls(&dir) {
+        let server = start_with(with_history(&url, true), server::agent::agent()).await;
+        let (ana, chat) = (unique("ana"), unique("chat"));
+        server.fake.push(Reply::text("Paris is the capital of France."));
+        server.fake.push(Reply::text("\"French capital.\""));
+        send(&server, &ana, &chat, 0, &[], "What is the capital of France?").await;
+        let stored = wait_for(&server, &ana, &chat, |c| c.chat.title != "What is the capital of France?").await;
+        assert_eq!(stored.chat.title, "French capital", "{url}");
+        // The title request was a plain, tool-less call.
+        let title_call = server.fake.requests().last().unwrap().clone();
+        assert!(title_call.get("tools").is_none(), "{title_call}");
+    }
+}
+
+#[tokio::test]
+async fn without_a_database_the_chat_still_answers_and_says_it_is_ephemeral() {
+    // A PostgreSQL port nobody listens on: start-up goes on without history.
+    let server = start_with(with_history("postgres://nobody@127.0.0.1:1/none", false), server::agent::agent()).await;
+    server.fake.push(Reply::text("Still here."));
+    let chat = unique("chat");
+    let s = send(&server, "ana@example.com", &chat, 0, &[], "Hello?").await;
+    assert_eq!(s.text(), "Still here.");
+    let (status, body) = get_json(&server, "ana@example.com", "/api/history").await;
+    assert_eq!(status, 404);
+    assert!(body["detail"].as_str().unwrap().contains("Chat history is off"), "{body}");
+    let config: Value = server
+        .client
+        .post(format!("{}/api/config", server.url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(config["chat_history"], false);
+}
