@@ -28,7 +28,9 @@ app_port=$(free_port)
 ./target/debug/fake-model --port "$model_port" > target/e2e-fake-model.log 2>&1 &
 model_pid=$!
 export CHAT_GREETING="Ask me anything: I am tested."
-OPENAI_BASE_URL="http://127.0.0.1:$model_port/v1" AGENT_HOST=127.0.0.1 LEPTOS_SITE_ROOT=target/site \
+# Chats in a fresh SQLite file; no title calls (they would take the replies the tests script).
+e2e_data=$(mktemp -d)
+AGENT_DATA_DIR="$e2e_data" AGENT_CHAT_TITLES=false OPENAI_BASE_URL="http://127.0.0.1:$model_port/v1" AGENT_HOST=127.0.0.1 LEPTOS_SITE_ROOT=target/site \
   ./target/debug/server --port "$app_port" > target/e2e-server.log 2>&1 &
 server_pid=$!
 trap 'kill $server_pid $model_pid 2>/dev/null || true; stop_postgres' EXIT

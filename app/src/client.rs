@@ -14,6 +14,17 @@ pub enum StreamEnd {
     Failed(String),
 }
 
+/// Percent-encodes a path segment.
+pub fn encode(segment: &str) -> String {
+    segment
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// Turns an error response's body into the message to show: `{"detail": …}` when the server sent one.
 pub fn error_message(status: u16, body: &str) -> String {
     let detail = serde_json::from_str::<serde_json::Value>(body).ok().and_then(|v| {
@@ -129,6 +140,53 @@ mod browser {
         }
     }
 
+    /// A JSON request (`body` already serialized); the response body on 2xx, else the error to show.
+    pub async fn fetch_json(method: &str, url: &str, body: Option<String>) -> Result<String, String> {
+        let window = web_sys::window().ok_or("no window")?;
+        let init = RequestInit::new();
+        init.set_method(method);
+        if let Some(body) = body {
+            let headers = web_sys::Headers::new().map_err(|e| js_message(&e))?;
+            let _ = headers.set("content-type", "application/json");
+            init.set_headers(&headers);
+            init.set_body(&JsValue::from_str(&body));
+        }
+        let response: Response = JsFuture::from(window.fetch_with_str_and_init(url, &init))
+            .await
+            .map_err(|e| js_message(&e))?
+            .unchecked_into();
+        let text = match response.text() {
+            Ok(p) => JsFuture::from(p).await.ok().and_then(|t| t.as_string()).unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if response.ok() { Ok(text) } else { Err(super::error_message(response.status(), &text)) }
+    }
+
+    /// The `chat` query parameter of the page's address.
+    pub fn chat_in_url() -> Option<String> {
+        let search = web_sys::window()?.location().search().ok()?;
+        search.trim_start_matches('?').split('&').find_map(|pair| {
+            let value = pair.strip_prefix("chat=")?;
+            (!value.is_empty()).then(|| js_sys::decode_uri_component(value).ok()?.as_string()).flatten()
+        })
+    }
+
+    /// Puts the open chat in the address (so reload and links reopen it), without reloading.
+    pub fn set_chat_in_url(chat_id: Option<&str>) {
+        let Some(window) = web_sys::window() else { return };
+        let url = match chat_id {
+            Some(id) => format!("/?chat={}", String::from(js_sys::encode_uri_component(id))),
+            None => "/".to_string(),
+        };
+        if let Ok(history) = window.history() {
+            let _ = history.push_state_with_url(&JsValue::NULL, "", Some(&url));
+        }
+    }
+
+    pub fn confirm(message: &str) -> bool {
+        web_sys::window().and_then(|w| w.confirm_with_message(message).ok()).unwrap_or(false)
+    }
+
     pub fn copy_text(text: &str) {
         if let Some(window) = web_sys::window() {
             let _ = window.navigator().clipboard().write_text(text);
@@ -204,6 +262,10 @@ mod browser {
     pub fn scroll_to_bottom(element: &HtmlElement) {
         element.set_scroll_top(element.scroll_height());
     }
+
+    pub fn scroll_top(element: &HtmlElement) -> i32 {
+        element.scroll_top()
+    }
 }
 
 #[cfg(not(feature = "hydrate"))]
@@ -231,6 +293,20 @@ mod browser {
         StreamEnd::Failed("streaming runs in the browser".into())
     }
 
+    pub async fn fetch_json(_method: &str, _url: &str, _body: Option<String>) -> Result<String, String> {
+        Err("requests run in the browser".into())
+    }
+
+    pub fn chat_in_url() -> Option<String> {
+        None
+    }
+
+    pub fn set_chat_in_url(_chat_id: Option<&str>) {}
+
+    pub fn confirm(_message: &str) -> bool {
+        false
+    }
+
     pub fn copy_text(_text: &str) {}
 
     pub fn copy_code_click(_target: Option<leptos::web_sys::EventTarget>) {}
@@ -250,6 +326,10 @@ mod browser {
     }
 
     pub fn scroll_to_bottom(_element: &leptos::web_sys::HtmlElement) {}
+
+    pub fn scroll_top(_element: &leptos::web_sys::HtmlElement) -> i32 {
+        0
+    }
 }
 
 pub use browser::*;

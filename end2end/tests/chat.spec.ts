@@ -31,7 +31,9 @@ test("the empty chat greets, names the user and the model, and a suggestion star
   await expect(page.locator(".greeting")).toHaveText(process.env.CHAT_GREETING ?? "What would you like to know?");
   await expect(page.locator(".user-name")).toHaveText("ana");
   await expect(page.locator(".model-badge")).toContainText("openai");
-  await expect(page.locator(".ephemeral")).toBeVisible();
+  // Chat history is on: no "Ephemeral" badge, a chat list instead.
+  await expect(page.locator(".ephemeral")).toHaveCount(0);
+  await expect(page.getByRole("button", { name: "+ New chat" })).toBeVisible();
 
   await script(request, { kind: "text", text: "I can tell the time." });
   await page.getByRole("button", { name: "How can you help me?" }).click();
@@ -253,16 +255,24 @@ test("the page works after a reload and on a phone-sized screen", async ({ page,
   await script(request, { kind: "text", text: "Before reload." });
   await send(page, "One");
   await waitForAnswer(page);
+  await expect(page).toHaveURL(/\?chat=/);
   await page.reload();
   await page.locator("body[data-hydrated]").waitFor();
-  // Ephemeral: the chat is gone, and a new one works.
-  await expect(page.locator(".greeting")).toBeVisible();
+  // The chat comes back from the server, and goes on.
+  await expect(page.locator(".user-message .bubble")).toHaveText(["One"]);
+  await expect(lastAnswer(page).locator(".markdown")).toHaveText("Before reload.");
   await script(request, { kind: "text", text: "After reload." });
   await send(page, "Two");
   await waitForAnswer(page);
   await expect(lastAnswer(page).locator(".markdown")).toHaveText("After reload.");
-  // Nothing wider than the screen, and the composer is on it.
+  // Nothing wider than the screen, the composer on it, the chat list behind the menu button.
   expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
   const box = await page.locator(".composer").boundingBox();
   expect(box && box.y + box.height).toBeLessThanOrEqual(844);
+  await expect(page.locator(".sidebar")).not.toBeInViewport();
+  await page.getByRole("button", { name: "Chats" }).click();
+  await expect(page.locator(".sidebar")).toBeInViewport();
+  await page.getByRole("button", { name: "+ New chat" }).click();
+  await expect(page.locator(".sidebar")).not.toBeInViewport();
+  await expect(page.locator(".greeting")).toBeVisible();
 });

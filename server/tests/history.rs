@@ -43,14 +43,22 @@ fn with_history(url: &str, titles: bool) -> impl FnOnce(&mut Settings) {
 }
 
 /// Sends one exchange of chat `chat_id` as the page does, as `user`.
-async fn send(server: &TestServer, user: &str, chat_id: &str, position: i64, previous: &[Exchange], text: &str) -> Stream {
+async fn send(
+    server: &TestServer,
+    user: &str,
+    chat_id: &str,
+    position: i64,
+    previous: &[Exchange],
+    text: &str,
+) -> Stream {
     let mut body = chat_request(chat_id, previous, text);
     body["chat"] = json!({"id": chat_id, "position": position, "question_id": unique("q"), "answer_id": unique("a")});
     server.stream("/api/chat", body, &[("x-forwarded-email", user)]).await
 }
 
 async fn get_json(server: &TestServer, user: &str, path: &str) -> (u16, Value) {
-    let resp = server.client.get(format!("{}{path}", server.url)).header("x-forwarded-email", user).send().await.unwrap();
+    let resp =
+        server.client.get(format!("{}{path}", server.url)).header("x-forwarded-email", user).send().await.unwrap();
     let status = resp.status().as_u16();
     (status, resp.json().await.unwrap_or(Value::Null))
 }
@@ -102,7 +110,10 @@ async fn store_crud_pagination_and_isolation() {
         assert!(matches!(store.get_chat(&bob, chat).await, Err(StoreError::NotFound)), "{url}");
         assert!(matches!(store.update_chat(&bob, chat, Some("mine"), None).await, Err(StoreError::NotFound)));
         assert!(matches!(store.delete_chat(&bob, chat).await, Err(StoreError::NotFound)));
-        assert!(matches!(store.begin_exchange(&bob, chat, 1, &unique("q"), "x", &unique("a")).await, Err(StoreError::NotFound)));
+        assert!(matches!(
+            store.begin_exchange(&bob, chat, 1, &unique("q"), "x", &unique("a")).await,
+            Err(StoreError::NotFound)
+        ));
         let mine = store.get_chat(&ana, chat).await.unwrap();
         assert!(mine.owned);
         assert_eq!(mine.chat.title, "question 4");
@@ -140,10 +151,9 @@ async fn a_streamed_exchange_is_saved_and_restored_with_its_tool_call_and_vote()
         let s = send(&server, &ana, &chat, 0, &[], "What time is it?").await;
         assert_eq!(s.data.last().unwrap(), "[DONE]");
 
-        let stored: StoredChat = wait_for(&server, &ana, &chat, |c| {
-            c.messages.get(1).is_some_and(|m| m.status == MessageStatus::Complete)
-        })
-        .await;
+        let stored: StoredChat =
+            wait_for(&server, &ana, &chat, |c| c.messages.get(1).is_some_and(|m| m.status == MessageStatus::Complete))
+                .await;
         assert_eq!(stored.chat.title, "What time is it?");
         let [question, answer] = &stored.messages[..] else { panic!("{stored:?}") };
         assert_eq!((question.role.as_str(), question.text.as_str()), ("user", "What time is it?"));
@@ -174,7 +184,10 @@ async fn a_streamed_exchange_is_saved_and_restored_with_its_tool_call_and_vote()
         let (_, bobs) = get_json(&server, &bob, "/api/history").await;
         assert_eq!(bobs["chats"], json!([]));
         assert_eq!(get_json(&server, &bob, &format!("/api/chat/{chat}")).await.0, 404);
-        assert_eq!(request(&server, "PATCH", &bob, &format!("/api/chat/{chat}"), Some(json!({"title": "x"}))).await, 404);
+        assert_eq!(
+            request(&server, "PATCH", &bob, &format!("/api/chat/{chat}"), Some(json!({"title": "x"}))).await,
+            404
+        );
         assert_eq!(request(&server, "DELETE", &bob, &format!("/api/chat/{chat}"), None).await, 404);
         assert_eq!(request(&server, "POST", &bob, "/api/feedback", Some(vote("thumbs_up"))).await, 404);
         server.fake.push(Reply::text("Hijacked"));
@@ -182,7 +195,10 @@ async fn a_streamed_exchange_is_saved_and_restored_with_its_tool_call_and_vote()
         assert_eq!(hijack.status, 404, "{}", hijack.raw);
 
         // Ana renames and deletes it.
-        assert_eq!(request(&server, "PATCH", &ana, &format!("/api/chat/{chat}"), Some(json!({"title": "Time"}))).await, 204);
+        assert_eq!(
+            request(&server, "PATCH", &ana, &format!("/api/chat/{chat}"), Some(json!({"title": "Time"}))).await,
+            204
+        );
         assert_eq!(get_json(&server, &ana, &format!("/api/chat/{chat}")).await.1["chat"]["title"], "Time");
         assert_eq!(request(&server, "DELETE", &ana, &format!("/api/chat/{chat}"), None).await, 204);
         assert_eq!(get_json(&server, &ana, &format!("/api/chat/{chat}")).await.0, 404);
@@ -253,7 +269,8 @@ async fn editing_replaces_the_exchange_and_everything_after_it() {
         send(&server, &ana, &chat, 0, &[], "First").await;
         server.fake.push(Reply::text("Two."));
         send(&server, &ana, &chat, 1, &[], "Second").await;
-        wait_for(&server, &ana, &chat, |c| c.messages.len() == 4 && c.messages[3].status == MessageStatus::Complete).await;
+        wait_for(&server, &ana, &chat, |c| c.messages.len() == 4 && c.messages[3].status == MessageStatus::Complete)
+            .await;
         // Edit the first question: the second exchange goes.
         server.fake.push(Reply::text("One, again."));
         send(&server, &ana, &chat, 0, &[], "First, edited").await;

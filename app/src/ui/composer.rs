@@ -53,5 +53,4 @@ pub fn Composer(model: String) -> impl IntoView {
             </div>
         </div>
     }
-    .into_any()
 }

@@ -17,7 +17,6 @@ pub fn ExchangeView(exchange: ExchangeHandle) -> impl IntoView {
             <AnswerView exchange/>
         </div>
     }
-    .into_any()
 }
 
 #[component]
@@ -65,7 +64,6 @@ fn UserMessage(exchange: ExchangeHandle) -> impl IntoView {
             }}
         </div>
     }
-    .into_any()
 }
 
 #[component]
@@ -111,6 +109,14 @@ fn AnswerView(exchange: ExchangeHandle) -> impl IntoView {
                     <div class="actions">
                         <button type="button" class="action copy-message" title="Copy" aria-label="Copy message"
                             on:click=copy>{move || if copied.get() { "Copied" } else { "Copy" }}</button>
+                        {chat.history_on.then(|| view! {
+                            <button type="button" class="action thumb" aria-label="Good answer" title="Good answer"
+                                aria-pressed=move || (exchange.vote.get() == Some(true)).to_string()
+                                on:click=move |_| chat.vote(exchange, true)>"👍"</button>
+                            <button type="button" class="action thumb" aria-label="Bad answer" title="Bad answer"
+                                aria-pressed=move || (exchange.vote.get() == Some(false)).to_string()
+                                on:click=move |_| chat.vote(exchange, false)>"👎"</button>
+                        })}
                         {move || is_last.get().then(|| view! {
                             <button type="button" class="action regenerate" title="Regenerate" aria-label="Regenerate"
                                 on:click=move |_| chat.regenerate()>"↻ Regenerate"</button>
@@ -120,7 +126,6 @@ fn AnswerView(exchange: ExchangeHandle) -> impl IntoView {
             </div>
         </div>
     }
-    .into_any()
 }
 
 /// One block, redrawn only when its own content changes.
@@ -162,7 +167,6 @@ fn Reasoning(#[prop(into)] text: Signal<String>) -> impl IntoView {
             <div class="reasoning-text">{move || text.get()}</div>
         </details>
     }
-    .into_any()
 }
 
 #[component]
@@ -203,7 +207,6 @@ fn ToolCard(block: Memo<Option<Block>>, streaming: Memo<bool>) -> impl IntoView 
             })}
         </details>
     }
-    .into_any()
 }
 
 /// JSON pretty-printed (arguments, outputs and error bodies are often JSON); anything else as it is.

@@ -2,6 +2,7 @@
 
 mod composer;
 mod message;
+mod sidebar;
 
 use leptos::html::Div;
 use leptos::prelude::*;
@@ -9,9 +10,11 @@ use leptos::task::spawn_local;
 
 use crate::client::{self, StreamControl, StreamEnd};
 use crate::config::ChatConfig;
-use crate::conversation::{Answer, Exchange, chat_request};
+use crate::conversation::{Answer, AnswerStatus, Exchange, chat_request};
+use crate::history::{ChatPage as ChatListPage, ChatSummary, MessageStatus, StoredChat};
 use composer::Composer;
 use message::ExchangeView;
+use sidebar::Sidebar;
 
 /// Where the page sends a conversation to be answered (a Responses SSE stream).
 pub const CHAT_URL: &str = "/api/chat";
@@ -22,13 +25,16 @@ pub struct ExchangeHandle {
     pub id: u64,
     pub user: RwSignal<String>,
     pub answer: RwSignal<Answer>,
+    /// The answer's row in the chat history (votes refer to it).
+    pub answer_id: StoredValue<String>,
+    /// This user's thumbs up (true) or down (false).
+    pub vote: RwSignal<Option<bool>>,
 }
 
 /// The chat's state and what the user can do with it. Copy: every component gets its own.
 #[derive(Clone, Copy)]
 pub struct Chat {
     pub exchanges: RwSignal<Vec<ExchangeHandle>>,
-    chat_id: StoredValue<String>,
     next_id: StoredValue<u64>,
     control: StoredValue<Option<StreamControl>, LocalStorage>,
     /// Bumped whenever the transcript grows, for auto-scroll.
@@ -38,13 +44,29 @@ pub struct Chat {
     /// The page's owner: an exchange's signals must outlive the component whose button created them
     /// (the empty state's suggestions vanish as soon as the chat starts).
     owner: StoredValue<Option<Owner>>,
+    /// Chats are saved on the server.
+    pub history_on: bool,
+    /// The open chat's id, once it has one.
+    pub open_id: RwSignal<Option<String>>,
+    /// The sidebar's chats, newest first, and whether older ones remain.
+    pub list: RwSignal<Vec<ChatSummary>>,
+    pub has_more: RwSignal<bool>,
+    /// A problem with the chat history to show (it could not be loaded, the chat is not saved…).
+    pub notice: RwSignal<Option<String>>,
+    /// The chat last asked for: a slow load that something else overtook is dropped.
+    wanted: StoredValue<Option<String>>,
 }
 
 impl Chat {
-    fn new() -> Self {
+    fn new(history_on: bool) -> Self {
         Chat {
+            history_on,
+            open_id: RwSignal::new(None),
+            list: RwSignal::new(Vec::new()),
+            has_more: RwSignal::new(false),
+            notice: RwSignal::new(None),
+            wanted: StoredValue::new(None),
             exchanges: RwSignal::new(Vec::new()),
-            chat_id: StoredValue::new(String::new()),
             next_id: StoredValue::new(0),
             control: StoredValue::new_local(None),
             updates: RwSignal::new(0),
@@ -53,41 +75,69 @@ impl Chat {
         }
     }
 
-    /// An answer is streaming.
+    /// An answer is streaming (tracked: views that show it follow it).
     pub fn busy(&self) -> bool {
         self.exchanges.with(|list| list.iter().any(|e| e.answer.with(Answer::is_streaming)))
     }
 
+    fn busy_untracked(&self) -> bool {
+        self.exchanges.with_untracked(|list| list.iter().any(|e| e.answer.with_untracked(Answer::is_streaming)))
+    }
+
     pub fn send(&self, text: String) {
         let text = text.trim().to_string();
-        if text.is_empty() || self.busy() {
+        if text.is_empty() || self.busy_untracked() {
             return;
         }
-        let id = self.next_id.get_value();
-        self.next_id.set_value(id + 1);
-        let new_handle =
-            move || ExchangeHandle { id, user: RwSignal::new(text), answer: RwSignal::new(Answer::default()) };
-        let handle = match self.owner.get_value() {
-            Some(owner) => owner.with(new_handle),
-            None => new_handle(),
-        };
+        let handle = self.new_exchange(text, Answer::default(), String::new(), None);
         self.exchanges.update(|list| list.push(handle));
         self.follow.set_value(true);
         self.run(handle);
     }
 
+    fn new_exchange(&self, user: String, answer: Answer, answer_id: String, vote: Option<bool>) -> ExchangeHandle {
+        let id = self.next_id.get_value();
+        self.next_id.set_value(id + 1);
+        let make = move || ExchangeHandle {
+            id,
+            user: RwSignal::new(user),
+            answer: RwSignal::new(answer),
+            answer_id: StoredValue::new(answer_id),
+            vote: RwSignal::new(vote),
+        };
+        match self.owner.get_value() {
+            Some(owner) => owner.with(make),
+            None => make(),
+        }
+    }
+
     /// Runs the agent on `handle`'s question, with every exchange before it as history.
     fn run(&self, handle: ExchangeHandle) {
-        if self.chat_id.with_value(String::is_empty) {
-            self.chat_id.set_value(client::new_chat_id());
+        if self.open_id.get_untracked().is_none() {
+            let id = client::new_chat_id();
+            if self.history_on {
+                client::set_chat_in_url(Some(&id));
+            }
+            self.open_id.set(Some(id));
         }
+        let chat_id = self.open_id.get_untracked().unwrap_or_default();
         let previous: Vec<Exchange> = self.exchanges.with_untracked(|list| {
             list.iter()
                 .take_while(|e| e.id != handle.id)
                 .map(|e| Exchange { user: e.user.get_untracked(), answer: e.answer.get_untracked() })
                 .collect()
         });
-        let body = chat_request(&self.chat_id.get_value(), &previous, &handle.user.get_untracked()).to_string();
+        let position = previous.len();
+        let mut body = chat_request(&chat_id, &previous, &handle.user.get_untracked());
+        if self.history_on {
+            let answer_id = client::new_chat_id();
+            handle.answer_id.set_value(answer_id.clone());
+            body["chat"] = serde_json::json!({
+                "id": chat_id, "position": position, "question_id": client::new_chat_id(), "answer_id": answer_id,
+            });
+        }
+        let body = body.to_string();
+        handle.vote.set(None);
         handle.answer.set(Answer::default());
         self.updates.update(|n| *n += 1);
         let chat = *self;
@@ -114,6 +164,161 @@ impl Chat {
             });
             chat.control.set_value(None);
             chat.updates.update(|n| *n += 1);
+            if let Some(notice) = handle.answer.with_untracked(|a| a.notice.clone()) {
+                chat.notice.set(Some(notice));
+            }
+            if chat.history_on {
+                chat.refresh_list();
+                if position == 0 {
+                    // The generated title lands a moment after the first answer.
+                    set_timeout(move || chat.refresh_list(), std::time::Duration::from_millis(3000));
+                }
+            }
+        });
+    }
+
+    /// Reloads the first page of the chat list.
+    pub fn refresh_list(&self) {
+        self.load_list(None);
+    }
+
+    /// Appends the next page of older chats.
+    pub fn load_more(&self) {
+        let before = self.list.with_untracked(|l| l.last().map(|c| c.updated_at));
+        self.load_list(before);
+    }
+
+    fn load_list(&self, before: Option<i64>) {
+        if !self.history_on {
+            return;
+        }
+        let chat = *self;
+        spawn_local(async move {
+            let url = match before {
+                Some(b) => format!("/api/history?limit=20&ending_before={b}"),
+                None => "/api/history?limit=20".to_string(),
+            };
+            match client::fetch_json("GET", &url, None).await.and_then(|t| parse::<ChatListPage>(&t)) {
+                Ok(page) => {
+                    chat.list.update(|list| {
+                        if before.is_none() {
+                            list.clear();
+                        }
+                        list.extend(page.chats);
+                    });
+                    chat.has_more.set(page.has_more);
+                }
+                Err(e) => chat.notice.set(Some(format!("The chat list could not be loaded: {e}"))),
+            }
+        });
+    }
+
+    /// Opens a saved chat: every message, tool card and vote as they were.
+    pub fn open(&self, id: String) {
+        if self.busy_untracked() {
+            self.stop();
+        }
+        self.wanted.set_value(Some(id.clone()));
+        let chat = *self;
+        spawn_local(async move {
+            let url = format!("/api/chat/{}", client::encode(&id));
+            let loaded = client::fetch_json("GET", &url, None).await.and_then(|t| parse::<StoredChat>(&t));
+            if chat.wanted.get_value().as_deref() != Some(id.as_str()) {
+                return;
+            }
+            match loaded {
+                Ok(stored) => {
+                    chat.show(stored);
+                    client::set_chat_in_url(Some(&id));
+                }
+                Err(e) => chat.notice.set(Some(format!("That chat could not be opened: {e}"))),
+            }
+        });
+    }
+
+    fn show(&self, stored: StoredChat) {
+        let mut exchanges = Vec::new();
+        let mut messages = stored.messages.into_iter().peekable();
+        while let Some(message) = messages.next() {
+            if message.role != "user" {
+                continue;
+            }
+            let (answer, answer_id, vote) = match messages.next_if(|m| m.role == "assistant") {
+                Some(reply) => {
+                    let status = match reply.status {
+                        MessageStatus::Complete => AnswerStatus::Done,
+                        MessageStatus::Failed => AnswerStatus::Failed,
+                        MessageStatus::Incomplete => AnswerStatus::Stopped,
+                    };
+                    let items = serde_json::from_value(reply.items).unwrap_or_default();
+                    (Answer::restored(items, status, reply.error, reply.trace_id), reply.id, reply.vote)
+                }
+                None => (Answer::restored(Vec::new(), AnswerStatus::Stopped, None, None), String::new(), None),
+            };
+            exchanges.push(self.new_exchange(message.text, answer, answer_id, vote));
+        }
+        self.exchanges.set(exchanges);
+        self.open_id.set(Some(stored.chat.id));
+        self.follow.set_value(true);
+        self.updates.update(|n| *n += 1);
+    }
+
+    /// Starts an empty chat.
+    pub fn new_chat(&self) {
+        if self.busy_untracked() {
+            self.stop();
+        }
+        self.wanted.set_value(None);
+        self.exchanges.set(Vec::new());
+        self.open_id.set(None);
+        self.notice.set(None);
+        client::set_chat_in_url(None);
+    }
+
+    pub fn rename(&self, id: String, title: String) {
+        let chat = *self;
+        spawn_local(async move {
+            let body = serde_json::json!({ "title": title }).to_string();
+            let url = format!("/api/chat/{}", client::encode(&id));
+            match client::fetch_json("PATCH", &url, Some(body)).await {
+                Ok(_) => chat.refresh_list(),
+                Err(e) => chat.notice.set(Some(format!("The chat could not be renamed: {e}"))),
+            }
+        });
+    }
+
+    pub fn delete(&self, id: String) {
+        let chat = *self;
+        spawn_local(async move {
+            let url = format!("/api/chat/{}", client::encode(&id));
+            match client::fetch_json("DELETE", &url, None).await {
+                Ok(_) => {
+                    if chat.open_id.get_untracked().as_deref() == Some(id.as_str()) {
+                        chat.new_chat();
+                    }
+                    chat.list.update(|l| l.retain(|c| c.id != id));
+                }
+                Err(e) => chat.notice.set(Some(format!("The chat could not be deleted: {e}"))),
+            }
+        });
+    }
+
+    /// Thumbs up or down on an answer; pressing the same thumb again keeps it.
+    pub fn vote(&self, handle: ExchangeHandle, up: bool) {
+        let Some(chat_id) = self.open_id.get_untracked() else { return };
+        let previous = handle.vote.get_untracked();
+        handle.vote.set(Some(up));
+        let chat = *self;
+        spawn_local(async move {
+            let body = serde_json::json!({
+                "chatId": chat_id,
+                "messageId": handle.answer_id.get_value(),
+                "feedbackType": if up { "thumbs_up" } else { "thumbs_down" },
+            });
+            if let Err(e) = client::fetch_json("POST", "/api/feedback", Some(body.to_string())).await {
+                handle.vote.set(previous);
+                chat.notice.set(Some(format!("Your feedback could not be saved: {e}")));
+            }
         });
     }
 
@@ -133,7 +338,7 @@ impl Chat {
 
     /// Answers the last question again.
     pub fn regenerate(&self) {
-        if self.busy() {
+        if self.busy_untracked() {
             return;
         }
         if let Some(last) = self.exchanges.with_untracked(|list| list.last().copied()) {
@@ -144,7 +349,7 @@ impl Chat {
     /// Replaces an earlier question and runs the conversation again from there (later exchanges go).
     pub fn edit(&self, id: u64, text: String) {
         let text = text.trim().to_string();
-        if text.is_empty() || self.busy() {
+        if text.is_empty() || self.busy_untracked() {
             return;
         }
         let Some(handle) = self.exchanges.with_untracked(|list| list.iter().find(|e| e.id == id).copied()) else {
@@ -162,18 +367,34 @@ impl Chat {
 
 #[component]
 pub fn ChatPage() -> impl IntoView {
-    let chat = Chat::new();
-    provide_context(chat);
     let config = ChatConfig::for_page();
+    let chat = Chat::new(config.chat_history);
+    provide_context(chat);
+    // In the browser: reopen the chat the address names, and fill the sidebar.
+    Effect::new(move |_| {
+        untrack(|| {
+            if let Some(id) = client::chat_in_url() {
+                chat.open(id);
+            }
+            chat.refresh_list();
+        })
+    });
+    let sidebar_open = RwSignal::new(false);
     let transcript = NodeRef::<Div>::new();
 
-    // Follow the answer as it grows, unless the user scrolled away from the bottom.
+    // Follow the answer as it grows, unless the user scrolled away from the bottom. The scroll
+    // event may not have arrived yet when text does: a position above where we last put it is the
+    // user scrolling up too.
+    let followed_to = StoredValue::new(0);
     Effect::new(move |_| {
         chat.updates.track();
-        if chat.follow.get_value()
-            && let Some(el) = transcript.get()
-        {
+        let Some(el) = transcript.get() else { return };
+        if chat.follow.get_value() && client::scroll_top(&el) + 48 < followed_to.get_value() {
+            chat.follow.set_value(false);
+        }
+        if chat.follow.get_value() {
             client::scroll_to_bottom(&el);
+            followed_to.set_value(client::scroll_top(&el));
         }
     });
     let on_scroll = move |_| {
@@ -185,8 +406,16 @@ pub fn ChatPage() -> impl IntoView {
     let empty_config = config.clone();
 
     view! {
+        <div class="layout" class:sidebar-open=move || sidebar_open.get()>
+        <Sidebar history_on=config.chat_history open=sidebar_open/>
         <div class="chat">
-            <Header config=config.clone()/>
+            <Header config=config.clone() sidebar_open/>
+            {move || chat.notice.get().map(|notice| view! {
+                <div class="notice" role="status">
+                    <span>{notice}</span>
+                    <button type="button" class="action" aria-label="Dismiss" on:click=move |_| chat.notice.set(None)>"✕"</button>
+                </div>
+            })}
             <div class="transcript" node_ref=transcript on:scroll=on_scroll
                 on:click=move |ev| client::copy_code_click(ev.target())>
                 <div class="transcript-inner">
@@ -198,12 +427,16 @@ pub fn ChatPage() -> impl IntoView {
             </div>
             <Composer model=config.model.clone()/>
         </div>
+        </div>
     }
-    .into_any()
+}
+
+fn parse<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
+    serde_json::from_str(text).map_err(|e| format!("unexpected answer from the server: {e}"))
 }
 
 #[component]
-fn Header(config: ChatConfig) -> impl IntoView {
+fn Header(config: ChatConfig, sidebar_open: RwSignal<bool>) -> impl IntoView {
     let (theme, set_theme) = signal("light");
     Effect::new(move |_| set_theme.set(client::current_theme()));
     let toggle_theme = move |_| {
@@ -216,6 +449,8 @@ fn Header(config: ChatConfig) -> impl IntoView {
     let initial = name.chars().next().unwrap_or('?').to_uppercase().to_string();
     view! {
         <header class="topbar">
+            <button class="icon-button menu-toggle" type="button" aria-label="Chats"
+                on:click=move |_| sidebar_open.update(|o| *o = !*o)>"☰"</button>
             <div class="brand">
                 <span class="logo" aria-hidden="true">"✦"</span>
                 <span class="brand-name">"agent-app"</span>
@@ -235,7 +470,6 @@ fn Header(config: ChatConfig) -> impl IntoView {
             </div>
         </header>
     }
-    .into_any()
 }
 
 #[component]
@@ -255,5 +489,4 @@ fn EmptyState(config: ChatConfig) -> impl IntoView {
             </div>
         </div>
     }
-    .into_any()
 }

@@ -87,7 +87,9 @@ pub async fn feedback(
     let up = match feedback.feedback_type.as_str() {
         "thumbs_up" => true,
         "thumbs_down" => false,
-        other => return Err(ApiError::bad_request(format!("feedbackType must be thumbs_up or thumbs_down, not {other:?}"))),
+        other => {
+            return Err(ApiError::bad_request(format!("feedbackType must be thumbs_up or thumbs_down, not {other:?}")));
+        }
     };
     let _trace_id = store(&state)?.vote(&owner(&headers), &feedback.chat_id, &feedback.message_id, up).await?;
     Ok(Json(json!({"success": true, "mlflowAssessmentId": null})))

@@ -156,7 +156,10 @@ async fn start_recording(
         Err(StoreError::Invalid(message)) => return Err(ApiError::bad_request(message)),
         Err(error) => {
             tracing::warn!(%error, "chat history unavailable; answering without saving");
-            return Ok((None, Some(format!("Chat history is unavailable, so this chat is not being saved ({error})."))));
+            return Ok((
+                None,
+                Some(format!("Chat history is unavailable, so this chat is not being saved ({error}).")),
+            ));
         }
     }
     let title = (target.position == 0 && state.settings.chat_titles).then(|| TitleJob {
@@ -164,12 +167,8 @@ async fn start_recording(
         model_name: state.runner.agent.model.clone(),
         question,
     });
-    let recorder = Recorder::start(AnswerTarget {
-        store: store.clone(),
-        chat_id: target.id,
-        answer_id: target.answer_id,
-        title,
-    });
+    let recorder =
+        Recorder::start(AnswerTarget { store: store.clone(), chat_id: target.id, answer_id: target.answer_id, title });
     Ok((Some(recorder), None))
 }
 

@@ -180,7 +180,12 @@ impl ChatStore {
 
     /// The user's chats, newest activity first, `limit` at a time; `before` is the `updated_at` of
     /// the last chat of the previous page.
-    pub async fn list_chats(&self, user: &str, limit: i64, before: Option<i64>) -> Result<Vec<ChatSummary>, StoreError> {
+    pub async fn list_chats(
+        &self,
+        user: &str,
+        limit: i64,
+        before: Option<i64>,
+    ) -> Result<Vec<ChatSummary>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, title, visibility, created_at, updated_at FROM chats \
              WHERE user_id = $1 AND updated_at < $2 ORDER BY updated_at DESC, id DESC LIMIT $3",
@@ -304,7 +309,13 @@ impl ChatStore {
 
     /// Records the user's thumbs up/down on an answer of their chat; returns its trace id (for the
     /// MLflow assessment) if it has one.
-    pub async fn vote(&self, user: &str, chat_id: &str, message_id: &str, up: bool) -> Result<Option<String>, StoreError> {
+    pub async fn vote(
+        &self,
+        user: &str,
+        chat_id: &str,
+        message_id: &str,
+        up: bool,
+    ) -> Result<Option<String>, StoreError> {
         let trace_id: Option<Option<String>> = sqlx::query_scalar(
             "SELECT m.trace_id FROM messages m JOIN chats c ON c.id = m.chat_id \
              WHERE m.id = $1 AND m.chat_id = $2 AND c.user_id = $3 AND m.role = 'assistant'",

@@ -65,7 +65,13 @@ impl Recorder {
                 }
             }
         });
-        Self { parser: SseParser::default(), answer: Answer::default(), items_seen: 0, last_sent: Instant::now(), snapshots }
+        Self {
+            parser: SseParser::default(),
+            answer: Answer::default(),
+            items_seen: 0,
+            last_sent: Instant::now(),
+            snapshots,
+        }
     }
 
     /// Takes bytes as they leave for the client.
