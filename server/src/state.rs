@@ -7,6 +7,7 @@ use crate::llm::openai::{CallPolicy, OpenAiCompatible};
 use crate::llm::{ChatModel, Unconfigured, local};
 use crate::runner::{Agent, Limits, Runner};
 use crate::store::ChatStore;
+use crate::store::feedback::{FeedbackSink, NoFeedbackSink};
 
 /// A database URL without its password, for logs.
 fn redact_url(url: &str) -> String {
@@ -26,6 +27,8 @@ pub struct AppState {
     pub runner: Arc<Runner>,
     /// Chat history; `None` when off, or when its database could not be opened at start-up.
     pub store: Option<ChatStore>,
+    /// Where votes go besides the chat history (MLflow assessments, with tracing).
+    pub feedback: Arc<dyn FeedbackSink>,
 }
 
 impl AppState {
@@ -48,7 +51,12 @@ impl AppState {
                 max_tool_output_bytes: settings.max_tool_output_bytes,
             },
         };
-        Ok(Self { settings: Arc::new(settings), runner: Arc::new(runner), store: None })
+        Ok(Self {
+            settings: Arc::new(settings),
+            runner: Arc::new(runner),
+            store: None,
+            feedback: Arc::new(NoFeedbackSink),
+        })
     }
 
     /// Opens the chat history database the settings name. If it cannot be opened the app still

@@ -323,3 +323,86 @@ async fn without_a_database_the_chat_still_answers_and_says_it_is_ephemeral() {
         .unwrap();
     assert_eq!(config["chat_history"], false);
 }
+
+/// Remembers what it was asked to record.
+#[derive(Default)]
+struct RecordingSink(std::sync::Mutex<Vec<(String, String, bool)>>);
+
+impl server::store::feedback::FeedbackSink for RecordingSink {
+    fn record<'a>(
+        &'a self,
+        trace_id: &'a str,
+        user: &'a str,
+        thumbs_up: bool,
+    ) -> futures::future::BoxFuture<'a, Result<Option<String>, String>> {
+        self.0.lock().unwrap().push((trace_id.to_string(), user.to_string(), thumbs_up));
+        Box::pin(async { Ok(Some("a-123".to_string())) })
+    }
+}
+
+#[tokio::test]
+async fn votes_reach_the_feedback_sink_with_the_answers_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("chats.db").display());
+    let fake = fake_model::FakeModel::start().await;
+    let mut settings = test_settings(&fake);
+    with_history(&url, false)(&mut settings);
+    let sink = std::sync::Arc::new(RecordingSink::default());
+    let mut state = server::AppState::new(settings, server::agent::agent()).unwrap().with_chat_history().await;
+    state.feedback = sink.clone();
+    let server = serve_state(fake, state).await;
+    server.fake.push(Reply::text("Hi."));
+    let chat = unique("chat");
+    send(&server, "ana@example.com", &chat, 0, &[], "Hello").await;
+    let stored = wait_for(&server, "ana@example.com", &chat, |c| {
+        c.messages.get(1).is_some_and(|m| m.status == MessageStatus::Complete)
+    })
+    .await;
+    let answer = &stored.messages[1];
+    let resp: Value = server
+        .client
+        .post(format!("{}/api/feedback", server.url))
+        .header("x-forwarded-email", "ana@example.com")
+        .json(&json!({"chatId": chat, "messageId": answer.id, "feedbackType": "thumbs_down"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(resp, json!({"success": true, "mlflowAssessmentId": "a-123"}));
+    let calls = sink.0.lock().unwrap().clone();
+    assert_eq!(calls, vec![(answer.trace_id.clone().unwrap(), "ana@example.com".to_string(), false)]);
+}
+
+#[tokio::test]
+async fn a_database_failure_mid_run_leaves_the_chat_answering_and_says_so() {
+    // SQLite only: breaking the schema of the PostgreSQL database other tests share would break them.
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("chats.db").display());
+    let server = start_with(with_history(&url, false), server::agent::agent()).await;
+    server.fake.push(Reply::text("Saved."));
+    let chat = unique("chat");
+    send(&server, "ana@example.com", &chat, 0, &[], "First").await;
+
+    // The database breaks under the running server.
+    sqlx::any::install_default_drivers();
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&url).await.unwrap();
+    sqlx::query("ALTER TABLE messages RENAME TO messages_gone").execute(&mut conn).await.unwrap();
+
+    server.fake.push(Reply::text("Still answering."));
+    let s = send(&server, "ana@example.com", &chat, 1, &[], "Second").await;
+    assert_eq!(s.status, 200);
+    assert_eq!(s.text(), "Still answering.");
+    let notice = s.json().into_iter().find(|e| e["type"] == app::conversation::NOTICE_EVENT).expect("a notice");
+    assert!(notice["message"].as_str().unwrap().contains("not being saved"), "{notice}");
+    let mut answer = Answer::default();
+    for frame in s.frames() {
+        answer.apply(frame);
+    }
+    assert!(answer.notice.is_some());
+    // The list still answers; reading the broken chat is a clear 503.
+    let (status, body) = get_json(&server, "ana@example.com", &format!("/api/chat/{chat}")).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body["detail"].as_str().unwrap().starts_with("Chat history is unavailable"), "{body}");
+}

@@ -11,7 +11,7 @@ pub fn Composer(model: String) -> impl IntoView {
     let draft = RwSignal::new(String::new());
     let send = move || {
         let text = draft.get_untracked();
-        if !text.trim().is_empty() && !chat.busy() {
+        if !text.trim().is_empty() && !chat.busy() && !chat.read_only.get_untracked() {
             draft.set(String::new());
             chat.send(text);
         }
@@ -27,6 +27,7 @@ pub fn Composer(model: String) -> impl IntoView {
                     class="composer-input"
                     placeholder="Send a message…"
                     aria-label="Message"
+                    disabled=move || chat.read_only.get()
                     rows="1"
                     prop:value=move || draft.get()
                     on:input=move |ev| draft.set(event_target_value(&ev))

@@ -11,7 +11,7 @@ use leptos::task::spawn_local;
 use crate::client::{self, StreamControl, StreamEnd};
 use crate::config::ChatConfig;
 use crate::conversation::{Answer, AnswerStatus, Exchange, chat_request};
-use crate::history::{ChatPage as ChatListPage, ChatSummary, MessageStatus, StoredChat};
+use crate::history::{ChatPage as ChatListPage, ChatSummary, MessageStatus, StoredChat, Visibility};
 use composer::Composer;
 use message::ExchangeView;
 use sidebar::Sidebar;
@@ -55,6 +55,10 @@ pub struct Chat {
     pub notice: RwSignal<Option<String>>,
     /// The chat last asked for: a slow load that something else overtook is dropped.
     wanted: StoredValue<Option<String>>,
+    /// Who may read the open chat.
+    pub visibility: RwSignal<Visibility>,
+    /// The open chat is someone else's public chat: it can be read, not continued.
+    pub read_only: RwSignal<bool>,
 }
 
 impl Chat {
@@ -66,6 +70,8 @@ impl Chat {
             has_more: RwSignal::new(false),
             notice: RwSignal::new(None),
             wanted: StoredValue::new(None),
+            visibility: RwSignal::new(Visibility::Private),
+            read_only: RwSignal::new(false),
             exchanges: RwSignal::new(Vec::new()),
             next_id: StoredValue::new(0),
             control: StoredValue::new_local(None),
@@ -258,6 +264,11 @@ impl Chat {
             exchanges.push(self.new_exchange(message.text, answer, answer_id, vote));
         }
         self.exchanges.set(exchanges);
+        self.visibility.set(stored.chat.visibility);
+        self.read_only.set(!stored.owned);
+        if !stored.owned {
+            self.notice.set(Some("This chat is someone else's: you can read it, not continue it.".into()));
+        }
         self.open_id.set(Some(stored.chat.id));
         self.follow.set_value(true);
         self.updates.update(|n| *n += 1);
@@ -269,6 +280,8 @@ impl Chat {
             self.stop();
         }
         self.wanted.set_value(None);
+        self.visibility.set(Visibility::Private);
+        self.read_only.set(false);
         self.exchanges.set(Vec::new());
         self.open_id.set(None);
         self.notice.set(None);
@@ -283,6 +296,24 @@ impl Chat {
             match client::fetch_json("PATCH", &url, Some(body)).await {
                 Ok(_) => chat.refresh_list(),
                 Err(e) => chat.notice.set(Some(format!("The chat could not be renamed: {e}"))),
+            }
+        });
+    }
+
+    /// Makes the open chat readable by others with its link, or private again.
+    pub fn toggle_visibility(&self) {
+        let Some(id) = self.open_id.get_untracked() else { return };
+        let next = match self.visibility.get_untracked() {
+            Visibility::Private => Visibility::Public,
+            Visibility::Public => Visibility::Private,
+        };
+        let chat = *self;
+        spawn_local(async move {
+            let body = serde_json::json!({ "visibility": next }).to_string();
+            let url = format!("/api/chat/{}", client::encode(&id));
+            match client::fetch_json("PATCH", &url, Some(body)).await {
+                Ok(_) => chat.visibility.set(next),
+                Err(e) => chat.notice.set(Some(format!("The chat's visibility could not be changed: {e}"))),
             }
         });
     }
@@ -437,6 +468,7 @@ fn parse<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
 
 #[component]
 fn Header(config: ChatConfig, sidebar_open: RwSignal<bool>) -> impl IntoView {
+    let chat = expect_context::<Chat>();
     let (theme, set_theme) = signal("light");
     Effect::new(move |_| set_theme.set(client::current_theme()));
     let toggle_theme = move |_| {
@@ -460,6 +492,14 @@ fn Header(config: ChatConfig, sidebar_open: RwSignal<bool>) -> impl IntoView {
                 <span class="badge ephemeral" title="Chats are not saved: they are gone after a reload">"Ephemeral"</span>
             })}
             <div class="spacer"></div>
+            {config.chat_history.then(|| view! {
+                {move || (chat.open_id.with(Option::is_some) && !chat.exchanges.with(Vec::is_empty) && !chat.read_only.get()).then(|| view! {
+                    <button type="button" class="button secondary visibility" on:click=move |_| chat.toggle_visibility()
+                        title="Public chats can be read, not changed, by other users who have the link">
+                        {move || match chat.visibility.get() { Visibility::Private => "🔒 Private", Visibility::Public => "🌐 Public" }}
+                    </button>
+                })}
+            })}
             <button class="icon-button theme-toggle" type="button" on:click=toggle_theme
                 aria-label=move || if theme.get() == "dark" { "Switch to light theme" } else { "Switch to dark theme" }>
                 {move || if theme.get() == "dark" { "☀" } else { "☾" }}

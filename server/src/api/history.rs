@@ -77,8 +77,9 @@ pub async fn delete(
 }
 
 /// `POST /api/feedback` `{"chatId", "messageId", "feedbackType": "thumbs_up" | "thumbs_down"}`. The
-/// vote is stored; the MLflow assessment on the answer's trace comes with tracing (`mlflowAssessmentId`
-/// is null until then).
+/// vote is stored, then handed to the feedback sink with the answer's trace id (an MLflow assessment
+/// once tracing is configured; `mlflowAssessmentId` is null otherwise). A sink failure does not undo
+/// the stored vote.
 pub async fn feedback(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -91,6 +92,14 @@ pub async fn feedback(
             return Err(ApiError::bad_request(format!("feedbackType must be thumbs_up or thumbs_down, not {other:?}")));
         }
     };
-    let _trace_id = store(&state)?.vote(&owner(&headers), &feedback.chat_id, &feedback.message_id, up).await?;
-    Ok(Json(json!({"success": true, "mlflowAssessmentId": null})))
+    let user = owner(&headers);
+    let trace_id = store(&state)?.vote(&user, &feedback.chat_id, &feedback.message_id, up).await?;
+    let assessment = match trace_id {
+        Some(trace_id) => state.feedback.record(&trace_id, &user, up).await.unwrap_or_else(|error| {
+            tracing::warn!(%error, "feedback stored, but not recorded on its trace");
+            None
+        }),
+        None => None,
+    };
+    Ok(Json(json!({"success": true, "mlflowAssessmentId": assessment})))
 }

@@ -5,6 +5,7 @@
 //! times as epoch milliseconds, JSON as text. Every query names its owner: a chat that is not the
 //! caller's is simply not found, never "forbidden" (no hint that it exists).
 
+pub mod feedback;
 mod migrations;
 pub mod recorder;
 

@@ -48,6 +48,11 @@ pub async fn start_with(tweak: impl FnOnce(&mut Settings), agent: Agent) -> Test
 
 pub async fn serve(fake: FakeModel, settings: Settings, agent: Agent) -> TestServer {
     let state = AppState::new(settings, agent).expect("valid agent").with_chat_history().await;
+    serve_state(fake, state).await
+}
+
+/// Serves a state the test built (or changed) itself.
+pub async fn serve_state(fake: FakeModel, state: AppState) -> TestServer {
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let app = server::app(state);
