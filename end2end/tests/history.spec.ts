@@ -87,8 +87,8 @@ test("another user sees none of it", async ({ browser, request }) => {
   await expect(bobPage.locator(".chat-item", { hasText: "Ana's secret" })).toHaveCount(0);
 
   // Made public, Bob can read it through the link (it stays out of his list).
-  await anaPage.getByRole("button", { name: "🔒 Private" }).click();
-  await expect(anaPage.getByRole("button", { name: "🌐 Public" })).toBeVisible();
+  await anaPage.getByRole("button", { name: "Private" }).click();
+  await expect(anaPage.getByRole("button", { name: "Public" })).toBeVisible();
   await bobPage.goto(url);
   await bobPage.locator("body[data-hydrated]").waitFor();
   await expect(bobPage.locator(".user-message .bubble")).toHaveText(["Ana's secret question"]);

@@ -112,10 +112,10 @@ fn AnswerView(exchange: ExchangeHandle) -> impl IntoView {
                         {chat.history_on.then(|| view! {
                             <button type="button" class="action thumb" aria-label="Good answer" title="Good answer"
                                 aria-pressed=move || (exchange.vote.get() == Some(true)).to_string()
-                                on:click=move |_| chat.vote(exchange, true)>"👍"</button>
+                                on:click=move |_| chat.vote(exchange, true)><Thumb up=true/></button>
                             <button type="button" class="action thumb" aria-label="Bad answer" title="Bad answer"
                                 aria-pressed=move || (exchange.vote.get() == Some(false)).to_string()
-                                on:click=move |_| chat.vote(exchange, false)>"👎"</button>
+                                on:click=move |_| chat.vote(exchange, false)><Thumb up=false/></button>
                         })}
                         {move || is_last.get().then(|| view! {
                             <button type="button" class="action regenerate" title="Regenerate" aria-label="Regenerate"
@@ -216,5 +216,20 @@ fn pretty_json(text: &str) -> String {
             serde_json::to_string_pretty(&value).unwrap_or_else(|_| text.to_string())
         }
         _ => text.to_string(),
+    }
+}
+
+/// A thumb icon (inline SVG: emoji fonts are not everywhere).
+#[component]
+fn Thumb(up: bool) -> impl IntoView {
+    let transform = if up { "" } else { "rotate(180 12 12)" };
+    view! {
+        <svg class="icon" viewBox="0 0 24 24" width="15" height="15" aria-hidden="true" fill="none"
+            stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round">
+            <g transform=transform>
+                <path d="M7 10v12"/>
+                <path d="M15 5.9 14 10h5.8a2 2 0 0 1 1.9 2.6l-2.3 8A2 2 0 0 1 17.5 22H4a2 2 0 0 1-2-2v-8a2 2 0 0 1 2-2h2.8a2 2 0 0 0 1.8-1.1L12 2a3.1 3.1 0 0 1 3 3.9Z"/>
+            </g>
+        </svg>
     }
 }

@@ -496,7 +496,7 @@ fn Header(config: ChatConfig, sidebar_open: RwSignal<bool>) -> impl IntoView {
                 {move || (chat.open_id.with(Option::is_some) && !chat.exchanges.with(Vec::is_empty) && !chat.read_only.get()).then(|| view! {
                     <button type="button" class="button secondary visibility" on:click=move |_| chat.toggle_visibility()
                         title="Public chats can be read, not changed, by other users who have the link">
-                        {move || match chat.visibility.get() { Visibility::Private => "🔒 Private", Visibility::Public => "🌐 Public" }}
+                        {move || match chat.visibility.get() { Visibility::Private => "Private", Visibility::Public => "Public" }}
                     </button>
                 })}
             })}

@@ -83,7 +83,7 @@ fn ChatItem(summary: ChatSummary, on_open: impl Fn() + Copy + Send + Sync + 'sta
                         if client::confirm("Delete this chat?") {
                             chat.delete(id.get_value());
                         }
-                    }>"🗑"</button>
+                    }>"✕"</button>
                 })
             }}
         </div>
