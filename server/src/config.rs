@@ -62,6 +62,14 @@ pub struct Settings {
     #[arg(long, env = "DATABRICKS_TOKEN", hide_env_values = true)]
     pub databricks_token: Option<Secret>,
 
+    /// OAuth client id of the app's service principal (Databricks Apps set it).
+    #[arg(long, env = "DATABRICKS_CLIENT_ID")]
+    pub databricks_client_id: Option<String>,
+
+    /// OAuth client secret of the app's service principal (Databricks Apps set it).
+    #[arg(long, env = "DATABRICKS_CLIENT_SECRET", hide_env_values = true)]
+    pub databricks_client_secret: Option<Secret>,
+
     /// Any OpenAI-compatible chat-completions server (used when DATABRICKS_HOST is not set).
     #[arg(long, env = "OPENAI_BASE_URL")]
     pub openai_base_url: Option<String>,
@@ -231,19 +239,42 @@ impl Settings {
         if let Some(url) = &self.database_url {
             return Some(url.expose().to_string());
         }
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        if let Some(host) = var("PGHOST") {
-            let enc = |s: &str| percent_encode(s);
-            let user = var("PGUSER").map(|u| enc(&u)).unwrap_or_default();
-            let password = var("PGPASSWORD").map(|p| format!(":{}", enc(&p))).unwrap_or_default();
-            let at = if user.is_empty() { String::new() } else { format!("{user}{password}@") };
-            let port = var("PGPORT").unwrap_or_else(|| "5432".into());
-            let database = var("PGDATABASE").unwrap_or_else(|| "databricks_postgres".into());
-            let sslmode = var("PGSSLMODE").unwrap_or_else(|| "require".into());
-            return Some(format!("postgres://{at}{host}:{port}/{database}?sslmode={sslmode}"));
+        if let Some(url) = postgres_url_from_env(None) {
+            return Some(url);
         }
         Some(format!("sqlite://{}?mode=rwc", self.data_dir.join("agent-app.db").display()))
     }
+
+    /// A Lakebase database resource without a password: the password is an OAuth token of the app's
+    /// service principal, fetched and renewed by the server.
+    pub fn lakebase_oauth(&self) -> Option<crate::databricks::oauth::ClientCredentials> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        if !self.chat_history || self.database_url.is_some() || var("PGHOST").is_none() || var("PGPASSWORD").is_some() {
+            return None;
+        }
+        let (host, id, secret) = (
+            self.databricks_host.as_ref()?,
+            self.databricks_client_id.as_ref()?,
+            self.databricks_client_secret.as_ref()?,
+        );
+        Some(crate::databricks::oauth::ClientCredentials::new(host, id, secret.clone()))
+    }
+}
+
+/// The PostgreSQL URL the `PG*` variables describe (`PGHOST`, `PGPORT`, `PGDATABASE`, `PGUSER`,
+/// `PGPASSWORD`, `PGSSLMODE`, as Databricks Apps set them for a Lakebase resource), with `password`
+/// instead of `PGPASSWORD` when given. `None` without `PGHOST`.
+pub fn postgres_url_from_env(password: Option<&str>) -> Option<String> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let host = var("PGHOST")?;
+    let user = var("PGUSER").map(|u| percent_encode(&u)).unwrap_or_default();
+    let password = password.map(str::to_string).or_else(|| var("PGPASSWORD"));
+    let password = password.map(|p| format!(":{}", percent_encode(&p))).unwrap_or_default();
+    let at = if user.is_empty() { String::new() } else { format!("{user}{password}@") };
+    let port = var("PGPORT").unwrap_or_else(|| "5432".into());
+    let database = var("PGDATABASE").unwrap_or_else(|| "databricks_postgres".into());
+    let sslmode = var("PGSSLMODE").unwrap_or_else(|| "require".into());
+    Some(format!("postgres://{at}{host}:{port}/{database}?sslmode={sslmode}"))
 }
 
 /// Percent-encodes everything but unreserved characters (for credentials inside a URL).

@@ -9,6 +9,7 @@
 pub mod agent;
 pub mod api;
 pub mod config;
+pub mod databricks;
 pub mod http_client;
 pub mod llm;
 pub mod runner;

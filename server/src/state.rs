@@ -62,15 +62,61 @@ impl AppState {
     /// Opens the chat history database the settings name. If it cannot be opened the app still
     /// runs, with chats kept in the page only (logged, and the page says "Ephemeral").
     pub async fn with_chat_history(mut self) -> Self {
-        let Some(url) = self.settings.chat_database_url() else { return self };
+        let Some(mut url) = self.settings.chat_database_url() else { return self };
+        // Lakebase: the password is the service principal's OAuth token, renewed before it expires.
+        let oauth = self.settings.lakebase_oauth().map(Arc::new);
+        let mut expires_at = None;
+        if let Some(credentials) = &oauth {
+            match credentials.token().await {
+                Ok(token) => {
+                    url = crate::config::postgres_url_from_env(Some(token.secret.expose())).unwrap_or(url);
+                    expires_at = Some(token.expires_at);
+                }
+                Err(error) => {
+                    tracing::error!(%error, "chat history is off: no token for the Lakebase database");
+                    return self;
+                }
+            }
+        }
         match ChatStore::connect(&url).await {
             Ok(store) => {
                 tracing::info!("chat history in {}", redact_url(&url));
+                if let (Some(credentials), Some(expires_at)) = (oauth, expires_at) {
+                    tokio::spawn(renew_database_password(store.clone(), credentials, expires_at));
+                }
                 self.store = Some(store);
             }
             Err(error) => tracing::error!(%error, "chat history is off: its database could not be opened"),
         }
         self
+    }
+}
+
+/// Keeps new database connections on a valid token: renews it before it expires, and points the
+/// pool's connect options at it. A failed renewal is retried; open connections are unaffected.
+async fn renew_database_password(
+    store: ChatStore,
+    credentials: Arc<crate::databricks::oauth::ClientCredentials>,
+    mut expires_at: std::time::Instant,
+) {
+    use crate::databricks::oauth::refresh_margin;
+    loop {
+        let renew_at = expires_at.checked_sub(refresh_margin()).unwrap_or(expires_at);
+        tokio::time::sleep_until(renew_at.into()).await;
+        match credentials.token().await {
+            Ok(token) => {
+                expires_at = token.expires_at;
+                if let Some(url) = crate::config::postgres_url_from_env(Some(token.secret.expose()))
+                    && let Err(error) = store.set_connect_url(&url)
+                {
+                    tracing::warn!(%error, "could not use the renewed database token");
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "could not renew the database token; retrying in 30 s");
+                expires_at = std::time::Instant::now() + refresh_margin() + std::time::Duration::from_secs(30);
+            }
+        }
     }
 }
 

@@ -341,6 +341,14 @@ impl ChatStore {
         Ok(trace_id)
     }
 
+    /// Connections opened from now on use this URL (a Lakebase password is a token that rotates;
+    /// open connections stay as they are, since PostgreSQL checks the password only on connect).
+    pub fn set_connect_url(&self, url: &str) -> Result<(), StoreError> {
+        let options: sqlx::any::AnyConnectOptions = url.parse()?;
+        self.pool.set_connect_options(options);
+        Ok(())
+    }
+
     /// Whether the database answers (for `/health`-style checks and tests).
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;

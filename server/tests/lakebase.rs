@@ -1,0 +1,123 @@
+//! Lakebase: the chat history's PostgreSQL password is the app service principal's OAuth token,
+//! fetched from the workspace's OIDC endpoint (an in-process fake here) and renewed.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use axum::Router;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::post;
+use server::config::Secret;
+use server::databricks::oauth::{ClientCredentials, OAuthError};
+
+/// A fake `/oidc/v1/token`: checks the client credentials, hands out `tok-1`, `tok-2`… valid for
+/// `lifetime` seconds, and counts the calls.
+async fn fake_oidc(lifetime: u64) -> (String, Arc<AtomicUsize>) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    let app = Router::new().route(
+        "/oidc/v1/token",
+        post(move |headers: HeaderMap, body: String| {
+            let counter = counter.clone();
+            async move {
+                // "app-id:s3cret" in basic auth.
+                let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
+                if auth != "Basic YXBwLWlkOnMzY3JldA==" {
+                    return (StatusCode::UNAUTHORIZED, "invalid_client").into_response();
+                }
+                assert_eq!(body, "grant_type=client_credentials&scope=all-apis");
+                let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+                // Slow enough that concurrent callers overlap.
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                axum::Json(serde_json::json!({
+                    "access_token": format!("tok-{n}"), "token_type": "Bearer", "expires_in": lifetime
+                }))
+                .into_response()
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, calls)
+}
+
+#[tokio::test]
+async fn tokens_are_cached_refreshed_once_at_a_time_and_renewed_near_expiry() {
+    let (url, calls) = fake_oidc(3600).await;
+    let credentials = Arc::new(ClientCredentials::new(&url, "app-id", Secret::new("s3cret")));
+    let tokens = futures::future::join_all((0..8).map(|_| {
+        let c = credentials.clone();
+        async move { c.token().await.unwrap().secret.expose().to_string() }
+    }))
+    .await;
+    assert!(tokens.iter().all(|t| t == "tok-1"), "{tokens:?}");
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "one refresh for eight concurrent callers");
+
+    // A token inside the renewal margin is replaced.
+    let (url, calls) = fake_oidc(60).await;
+    let credentials = ClientCredentials::new(&url, "app-id", Secret::new("s3cret"));
+    assert_eq!(credentials.token().await.unwrap().secret.expose(), "tok-1");
+    assert_eq!(credentials.token().await.unwrap().secret.expose(), "tok-2");
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn wrong_credentials_are_a_clear_error_without_the_secret() {
+    let (url, _) = fake_oidc(3600).await;
+    let credentials = ClientCredentials::new(&url, "app-id", Secret::new("wrong-secret"));
+    let error = credentials.token().await.unwrap_err();
+    assert!(matches!(error, OAuthError::Refused { status: 401, .. }), "{error}");
+    let message = error.to_string();
+    assert!(message.contains("/oidc/v1/token") && message.contains("invalid_client"), "{message}");
+    assert!(!message.contains("wrong-secret"), "{message}");
+}
+
+#[tokio::test]
+async fn a_lakebase_resource_without_password_connects_with_the_token() {
+    let Ok(database) = std::env::var("TEST_DATABASE_URL") else {
+        assert!(std::env::var("AGENT_REQUIRE_POSTGRES").as_deref() != Ok("1"), "TEST_DATABASE_URL is required");
+        eprintln!("TEST_DATABASE_URL not set: skipped");
+        return;
+    };
+    // postgres://user@host:port/db → the PG* variables a Databricks Apps database resource sets.
+    let rest = database.strip_prefix("postgres://").unwrap();
+    let (user, rest) = rest.split_once('@').unwrap();
+    let (host_port, db) = rest.split_once('/').unwrap();
+    let (host, port) = host_port.split_once(':').unwrap();
+    // SAFETY: this test binary's only test that reads or writes the environment.
+    unsafe {
+        std::env::set_var("PGHOST", host);
+        std::env::set_var("PGPORT", port);
+        std::env::set_var("PGUSER", user);
+        std::env::set_var("PGDATABASE", db.split('?').next().unwrap());
+        std::env::set_var("PGSSLMODE", "disable");
+        std::env::remove_var("PGPASSWORD");
+    }
+    let url = server::config::postgres_url_from_env(Some("t/k:n")).unwrap();
+    assert_eq!(
+        url,
+        format!("postgres://{user}:t%2Fk%3An@{host}:{port}/{}?sslmode=disable", db.split('?').next().unwrap())
+    );
+
+    let (oidc, calls) = fake_oidc(3600).await;
+    let fake = fake_model::FakeModel::start().await;
+    let mut settings = common::test_settings(&fake);
+    settings.chat_history = true;
+    settings.chat_titles = false;
+    settings.databricks_host = Some(oidc);
+    settings.databricks_client_id = Some("app-id".into());
+    settings.databricks_client_secret = Some(Secret::new("s3cret"));
+    assert!(settings.lakebase_oauth().is_some());
+    let state = server::AppState::new(settings, server::agent::agent()).unwrap().with_chat_history().await;
+    let store = state.store.clone().expect("chat history on Lakebase");
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "the password came from the token endpoint");
+    store.ping().await.unwrap();
+    let user = format!("lakebase-{}", uuid::Uuid::new_v4());
+    store.ensure_chat(&user, &format!("chat-{user}"), "hello").await.unwrap();
+    assert_eq!(store.list_chats(&user, 5, None).await.unwrap().len(), 1);
+}
