@@ -238,15 +238,25 @@ test("auto-scroll follows the answer until the user scrolls up", async ({ page, 
 test("the theme can be switched and the choice survives a reload", async ({ page }) => {
   await page.emulateMedia({ colorScheme: "light" });
   await openChat(page);
+  const light = await page.locator("body").evaluate((b) => getComputedStyle(b).backgroundColor);
   await page.getByRole("button", { name: "Switch to dark theme" }).click();
   await expect(page.locator("html")).toHaveAttribute("data-theme", "dark");
   const dark = await page.locator("body").evaluate((b) => getComputedStyle(b).backgroundColor);
+  expect(dark).not.toBe(light);
   await page.reload();
   await page.locator("body[data-hydrated]").waitFor();
   await expect(page.locator("html")).toHaveAttribute("data-theme", "dark");
   expect(await page.locator("body").evaluate((b) => getComputedStyle(b).backgroundColor)).toBe(dark);
   await page.getByRole("button", { name: "Switch to light theme" }).click();
   await expect(page.locator("html")).toHaveAttribute("data-theme", "light");
+  // With no choice made, the system's preference rules.
+  await page.evaluate(() => localStorage.clear());
+  await page.emulateMedia({ colorScheme: "dark" });
+  await page.reload();
+  await page.locator("body[data-hydrated]").waitFor();
+  await expect(page.locator("html")).not.toHaveAttribute("data-theme", /./);
+  expect(await page.locator("body").evaluate((b) => getComputedStyle(b).backgroundColor)).toBe(dark);
+  await expect(page.getByRole("button", { name: "Switch to light theme" })).toBeVisible();
 });
 
 test("the page works after a reload and on a phone-sized screen", async ({ page, request }) => {

@@ -54,18 +54,8 @@ async fn the_chat_stream_refuses_bad_input_like_the_api() {
 #[tokio::test]
 async fn the_config_names_the_forwarded_user_the_model_and_the_greeting() {
     let server = start_with(|s| s.chat_greeting = "Hello from the test".into(), server::agent::agent()).await;
-    let config: Value = server
-        .client
-        .post(format!("{}/api/config", server.url))
-        .header("x-forwarded-email", "ana@example.com")
-        .header("x-forwarded-preferred-username", "ana")
-        .header("content-type", "application/x-www-form-urlencoded")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let config =
+        server.config(&[("x-forwarded-email", "ana@example.com"), ("x-forwarded-preferred-username", "ana")]).await;
     assert_eq!(config["greeting"], "Hello from the test");
     assert_eq!(config["user"]["email"], "ana@example.com");
     assert_eq!(config["user"]["preferred_username"], "ana");
@@ -74,16 +64,7 @@ async fn the_config_names_the_forwarded_user_the_model_and_the_greeting() {
     assert_eq!(config["suggestions"].as_array().unwrap().len(), 2);
 
     // Without forwarded headers: nobody in particular (the page says "local user").
-    let config: Value = server
-        .client
-        .post(format!("{}/api/config", server.url))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let config = server.config(&[]).await;
     assert_eq!(config["user"]["email"], Value::Null);
 }
 

@@ -311,17 +311,7 @@ async fn without_a_database_the_chat_still_answers_and_says_it_is_ephemeral() {
     let (status, body) = get_json(&server, "ana@example.com", "/api/history").await;
     assert_eq!(status, 404);
     assert!(body["detail"].as_str().unwrap().contains("Chat history is off"), "{body}");
-    let config: Value = server
-        .client
-        .post(format!("{}/api/config", server.url))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(config["chat_history"], false);
+    assert_eq!(server.config(&[]).await["chat_history"], false);
 }
 
 /// Remembers what it was asked to record.

@@ -82,6 +82,18 @@ impl TestServer {
         (status, headers, serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
 
+    /// The chat page's configuration (`POST /api/config`, a server function) as `headers` would get it.
+    pub async fn config(&self, headers: &[(&str, &str)]) -> Value {
+        let mut req = self
+            .client
+            .post(format!("{}/api/config", self.url))
+            .header("content-type", "application/x-www-form-urlencoded");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req.send().await.unwrap().json().await.unwrap()
+    }
+
     /// Streams a request to the end; returns the status and every `data:` payload in order.
     pub async fn stream(&self, path: &str, body: Value, headers: &[(&str, &str)]) -> Stream {
         let mut req = self.client.post(format!("{}{path}", self.url)).json(&body);
