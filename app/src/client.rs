@@ -14,17 +14,6 @@ pub enum StreamEnd {
     Failed(String),
 }
 
-/// Percent-encodes a path segment.
-pub fn encode(segment: &str) -> String {
-    segment
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// Turns an error response's body into the message to show: `{"detail": …}` when the server sent one.
 pub fn error_message(status: u16, body: &str) -> String {
     let detail = serde_json::from_str::<serde_json::Value>(body).ok().and_then(|v| {
@@ -86,6 +75,33 @@ mod browser {
         Reflect::get(error, &"name".into()).ok().and_then(|n| n.as_string()).as_deref() == Some("AbortError")
     }
 
+    /// A request with a JSON body (and `accept`, when given).
+    fn json_request(method: &str, body: Option<String>, accept: Option<&str>) -> RequestInit {
+        let init = RequestInit::new();
+        init.set_method(method);
+        if let Ok(headers) = web_sys::Headers::new() {
+            if body.is_some() {
+                let _ = headers.set("content-type", "application/json");
+            }
+            if let Some(accept) = accept {
+                let _ = headers.set("accept", accept);
+            }
+            init.set_headers(&headers);
+        }
+        if let Some(body) = body {
+            init.set_body(&JsValue::from_str(&body));
+        }
+        init
+    }
+
+    /// A response's whole body as text (empty if it cannot be read).
+    async fn body_text(response: &Response) -> String {
+        match response.text() {
+            Ok(p) => JsFuture::from(p).await.ok().and_then(|t| t.as_string()).unwrap_or_default(),
+            Err(_) => String::new(),
+        }
+    }
+
     /// POSTs `body` (JSON) to `url` and hands every batch of frames to `on_frames` as it arrives.
     pub async fn post_stream(
         url: &str,
@@ -94,13 +110,7 @@ mod browser {
         mut on_frames: impl FnMut(Vec<StreamFrame>),
     ) -> StreamEnd {
         let Some(window) = web_sys::window() else { return StreamEnd::Failed("no window".into()) };
-        let init = RequestInit::new();
-        init.set_method("POST");
-        init.set_body(&JsValue::from_str(&body));
-        let headers = web_sys::Headers::new().expect("Headers");
-        let _ = headers.set("content-type", "application/json");
-        let _ = headers.set("accept", "text/event-stream");
-        init.set_headers(&headers);
+        let init = json_request("POST", Some(body), Some("text/event-stream"));
         if let Some(c) = &control.controller {
             init.set_signal(Some(&c.signal()));
         }
@@ -110,11 +120,7 @@ mod browser {
             Err(e) => return failed(e),
         };
         if !response.ok() {
-            let text = match response.text() {
-                Ok(p) => JsFuture::from(p).await.ok().and_then(|t| t.as_string()).unwrap_or_default(),
-                Err(_) => String::new(),
-            };
-            return StreamEnd::Failed(super::error_message(response.status(), &text));
+            return StreamEnd::Failed(super::error_message(response.status(), &body_text(&response).await));
         }
         let Some(stream) = response.body() else { return StreamEnd::Closed };
         let reader: ReadableStreamDefaultReader = stream.get_reader().unchecked_into();
@@ -143,22 +149,12 @@ mod browser {
     /// A JSON request (`body` already serialized); the response body on 2xx, else the error to show.
     pub async fn fetch_json(method: &str, url: &str, body: Option<String>) -> Result<String, String> {
         let window = web_sys::window().ok_or("no window")?;
-        let init = RequestInit::new();
-        init.set_method(method);
-        if let Some(body) = body {
-            let headers = web_sys::Headers::new().map_err(|e| js_message(&e))?;
-            let _ = headers.set("content-type", "application/json");
-            init.set_headers(&headers);
-            init.set_body(&JsValue::from_str(&body));
-        }
+        let init = json_request(method, body, None);
         let response: Response = JsFuture::from(window.fetch_with_str_and_init(url, &init))
             .await
             .map_err(|e| js_message(&e))?
             .unchecked_into();
-        let text = match response.text() {
-            Ok(p) => JsFuture::from(p).await.ok().and_then(|t| t.as_string()).unwrap_or_default(),
-            Err(_) => String::new(),
-        };
+        let text = body_text(&response).await;
         if response.ok() { Ok(text) } else { Err(super::error_message(response.status(), &text)) }
     }
 

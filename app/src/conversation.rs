@@ -143,15 +143,10 @@ impl Answer {
                     call.arguments.push_str(&delta);
                 }
             }
-            StreamEvent::ReasoningSummaryTextDelta { item_id, delta, .. } => {
-                match self.blocks.iter_mut().find_map(|b| match b {
-                    Block::Reasoning { id, text } if *id == item_id => Some(text),
-                    _ => None,
-                }) {
-                    Some(text) => text.push_str(&delta),
-                    None => self.blocks.push(Block::Reasoning { id: item_id, text: delta }),
-                }
-            }
+            StreamEvent::ReasoningSummaryTextDelta { item_id, delta, .. } => match self.reasoning_block(&item_id) {
+                Some(text) => text.push_str(&delta),
+                None => self.blocks.push(Block::Reasoning { id: item_id, text: delta }),
+            },
             StreamEvent::OutputItemAdded { item: Item::FunctionCall(call), .. } => self.upsert_call(&call, false),
             StreamEvent::OutputItemDone { item, .. } => self.item_done(item),
             StreamEvent::Error { message, error, .. } => self.fail(error.unwrap_or(message)),
@@ -192,10 +187,7 @@ impl Answer {
                 let id = reasoning.id.clone().unwrap_or_else(|| format!("reasoning-{}", self.blocks.len()));
                 let text: String =
                     reasoning.summary.iter().filter_map(|p| p.as_text()).collect::<Vec<_>>().join("\n\n");
-                match self.blocks.iter_mut().find_map(|b| match b {
-                    Block::Reasoning { id: bid, text } if *bid == id => Some(text),
-                    _ => None,
-                }) {
+                match self.reasoning_block(&id) {
                     Some(existing) => *existing = text,
                     None => self.blocks.push(Block::Reasoning { id, text }),
                 }
@@ -228,6 +220,13 @@ impl Answer {
     fn text_block(&mut self, item_id: &str) -> Option<&mut String> {
         self.blocks.iter_mut().find_map(|b| match b {
             Block::Text { id, text } if id == item_id => Some(text),
+            _ => None,
+        })
+    }
+
+    fn reasoning_block(&mut self, item_id: &str) -> Option<&mut String> {
+        self.blocks.iter_mut().find_map(|b| match b {
+            Block::Reasoning { id, text } if id == item_id => Some(text),
             _ => None,
         })
     }

@@ -5,6 +5,8 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use app::percent_encode;
+
 use clap::{CommandFactory, FromArgMatches, Parser};
 
 /// A credential: usable, but never printed (`Debug` shows `***`).
@@ -248,8 +250,11 @@ impl Settings {
     /// A Lakebase database resource without a password: the password is an OAuth token of the app's
     /// service principal, fetched and renewed by the server.
     pub fn lakebase_oauth(&self) -> Option<crate::databricks::oauth::ClientCredentials> {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        if !self.chat_history || self.database_url.is_some() || var("PGHOST").is_none() || var("PGPASSWORD").is_some() {
+        if !self.chat_history
+            || self.database_url.is_some()
+            || env_var("PGHOST").is_none()
+            || env_var("PGPASSWORD").is_some()
+        {
             return None;
         }
         let (host, id, secret) = (
@@ -265,26 +270,20 @@ impl Settings {
 /// `PGPASSWORD`, `PGSSLMODE`, as Databricks Apps set them for a Lakebase resource), with `password`
 /// instead of `PGPASSWORD` when given. `None` without `PGHOST`.
 pub fn postgres_url_from_env(password: Option<&str>) -> Option<String> {
-    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let host = var("PGHOST")?;
-    let user = var("PGUSER").map(|u| percent_encode(&u)).unwrap_or_default();
-    let password = password.map(str::to_string).or_else(|| var("PGPASSWORD"));
+    let host = env_var("PGHOST")?;
+    let user = env_var("PGUSER").map(|u| percent_encode(&u)).unwrap_or_default();
+    let password = password.map(str::to_string).or_else(|| env_var("PGPASSWORD"));
     let password = password.map(|p| format!(":{}", percent_encode(&p))).unwrap_or_default();
     let at = if user.is_empty() { String::new() } else { format!("{user}{password}@") };
-    let port = var("PGPORT").unwrap_or_else(|| "5432".into());
-    let database = var("PGDATABASE").unwrap_or_else(|| "databricks_postgres".into());
-    let sslmode = var("PGSSLMODE").unwrap_or_else(|| "require".into());
+    let port = env_var("PGPORT").unwrap_or_else(|| "5432".into());
+    let database = env_var("PGDATABASE").unwrap_or_else(|| "databricks_postgres".into());
+    let sslmode = env_var("PGSSLMODE").unwrap_or_else(|| "require".into());
     Some(format!("postgres://{at}{host}:{port}/{database}?sslmode={sslmode}"))
 }
 
-/// Percent-encodes everything but unreserved characters (for credentials inside a URL).
-fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+/// An environment variable, empty counting as unset (as the `PG*` variables are read).
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
 /// Seconds as a duration; nonsense (negative, NaN) becomes zero rather than a panic.

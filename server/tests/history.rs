@@ -57,13 +57,11 @@ async fn send(
 }
 
 async fn get_json(server: &TestServer, user: &str, path: &str) -> (u16, Value) {
-    let resp =
-        server.client.get(format!("{}{path}", server.url)).header("x-forwarded-email", user).send().await.unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
+    call(server, "GET", user, path, None).await
 }
 
-async fn request(server: &TestServer, method: &str, user: &str, path: &str, body: Option<Value>) -> u16 {
+/// `method path` as `user`: the status and the JSON body (null when there is none).
+async fn call(server: &TestServer, method: &str, user: &str, path: &str, body: Option<Value>) -> (u16, Value) {
     let mut req = server
         .client
         .request(method.parse().unwrap(), format!("{}{path}", server.url))
@@ -71,7 +69,13 @@ async fn request(server: &TestServer, method: &str, user: &str, path: &str, body
     if let Some(body) = body {
         req = req.json(&body);
     }
-    req.send().await.unwrap().status().as_u16()
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+async fn request(server: &TestServer, method: &str, user: &str, path: &str, body: Option<Value>) -> u16 {
+    call(server, method, user, path, body).await.0
 }
 
 #[tokio::test]
@@ -135,6 +139,10 @@ async fn store_crud_pagination_and_isolation() {
 
         store.delete_chat(&ana, chat).await.unwrap();
         assert!(matches!(store.get_chat(&ana, chat).await, Err(StoreError::NotFound)));
+        // Its messages went with it: the same id starts empty.
+        store.ensure_chat(&ana, chat, "again").await.unwrap();
+        assert_eq!(store.get_chat(&ana, chat).await.unwrap().messages, vec![], "{url}");
+        store.delete_chat(&ana, chat).await.unwrap();
         assert_eq!(store.list_chats(&ana, 10, None).await.unwrap().len(), 4);
     }
 }
@@ -349,17 +357,9 @@ async fn votes_reach_the_feedback_sink_with_the_answers_trace() {
     })
     .await;
     let answer = &stored.messages[1];
-    let resp: Value = server
-        .client
-        .post(format!("{}/api/feedback", server.url))
-        .header("x-forwarded-email", "ana@example.com")
-        .json(&json!({"chatId": chat, "messageId": answer.id, "feedbackType": "thumbs_down"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let vote = json!({"chatId": chat, "messageId": answer.id, "feedbackType": "thumbs_down"});
+    let (status, resp) = call(&server, "POST", "ana@example.com", "/api/feedback", Some(vote)).await;
+    assert_eq!(status, 200);
     assert_eq!(resp, json!({"success": true, "mlflowAssessmentId": "a-123"}));
     let calls = sink.0.lock().unwrap().clone();
     assert_eq!(calls, vec![(answer.trace_id.clone().unwrap(), "ana@example.com".to_string(), false)]);

@@ -227,7 +227,7 @@ impl Chat {
         self.wanted.set_value(Some(id.clone()));
         let chat = *self;
         spawn_local(async move {
-            let url = format!("/api/chat/{}", client::encode(&id));
+            let url = format!("/api/chat/{}", crate::percent_encode(&id));
             let loaded = client::fetch_json("GET", &url, None).await.and_then(|t| parse::<StoredChat>(&t));
             if chat.wanted.get_value().as_deref() != Some(id.as_str()) {
                 return;
@@ -292,7 +292,7 @@ impl Chat {
         let chat = *self;
         spawn_local(async move {
             let body = serde_json::json!({ "title": title }).to_string();
-            let url = format!("/api/chat/{}", client::encode(&id));
+            let url = format!("/api/chat/{}", crate::percent_encode(&id));
             match client::fetch_json("PATCH", &url, Some(body)).await {
                 Ok(_) => chat.refresh_list(),
                 Err(e) => chat.notice.set(Some(format!("The chat could not be renamed: {e}"))),
@@ -310,7 +310,7 @@ impl Chat {
         let chat = *self;
         spawn_local(async move {
             let body = serde_json::json!({ "visibility": next }).to_string();
-            let url = format!("/api/chat/{}", client::encode(&id));
+            let url = format!("/api/chat/{}", crate::percent_encode(&id));
             match client::fetch_json("PATCH", &url, Some(body)).await {
                 Ok(_) => chat.visibility.set(next),
                 Err(e) => chat.notice.set(Some(format!("The chat's visibility could not be changed: {e}"))),
@@ -321,7 +321,7 @@ impl Chat {
     pub fn delete(&self, id: String) {
         let chat = *self;
         spawn_local(async move {
-            let url = format!("/api/chat/{}", client::encode(&id));
+            let url = format!("/api/chat/{}", crate::percent_encode(&id));
             match client::fetch_json("DELETE", &url, None).await {
                 Ok(_) => {
                     if chat.open_id.get_untracked().as_deref() == Some(id.as_str()) {

@@ -152,8 +152,7 @@ async fn start_recording(
         .await
     {
         Ok(()) => {}
-        Err(StoreError::NotFound) => return Err(ApiError::not_found("Chat not found")),
-        Err(StoreError::Invalid(message)) => return Err(ApiError::bad_request(message)),
+        Err(error @ (StoreError::NotFound | StoreError::Invalid(_))) => return Err(error.into()),
         Err(error) => {
             tracing::warn!(%error, "chat history unavailable; answering without saving");
             return Ok((

@@ -292,20 +292,14 @@ impl ChatStore {
         Ok(())
     }
 
+    /// Deletes the user's chat; its messages and votes go with it (`ON DELETE CASCADE`).
     pub async fn delete_chat(&self, user: &str, chat_id: &str) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
         let done = sqlx::query("DELETE FROM chats WHERE id = $1 AND user_id = $2")
             .bind(chat_id)
             .bind(user)
-            .execute(&mut *tx)
+            .execute(&self.pool)
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        sqlx::query("DELETE FROM votes WHERE chat_id = $1").bind(chat_id).execute(&mut *tx).await?;
-        sqlx::query("DELETE FROM messages WHERE chat_id = $1").bind(chat_id).execute(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(())
+        if done.rows_affected() == 0 { Err(StoreError::NotFound) } else { Ok(()) }
     }
 
     /// Records the user's thumbs up/down on an answer of their chat; returns its trace id (for the
