@@ -396,3 +396,40 @@ async fn a_database_failure_mid_run_leaves_the_chat_answering_and_says_so() {
     assert_eq!(status, 503, "{body}");
     assert!(body["detail"].as_str().unwrap().starts_with("Chat history is unavailable"), "{body}");
 }
+
+#[tokio::test]
+async fn bad_chat_input_gets_a_clear_400_in_the_apis_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("chats.db").display());
+    let server = start_with(with_history(&url, false), server::agent::agent()).await;
+    let chat = unique("chat");
+    for (target, expected) in [
+        (json!({"id": chat, "position": -1, "question_id": "q", "answer_id": "a"}), "position must be >= 0"),
+        (json!({"id": chat, "position": 0, "question_id": "", "answer_id": "a"}), "ids 1 to 128 characters"),
+        (json!({"id": chat, "position": 0}), "Invalid chat target"),
+        (json!({"id": "", "position": 0, "question_id": "q", "answer_id": "a"}), "chat id must be 1 to 128"),
+    ] {
+        let mut body = chat_request(&chat, &[], "Hi");
+        body["chat"] = target;
+        let (status, resp) = call(&server, "POST", "ana@example.com", "/api/chat", Some(body)).await;
+        assert_eq!(status, 400, "{resp}");
+        assert!(resp["detail"].as_str().unwrap().contains(expected), "{resp}");
+    }
+    // Nothing was started for them.
+    assert_eq!(server.fake.requests().len(), 0);
+    server.fake.push(Reply::text("Hi."));
+    send(&server, "ana@example.com", &chat, 0, &[], "Hi").await;
+    let path = format!("/api/chat/{chat}");
+    let (status, resp) = call(&server, "PATCH", "ana@example.com", &path, Some(json!({"title": "   "}))).await;
+    assert_eq!((status, resp["detail"].as_str()), (400, Some("title must not be empty")));
+    let (status, resp) =
+        call(&server, "PATCH", "ana@example.com", &path, Some(json!({"visibility": "everyone"}))).await;
+    assert_eq!(status, 400, "{resp}");
+    assert!(resp["detail"].as_str().unwrap().starts_with("Invalid JSON in request body: unknown variant"), "{resp}");
+    let (status, resp) = call(&server, "POST", "ana@example.com", "/api/feedback", Some(json!({"chatId": chat}))).await;
+    assert_eq!(status, 400, "{resp}");
+    assert!(resp["detail"].as_str().unwrap().contains("missing field"), "{resp}");
+    let (status, resp) = call(&server, "GET", "ana@example.com", "/api/history?limit=many", None).await;
+    assert_eq!(status, 400, "{resp}");
+    assert!(resp["detail"].as_str().unwrap().starts_with("Invalid query"), "{resp}");
+}

@@ -3,9 +3,12 @@
 
 use app::history::{ChatPage, ChatUpdate, Feedback, StoredChat};
 use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::error::ApiError;
@@ -19,6 +22,11 @@ fn store(state: &AppState) -> Result<&ChatStore, ApiError> {
 
 fn owner(headers: &HeaderMap) -> String {
     user_key(&forwarded_user(headers))
+}
+
+/// A JSON body, or a 400 in the API's `{"detail"}` shape saying what is wrong with it.
+fn json_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("Invalid JSON in request body: {e}")))
 }
 
 #[derive(Deserialize)]
@@ -36,8 +44,9 @@ fn default_limit() -> i64 {
 pub async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(query): Query<HistoryQuery>,
+    query: Result<Query<HistoryQuery>, QueryRejection>,
 ) -> Result<Json<ChatPage>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::bad_request(format!("Invalid query: {}", e.body_text())))?;
     let limit = query.limit.clamp(1, 100);
     // One more than asked tells whether there is a next page.
     let mut chats = store(&state)?.list_chats(&owner(&headers), limit + 1, query.ending_before).await?;
@@ -60,8 +69,9 @@ pub async fn update(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Json(update): Json<ChatUpdate>,
+    body: Bytes,
 ) -> Result<StatusCode, ApiError> {
+    let update: ChatUpdate = json_body(&body)?;
     store(&state)?.update_chat(&owner(&headers), &id, update.title.as_deref(), update.visibility).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -80,11 +90,8 @@ pub async fn delete(
 /// vote is stored, then handed to the feedback sink with the answer's trace id (an MLflow assessment
 /// once tracing is configured; `mlflowAssessmentId` is null otherwise). A sink failure does not undo
 /// the stored vote.
-pub async fn feedback(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Json(feedback): Json<Feedback>,
-) -> Result<Json<Value>, ApiError> {
+pub async fn feedback(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Json<Value>, ApiError> {
+    let feedback: Feedback = json_body(&body)?;
     let up = match feedback.feedback_type.as_str() {
         "thumbs_up" => true,
         "thumbs_down" => false,
