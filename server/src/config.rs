@@ -170,9 +170,34 @@ pub struct Settings {
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<Secret>,
 
-    /// Where the embedded defaults keep their files (the SQLite chat history).
+    /// Where the embedded defaults keep their files (the SQLite chat history, local traces).
     #[arg(long, env = "AGENT_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
+
+    /// Record every request as an MLflow trace (spans of the agent, model calls and tools).
+    #[arg(long, env = "AGENT_TRACING", default_value_t = true, action = clap::ArgAction::Set)]
+    pub tracing: bool,
+
+    /// Where traces go: an MLflow server (`http://…`, with MLFLOW_EXPERIMENT_ID), or `databricks`
+    /// (the workspace of DATABRICKS_HOST). Unset: the local trace store, shown at /traces.
+    #[arg(long, env = "MLFLOW_TRACKING_URI")]
+    pub mlflow_tracking_uri: Option<String>,
+
+    /// The MLflow experiment traces go to (Databricks Apps set it from the experiment resource).
+    #[arg(long, env = "MLFLOW_EXPERIMENT_ID")]
+    pub mlflow_experiment_id: Option<String>,
+
+    /// Databricks: `<catalog>.<schema>` of the Unity Catalog trace location the experiment uses.
+    #[arg(long, env = "MLFLOW_TRACING_DESTINATION")]
+    pub mlflow_tracing_destination: Option<String>,
+
+    /// Finished traces that may wait for export; beyond that they are dropped (and counted).
+    #[arg(long, env = "AGENT_TRACE_QUEUE", default_value_t = 1024)]
+    pub trace_queue: usize,
+
+    /// Traces the local store keeps (the newest).
+    #[arg(long, env = "AGENT_LOCAL_TRACES", default_value_t = 1000)]
+    pub local_traces: usize,
 
     /// Folder with the built site (pkg/, favicon…); default: target/site, else site/ next to the binary.
     #[arg(long, env = "LEPTOS_SITE_ROOT")]

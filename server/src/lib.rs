@@ -4,7 +4,7 @@
 //! - [`agent`]: the user's agent definition (instructions, model, tools).
 //! - [`api`]: HTTP handlers. [`web`]: the Leptos pages.
 //! - [`runner`]: the agent loop and its stream output. [`llm`]: model providers. [`tools`]: tools.
-//! - [`store`]: chat history. [`config`]: settings. [`state`]: what handlers share.
+//! - [`observability`]: traces (MLflow, local). [`store`]: chat history. [`config`]: settings. [`state`]: what handlers share.
 
 pub mod agent;
 pub mod api;
@@ -12,6 +12,7 @@ pub mod config;
 pub mod databricks;
 pub mod http_client;
 pub mod llm;
+pub mod observability;
 pub mod runner;
 pub mod state;
 pub mod store;

@@ -32,8 +32,13 @@ fn init_logging() {
 
 async fn run(settings: Settings) -> anyhow::Result<()> {
     let addr = SocketAddr::new(settings.host, settings.port);
-    let state =
-        server::AppState::new(settings, server::agent::agent()).map_err(anyhow::Error::msg)?.with_chat_history().await;
+    let state = server::AppState::new(settings, server::agent::agent())
+        .map_err(anyhow::Error::msg)?
+        .with_chat_history()
+        .await
+        .with_tracing()
+        .await;
+    let exporter = state.observability.exporter.clone();
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
     tracing::info!(
         "agent-app listening on http://{} (model {} via {})",
@@ -42,6 +47,10 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         state.runner.model.backend()
     );
     server::serve(listener, server::app(state), shutdown_signal(), Duration::from_secs(30)).await?;
+    // Traces of the last requests go out before the process does.
+    if !exporter.flush(Duration::from_secs(10)).await {
+        tracing::warn!("some traces were not exported before shutdown");
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::config::Settings;
 use crate::llm::openai::{CallPolicy, OpenAiCompatible};
 use crate::llm::{ChatModel, Unconfigured, local};
+use crate::observability::Observability;
 use crate::runner::{Agent, Limits, Runner};
 use crate::store::ChatStore;
 use crate::store::feedback::{FeedbackSink, NoFeedbackSink};
@@ -29,6 +30,8 @@ pub struct AppState {
     pub store: Option<ChatStore>,
     /// Where votes go besides the chat history (MLflow assessments, with tracing).
     pub feedback: Arc<dyn FeedbackSink>,
+    /// Where traces go.
+    pub observability: Observability,
 }
 
 impl AppState {
@@ -56,7 +59,15 @@ impl AppState {
             runner: Arc::new(runner),
             store: None,
             feedback: Arc::new(NoFeedbackSink),
+            observability: Observability::off(),
         })
+    }
+
+    /// Starts tracing as the settings say (see `observability`).
+    pub async fn with_tracing(mut self) -> Self {
+        self.observability = Observability::from_settings(&self.settings).await;
+        self.feedback = self.observability.feedback_sink();
+        self
     }
 
     /// Opens the chat history database the settings name. If it cannot be opened the app still

@@ -100,12 +100,24 @@ pub async fn feedback(State(state): State<AppState>, headers: HeaderMap, body: B
         }
     };
     let user = owner(&headers);
-    let trace_id = store(&state)?.vote(&user, &feedback.chat_id, &feedback.message_id, up).await?;
-    let assessment = match trace_id {
-        Some(trace_id) => state.feedback.record(&trace_id, &user, up).await.unwrap_or_else(|error| {
-            tracing::warn!(%error, "feedback stored, but not recorded on its trace");
-            None
-        }),
+    let store = store(&state)?;
+    let target = store.vote(&user, &feedback.chat_id, &feedback.message_id, up).await?;
+    let assessment = match &target.trace_id {
+        Some(trace_id) => match state.feedback.record(trace_id, &user, up, target.assessment_id.as_deref()).await {
+            Ok(Some(id)) => {
+                if target.assessment_id.as_deref() != Some(id.as_str())
+                    && let Err(error) = store.set_vote_assessment(&feedback.chat_id, &feedback.message_id, &id).await
+                {
+                    tracing::warn!(%error, "the vote's assessment id was not saved");
+                }
+                Some(id)
+            }
+            Ok(None) => None,
+            Err(error) => {
+                tracing::warn!(%error, "feedback stored, but not recorded on its trace");
+                None
+            }
+        },
         None => None,
     };
     Ok(Json(json!({"success": true, "mlflowAssessmentId": assessment})))

@@ -26,6 +26,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::error::ApiError;
 use crate::llm::ModelError;
+use crate::observability::{Trace, TraceStart};
 use crate::runner::Runner;
 use crate::runner::output::{FrameBuffer, Output, new_id};
 use crate::state::AppState;
@@ -76,6 +77,8 @@ async fn handle(
             "Invalid parameters for ResponsesAgent: Invalid data for ResponsesAgentRequest: {reason}"
         ))
     };
+    // The root span's inputs: the request as it came (copied only when tracing).
+    let traced_request = state.observability.exporter.is_enabled().then(|| value.clone());
     let request = ResponsesRequest::from_value(value).map_err(|e| invalid(e.to_string()))?;
     if request.input.len() > settings.max_input_items {
         return Err(invalid(format!(
@@ -106,10 +109,18 @@ async fn handle(
         headers: Arc::new(headers),
         cancel: CancellationToken::new(),
     };
+    let trace = Trace::start(&state.observability.exporter, || TraceStart {
+        name: if stream { "stream_handler" } else { "invoke_handler" }.into(),
+        session: context.session_id.clone(),
+        user: context.user.clone(),
+        owner: user_key(&user),
+        request_preview: last_user_text(&request),
+        inputs: traced_request.unwrap_or_default(),
+    });
     let run = Run {
         runner: state.runner.clone(),
-        // Until tracing lands, an id per request in MLflow's format.
-        trace_id: return_trace_id.then(|| format!("tr-{:032x}", fastrand::u128(..))),
+        return_trace_id,
+        trace,
         custom_outputs: context.session_id.as_ref().map(|s| Map::from_iter([("session_id".to_string(), json!(s))])),
         request,
         context,
@@ -141,11 +152,7 @@ async fn start_recording(
     {
         return Err(ApiError::bad_request("Invalid chat target: position must be >= 0 and ids 1 to 128 characters"));
     }
-    let question = request.input.iter().rev().find_map(|item| match item {
-        Item::Message(m) if m.role == Role::User => Some(m.content.text()),
-        _ => None,
-    });
-    let question = question.unwrap_or_default();
+    let question = last_user_text(request);
     let owner = user_key(user);
     match store
         .begin_exchange(&owner, &target.id, target.position, &target.question_id, &question, &target.answer_id)
@@ -171,6 +178,15 @@ async fn start_recording(
     Ok((Some(recorder), None))
 }
 
+/// What the user asked last (the question a chat saves, the trace's request preview).
+fn last_user_text(request: &ResponsesRequest) -> String {
+    let text = request.input.iter().rev().find_map(|item| match item {
+        Item::Message(m) if m.role == Role::User => Some(m.content.text()),
+        _ => None,
+    });
+    text.unwrap_or_default()
+}
+
 /// The key a user's chats are stored under: their forwarded identity, or one local user.
 pub fn user_key(user: &User) -> String {
     user.id().unwrap_or(LOCAL_USER).to_string()
@@ -188,7 +204,9 @@ struct Run {
     runner: Arc<Runner>,
     request: ResponsesRequest,
     context: ToolContext,
-    trace_id: Option<String>,
+    /// `x-mlflow-return-trace-id: true` (always, for the chat page).
+    return_trace_id: bool,
+    trace: Trace,
     custom_outputs: Option<Map<String, Value>>,
 }
 
@@ -199,15 +217,29 @@ impl Run {
         out
     }
 
+    /// The trace id to give the client, if it asked and the request is traced.
+    fn trace_id_for_client(&self) -> Option<String> {
+        self.return_trace_id.then(|| self.trace.id().map(str::to_string)).flatten()
+    }
+
+    /// Ends the trace with the run's output, or its error.
+    fn finish_trace(&self, out: &Output, error: Option<String>) {
+        let response = &out.response;
+        self.trace.finish(|| serde_json::to_value(response).unwrap_or_default(), &response.output_text(), error);
+    }
+
     async fn invoke(self) -> Result<Response, ApiError> {
         let mut out = self.output(None);
         // If the client goes away, this future is dropped, and the run with it.
-        self.runner.run(&self.request, &self.context, &mut out).await.map_err(|e| {
+        let result = self.runner.run(&self.request, &self.context, &mut out, &self.trace.root()).await;
+        self.finish_trace(&out, result.as_ref().err().map(|e| e.to_string()));
+        result.map_err(|e| {
             tracing::warn!(error = %e, "request failed");
             ApiError::internal(e.to_string())
         })?;
+        let trace_id = self.trace_id_for_client();
         let mut response = out.response;
-        if let Some(trace_id) = self.trace_id {
+        if let Some(trace_id) = trace_id {
             response.metadata.get_or_insert_with(Map::new).insert("trace_id".into(), json!(trace_id));
         }
         Ok(Json(response).into_response())
@@ -223,9 +255,11 @@ impl Run {
             let frames = frames.clone();
             async move {
                 let mut out = self.output(Some(frames.clone()));
-                match self.runner.run(&self.request, &self.context, &mut out).await {
+                let result = self.runner.run(&self.request, &self.context, &mut out, &self.trace.root()).await;
+                self.finish_trace(&out, result.as_ref().err().map(|e| e.to_string()));
+                match result {
                     Ok(()) => {
-                        if let Some(id) = self.trace_id {
+                        if let Some(id) = self.trace_id_for_client() {
                             frames.write(&json!({"trace_id": id}));
                         }
                     }

@@ -13,9 +13,11 @@ use std::time::{Duration, Instant};
 use app::responses::ResponsesRequest;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
-use serde_json::Value;
+use serde_json::{Value, json};
 
-use crate::llm::{ChatDelta, ChatMessage, ChatModel, ChatRequest, ModelError, ToolCall};
+use crate::llm::{ChatDelta, ChatMessage, ChatModel, ChatRequest, ModelError, ToolCall, ToolSpec};
+use crate::observability::trace::TokenUsage;
+use crate::observability::{Span, SpanType, genai};
 use crate::tools::{Tool, ToolContext, ToolError, ToolSet};
 use output::{OpenCall, OpenMessage, OpenReasoning, Output, new_id};
 
@@ -95,16 +97,21 @@ struct PendingCall {
 }
 
 impl Runner {
-    /// One request, start to finish: `response.created` … `response.completed`.
+    /// One request, start to finish: `response.created` … `response.completed`. Spans go under
+    /// `parent`: one AGENT span, a CHAT_MODEL span per model call, a TOOL span per tool call.
     pub async fn run(
         &self,
         request: &ResponsesRequest,
         context: &ToolContext,
         out: &mut Output,
+        parent: &Span,
     ) -> Result<(), RunError> {
         out.created();
         let mut messages = history::chat_messages(&self.agent.instructions, &request.input);
         let tools = self.agent.tools.specs();
+        let agent_span = parent.child(&self.agent.name, SpanType::Agent, || json!({"messages": &messages}));
+        agent_span.update(|s| genai::agent(s, &self.agent.name, tools.iter().map(|t| t.name.clone()).collect()));
+        let mut answer = String::new();
         for turn in 1..=self.limits.max_turns {
             let call = ChatRequest {
                 model: self.agent.model.clone(),
@@ -117,22 +124,59 @@ impl Runner {
                 max_tokens: request.max_output_tokens,
                 parallel_tool_calls: request.parallel_tool_calls,
             };
-            let (text, calls) = self.model_turn(call, out).await?;
+            let (text, calls) = match self.model_turn(call, out, &agent_span).await {
+                Ok(turn) => turn,
+                Err(error) => {
+                    agent_span.fail(&error.to_string(), || json!(answer));
+                    return Err(error);
+                }
+            };
+            answer.push_str(&text);
             if calls.is_empty() {
+                agent_span.end(|| json!(answer));
                 out.completed();
                 return Ok(());
             }
             let tool_calls = calls.iter().map(|c| ToolCall::function(&c.call_id, &c.name, &c.arguments)).collect();
             messages.push(ChatMessage::Assistant { content: (!text.is_empty()).then_some(text), tool_calls });
-            for (call, output) in calls.iter().zip(self.run_tools(&calls, context, out).await) {
+            for (call, output) in calls.iter().zip(self.run_tools(&calls, context, out, &agent_span).await) {
                 messages.push(ChatMessage::Tool { tool_call_id: call.call_id.clone(), content: output });
             }
         }
-        Err(RunError::MaxTurns(self.limits.max_turns))
+        let error = RunError::MaxTurns(self.limits.max_turns);
+        agent_span.fail(&error.to_string(), || json!(answer));
+        Err(error)
     }
 
     /// One model call, streamed into `out`. Returns the text and the finished tool calls.
-    async fn model_turn(&self, call: ChatRequest, out: &mut Output) -> Result<(String, Vec<OpenCall>), RunError> {
+    async fn model_turn(
+        &self,
+        call: ChatRequest,
+        out: &mut Output,
+        parent: &Span,
+    ) -> Result<(String, Vec<OpenCall>), RunError> {
+        let span = parent.child(&format!("chat {}", call.model), SpanType::ChatModel, || chat_inputs(&call));
+        span.update(|s| genai::chat_model(s, &call.model, self.model.backend(), tool_specs(&call.tools)));
+        let mut usage: Option<TokenUsage> = None;
+        let mut finish = None;
+        let result = self.stream_turn(call, out, &mut usage, &mut finish).await;
+        if let Some(usage) = usage {
+            span.update(|s| s.usage = Some(usage));
+        }
+        match &result {
+            Ok((text, calls)) => span.end(|| chat_outputs(text, calls, finish.as_deref(), usage)),
+            Err(error) => span.fail(&error.to_string(), || serde_json::Value::Null),
+        }
+        result
+    }
+
+    async fn stream_turn(
+        &self,
+        call: ChatRequest,
+        out: &mut Output,
+        usage_seen: &mut Option<TokenUsage>,
+        finish_seen: &mut Option<String>,
+    ) -> Result<(String, Vec<OpenCall>), RunError> {
         let mut deltas = self.model.chat(call, out.is_streaming()).await?;
         let mut message: Option<OpenMessage> = None;
         let mut reasoning: Option<OpenReasoning> = None;
@@ -202,8 +246,11 @@ impl Runner {
                         p.early_arguments.push_str(&arguments);
                     }
                 }
-                ChatDelta::Usage(usage) => out.add_usage(&usage),
-                ChatDelta::Finish(_) => {}
+                ChatDelta::Usage(usage) => {
+                    usage_seen.get_or_insert_default().add(TokenUsage::from(&usage));
+                    out.add_usage(&usage);
+                }
+                ChatDelta::Finish(reason) => *finish_seen = Some(reason),
             }
         }
         if let Some(r) = reasoning.take() {
@@ -228,9 +275,18 @@ impl Runner {
 
     /// Runs the calls concurrently; each output is streamed as soon as it is ready. Returns the
     /// outputs in call order.
-    async fn run_tools(&self, calls: &[OpenCall], context: &ToolContext, out: &mut Output) -> Vec<String> {
-        let mut running: FuturesUnordered<_> =
-            calls.iter().enumerate().map(|(i, call)| async move { (i, self.run_tool(call, context).await) }).collect();
+    async fn run_tools(
+        &self,
+        calls: &[OpenCall],
+        context: &ToolContext,
+        out: &mut Output,
+        parent: &Span,
+    ) -> Vec<String> {
+        let mut running: FuturesUnordered<_> = calls
+            .iter()
+            .enumerate()
+            .map(|(i, call)| async move { (i, self.run_tool(call, context, parent).await) })
+            .collect();
         let mut outputs = vec![String::new(); calls.len()];
         while let Some((i, output)) = running.next().await {
             out.tool_output(&calls[i].call_id, output.clone());
@@ -240,9 +296,16 @@ impl Runner {
     }
 
     /// One tool call. Whatever goes wrong becomes the output, so the model can react to it.
-    async fn run_tool(&self, call: &OpenCall, context: &ToolContext) -> String {
+    async fn run_tool(&self, call: &OpenCall, context: &ToolContext, parent: &Span) -> String {
         let started = Instant::now();
-        let result = match self.agent.tools.get(&call.name) {
+        let tool = self.agent.tools.get(&call.name);
+        let retriever = tool.as_ref().and_then(|t| t.retriever_schema().cloned());
+        let span_type = if retriever.is_some() { SpanType::Retriever } else { SpanType::Tool };
+        let span = parent.child(&call.name, span_type, || {
+            parse_arguments(&call.arguments).unwrap_or_else(|_| Value::String(call.arguments.clone()))
+        });
+        span.update(|s| genai::tool_call(s, &call.name, &call.call_id));
+        let result = match tool {
             None => Err(ToolError::Unknown(call.name.clone())),
             Some(tool) => match parse_arguments(&call.arguments) {
                 Err(reason) => Err(ToolError::InvalidArguments { tool: call.name.clone(), reason }),
@@ -258,14 +321,58 @@ impl Runner {
         match result {
             Ok(output) => {
                 tracing::debug!(tool = %call.name, ?elapsed, "tool call finished");
-                cap_output(output, self.limits.max_tool_output_bytes)
+                let output = cap_output(output, self.limits.max_tool_output_bytes);
+                span.end(|| match &retriever {
+                    Some(schema) => genai::retriever_documents(&output, schema),
+                    None => Value::String(output.clone()),
+                });
+                output
             }
             Err(error) => {
                 tracing::warn!(tool = %call.name, ?elapsed, %error, "tool call failed");
-                format!("Error: {error}")
+                let output = format!("Error: {error}");
+                span.fail(&error.to_string(), || Value::String(output.clone()));
+                output
             }
         }
     }
+}
+
+/// A CHAT_MODEL span's inputs: the call as an OpenAI chat-completions request.
+fn chat_inputs(call: &ChatRequest) -> Value {
+    let mut inputs = json!({"model": call.model, "messages": call.messages});
+    if !call.tools.is_empty() {
+        inputs["tools"] = tool_specs(&call.tools);
+    }
+    for (key, value) in [("temperature", call.temperature), ("top_p", call.top_p)] {
+        if let Some(v) = value {
+            inputs[key] = json!(v);
+        }
+    }
+    inputs
+}
+
+fn tool_specs(tools: &[ToolSpec]) -> Value {
+    tools
+        .iter()
+        .map(|t| json!({"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}))
+        .collect()
+}
+
+/// A CHAT_MODEL span's outputs: the answer as an OpenAI chat completion.
+fn chat_outputs(text: &str, calls: &[OpenCall], finish: Option<&str>, usage: Option<TokenUsage>) -> Value {
+    let tool_calls: Vec<ToolCall> =
+        calls.iter().map(|c| ToolCall::function(&c.call_id, &c.name, &c.arguments)).collect();
+    let mut message = json!({"role": "assistant", "content": (!text.is_empty()).then_some(text)});
+    if !tool_calls.is_empty() {
+        message["tool_calls"] = json!(tool_calls);
+    }
+    let finish = finish.unwrap_or(if calls.is_empty() { "stop" } else { "tool_calls" });
+    let mut outputs = json!({"choices": [{"index": 0, "message": message, "finish_reason": finish}]});
+    if let Some(u) = usage {
+        outputs["usage"] = json!({"prompt_tokens": u.input_tokens, "completion_tokens": u.output_tokens, "total_tokens": u.total_tokens});
+    }
+    outputs
 }
 
 /// The model's argument text as JSON; nothing at all means no arguments.

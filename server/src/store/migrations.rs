@@ -5,7 +5,10 @@ use std::borrow::Cow;
 use sqlx::SqlStr;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "chats", include_str!("../../migrations/0001_chats.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "chats", include_str!("../../migrations/0001_chats.sql")),
+    (2, "vote assessments", include_str!("../../migrations/0002_vote_assessments.sql")),
+];
 
 pub fn migrator() -> Migrator {
     Migrator::with_migrations(

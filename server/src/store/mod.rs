@@ -302,17 +302,12 @@ impl ChatStore {
         if done.rows_affected() == 0 { Err(StoreError::NotFound) } else { Ok(()) }
     }
 
-    /// Records the user's thumbs up/down on an answer of their chat; returns its trace id (for the
-    /// MLflow assessment) if it has one.
-    pub async fn vote(
-        &self,
-        user: &str,
-        chat_id: &str,
-        message_id: &str,
-        up: bool,
-    ) -> Result<Option<String>, StoreError> {
-        let trace_id: Option<Option<String>> = sqlx::query_scalar(
-            "SELECT m.trace_id FROM messages m JOIN chats c ON c.id = m.chat_id \
+    /// Records the user's thumbs up/down on an answer of their chat. Returns the answer's trace id
+    /// (for the MLflow assessment) and the assessment an earlier vote on it became, if any.
+    pub async fn vote(&self, user: &str, chat_id: &str, message_id: &str, up: bool) -> Result<VoteTarget, StoreError> {
+        let row = sqlx::query(
+            "SELECT m.trace_id, v.assessment_id FROM messages m JOIN chats c ON c.id = m.chat_id \
+             LEFT JOIN votes v ON v.chat_id = m.chat_id AND v.message_id = m.id \
              WHERE m.id = $1 AND m.chat_id = $2 AND c.user_id = $3 AND m.role = 'assistant'",
         )
         .bind(message_id)
@@ -320,7 +315,8 @@ impl ChatStore {
         .bind(user)
         .fetch_optional(&self.pool)
         .await?;
-        let Some(trace_id) = trace_id else { return Err(StoreError::NotFound) };
+        let Some(row) = row else { return Err(StoreError::NotFound) };
+        let target = VoteTarget { trace_id: row.try_get("trace_id")?, assessment_id: row.try_get("assessment_id")? };
         sqlx::query(
             "INSERT INTO votes (chat_id, message_id, user_id, is_upvoted, created_at) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (chat_id, message_id) DO UPDATE SET is_upvoted = excluded.is_upvoted, user_id = excluded.user_id",
@@ -332,7 +328,23 @@ impl ChatStore {
         .bind(now_ms())
         .execute(&self.pool)
         .await?;
-        Ok(trace_id)
+        Ok(target)
+    }
+
+    /// Remembers the MLflow assessment a vote became.
+    pub async fn set_vote_assessment(
+        &self,
+        chat_id: &str,
+        message_id: &str,
+        assessment_id: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE votes SET assessment_id = $3 WHERE chat_id = $1 AND message_id = $2")
+            .bind(chat_id)
+            .bind(message_id)
+            .bind(assessment_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Connections opened from now on use this URL (a Lakebase password is a token that rotates;
@@ -348,6 +360,13 @@ impl ChatStore {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }
+}
+
+/// What a vote is about: the answer's trace, and the assessment an earlier vote became.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VoteTarget {
+    pub trace_id: Option<String>,
+    pub assessment_id: Option<String>,
 }
 
 fn summary(row: &AnyRow) -> Result<ChatSummary, StoreError> {

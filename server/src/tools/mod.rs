@@ -18,6 +18,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::llm::ToolSpec;
+pub use crate::observability::genai::RetrieverSchema;
 
 /// What a tool knows about the request it serves.
 #[derive(Clone, Default)]
@@ -51,6 +52,35 @@ pub trait Tool: Send + Sync + 'static {
     fn spec(&self) -> &ToolSpec;
     /// Runs the tool with the arguments the model gave (a JSON object).
     fn call<'a>(&'a self, arguments: Value, context: ToolContext) -> BoxFuture<'a, Result<String, ToolError>>;
+    /// For a retrieval tool: how its result rows map onto documents (its spans are then RETRIEVER
+    /// spans). See [`retriever`].
+    fn retriever_schema(&self) -> Option<&RetrieverSchema> {
+        None
+    }
+}
+
+/// Marks a tool as a retriever: its calls are traced as RETRIEVER spans whose outputs are the
+/// documents, mapped by `schema` (the equivalent of `mlflow.models.set_retriever_schema`). The tool
+/// returns its rows as JSON (a list, or an object with a `documents`/`results` list).
+pub fn retriever(tool: Arc<dyn Tool>, schema: RetrieverSchema) -> Arc<dyn Tool> {
+    Arc::new(RetrieverTool { tool, schema })
+}
+
+struct RetrieverTool {
+    tool: Arc<dyn Tool>,
+    schema: RetrieverSchema,
+}
+
+impl Tool for RetrieverTool {
+    fn spec(&self) -> &ToolSpec {
+        self.tool.spec()
+    }
+    fn call<'a>(&'a self, arguments: Value, context: ToolContext) -> BoxFuture<'a, Result<String, ToolError>> {
+        self.tool.call(arguments, context)
+    }
+    fn retriever_schema(&self) -> Option<&RetrieverSchema> {
+        Some(&self.schema)
+    }
 }
 
 /// Arguments of a tool that takes none. Extra arguments a model invents are ignored.

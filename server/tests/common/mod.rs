@@ -31,6 +31,8 @@ pub fn test_settings(fake: &FakeModel) -> Settings {
         model_idle_timeout_seconds: 5.0,
         // Tests that keep chats turn this on with their own database.
         chat_history: false,
+        // Local traces in a folder of the test's own.
+        data_dir: std::env::temp_dir().join(format!("agent-app-test-{}", uuid::Uuid::new_v4())),
         ..Settings::default()
     }
 }
@@ -47,7 +49,7 @@ pub async fn start_with(tweak: impl FnOnce(&mut Settings), agent: Agent) -> Test
 }
 
 pub async fn serve(fake: FakeModel, settings: Settings, agent: Agent) -> TestServer {
-    let state = AppState::new(settings, agent).expect("valid agent").with_chat_history().await;
+    let state = AppState::new(settings, agent).expect("valid agent").with_chat_history().await.with_tracing().await;
     serve_state(fake, state).await
 }
 

@@ -1,0 +1,155 @@
+//! The MLflow REST calls the server makes besides exporting spans: version tracking (a LoggedModel
+//! per git commit, spec §4.2) and user feedback as assessments (spec §4.4). Works against an MLflow
+//! server or a Databricks workspace.
+
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use serde_json::{Value, json};
+
+use crate::databricks::auth::WorkspaceAuth;
+use crate::store::feedback::FeedbackSink;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MlflowError {
+    #[error("could not reach MLflow at {url}: {message}")]
+    Connect { url: String, message: String },
+    #[error("MLflow {url} answered HTTP {status}: {body}")]
+    Status { url: String, status: u16, body: String },
+    #[error("MLflow {url} answered something unexpected: {message}")]
+    Protocol { url: String, message: String },
+    #[error("no credential for the Databricks workspace: {0}")]
+    Auth(String),
+}
+
+#[derive(Clone)]
+pub struct MlflowClient {
+    http: reqwest::Client,
+    /// The tracking server or workspace URL, no trailing slash.
+    base: String,
+    auth: Option<WorkspaceAuth>,
+}
+
+const CALL_TIMEOUT: Duration = Duration::from_secs(15);
+
+impl MlflowClient {
+    /// An MLflow server at `tracking_uri` (`http://…`).
+    pub fn server(tracking_uri: &str) -> Self {
+        Self { http: crate::http_client::new(), base: tracking_uri.trim_end_matches('/').to_string(), auth: None }
+    }
+
+    /// The workspace's managed MLflow.
+    pub fn databricks(auth: WorkspaceAuth) -> Self {
+        Self { http: crate::http_client::new(), base: auth.host.clone(), auth: Some(auth) }
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Value) -> Result<Value, MlflowError> {
+        let url = format!("{}{path}", self.base);
+        let mut request = self.http.request(method, &url).timeout(CALL_TIMEOUT).json(&body);
+        if let Some(auth) = &self.auth {
+            request = request.header(reqwest::header::AUTHORIZATION, auth.bearer().await.map_err(MlflowError::Auth)?);
+        }
+        let response =
+            request.send().await.map_err(|e| MlflowError::Connect { url: url.clone(), message: e.to_string() })?;
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        if !status.is_success() {
+            return Err(MlflowError::Status { url, status: status.as_u16(), body: text.chars().take(500).collect() });
+        }
+        serde_json::from_str(&text).map_err(|e| MlflowError::Protocol { url, message: e.to_string() })
+    }
+
+    /// The id of the LoggedModel named `name` in the experiment, created if there is none.
+    pub async fn find_or_create_logged_model(&self, experiment_id: &str, name: &str) -> Result<String, MlflowError> {
+        let escaped = name.replace('\'', "\\'");
+        let found = self
+            .call(
+                reqwest::Method::POST,
+                "/api/2.0/mlflow/logged-models/search",
+                json!({"experiment_ids": [experiment_id], "filter": format!("name = '{escaped}'"), "max_results": 1}),
+            )
+            .await?;
+        if let Some(id) = found.pointer("/models/0/info/model_id").and_then(Value::as_str) {
+            return Ok(id.to_string());
+        }
+        let created = self
+            .call(
+                reqwest::Method::POST,
+                "/api/2.0/mlflow/logged-models",
+                json!({"experiment_id": experiment_id, "name": name, "model_type": "agent"}),
+            )
+            .await?;
+        created.pointer("/model/info/model_id").and_then(Value::as_str).map(str::to_string).ok_or_else(|| {
+            MlflowError::Protocol { url: self.base.clone(), message: format!("no model id in {created}") }
+        })
+    }
+
+    /// Logs (or, with the previous id, updates) a `user_feedback` assessment on a trace.
+    pub async fn user_feedback(
+        &self,
+        trace_id: &str,
+        user: &str,
+        thumbs_up: bool,
+        previous: Option<&str>,
+    ) -> Result<String, MlflowError> {
+        let path = format!("/api/3.0/mlflow/traces/{trace_id}/assessments");
+        if let Some(id) = previous {
+            let body = json!({
+                "assessment": {"trace_id": trace_id, "assessment_name": "user_feedback", "feedback": {"value": thumbs_up}},
+                "update_mask": "feedback",
+            });
+            match self.call(reqwest::Method::PATCH, &format!("{path}/{id}"), body).await {
+                Ok(_) => return Ok(id.to_string()),
+                // Gone (deleted in the UI, say): log a new one instead.
+                Err(MlflowError::Status { status: 404, .. }) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        let body = json!({"assessment": {
+            "trace_id": trace_id,
+            "assessment_name": "user_feedback",
+            "source": {"source_type": "HUMAN", "source_id": user},
+            "feedback": {"value": thumbs_up},
+        }});
+        let created = self.call(reqwest::Method::POST, &path, body).await?;
+        created.pointer("/assessment/assessment_id").and_then(Value::as_str).map(str::to_string).ok_or_else(|| {
+            MlflowError::Protocol { url: self.base.clone(), message: format!("no assessment id in {created}") }
+        })
+    }
+}
+
+impl FeedbackSink for MlflowClient {
+    fn record<'a>(
+        &'a self,
+        trace_id: &'a str,
+        user: &'a str,
+        thumbs_up: bool,
+        previous: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Option<String>, String>> {
+        Box::pin(async move {
+            self.user_feedback(trace_id, user, thumbs_up, previous).await.map(Some).map_err(|e| e.to_string())
+        })
+    }
+}
+
+/// The version this app runs as, for its LoggedModel name: `git-<sha8>` of the working tree it runs
+/// in, else of the commit it was built from (`AGENT_GIT_SHA` at build time), else `no-git`. Never
+/// fails, with or without a `git` binary.
+pub fn app_version() -> String {
+    let from_git = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| String::from_utf8(o.stdout).ok());
+    let sha = from_git.or_else(|| option_env!("AGENT_GIT_SHA").map(str::to_string));
+    match sha.map(|s| s.trim().to_string()).filter(|s| s.len() >= 8 && s.chars().all(|c| c.is_ascii_hexdigit())) {
+        Some(sha) => format!("git-{}", &sha[..8]),
+        None => "no-git".to_string(),
+    }
+}

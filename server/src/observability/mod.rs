@@ -1,0 +1,140 @@
+//! Every request becomes an MLflow trace (spec §4): the agent loop records spans into a [`Trace`],
+//! and an [`Exporter`] sends finished traces in the background to where the settings say:
+//!
+//! - `MLFLOW_TRACKING_URI=http(s)://…` and `MLFLOW_EXPERIMENT_ID`: an MLflow server, over OTLP;
+//! - `MLFLOW_TRACKING_URI=databricks` and `MLFLOW_TRACING_DESTINATION=<catalog>.<schema>`: the
+//!   workspace's OTLP endpoint, into the experiment's Unity Catalog tables;
+//! - nothing: the local trace store, shown at `/traces`.
+//!
+//! `AGENT_TRACING=false` records nothing at all.
+
+pub mod export;
+pub mod genai;
+pub mod local;
+pub mod mlflow;
+pub mod otlp;
+pub mod trace;
+
+use std::sync::Arc;
+
+pub use export::Exporter;
+pub use trace::{Span, SpanType, Trace, TraceStart};
+
+use crate::config::Settings;
+use crate::databricks::auth::WorkspaceAuth;
+use crate::store::feedback::{FeedbackSink, NoFeedbackSink};
+use local::LocalTraceStore;
+use mlflow::MlflowClient;
+
+/// Tracing as configured: the exporter requests use, the local store (when traces stay here) and
+/// the MLflow client (when they go to MLflow), which also takes user feedback.
+#[derive(Clone)]
+pub struct Observability {
+    pub exporter: Exporter,
+    pub local: Option<LocalTraceStore>,
+    pub mlflow: Option<MlflowClient>,
+    pub experiment_id: Option<String>,
+}
+
+impl Observability {
+    pub fn off() -> Self {
+        Self { exporter: Exporter::disabled(), local: None, mlflow: None, experiment_id: None }
+    }
+
+    /// Where votes go: MLflow assessments when traces go to MLflow.
+    pub fn feedback_sink(&self) -> Arc<dyn FeedbackSink> {
+        match &self.mlflow {
+            Some(client) => Arc::new(client.clone()),
+            None => Arc::new(NoFeedbackSink),
+        }
+    }
+
+    /// Sets tracing up from the settings. Never fails: a destination that cannot work is logged and
+    /// traces stay local.
+    pub async fn from_settings(settings: &Settings) -> Self {
+        if !settings.tracing {
+            return Self::off();
+        }
+        let service = settings.app_name.clone().unwrap_or_else(|| "agent-app".into());
+        let experiment_id = settings.mlflow_experiment_id.clone().filter(|s| !s.trim().is_empty());
+        let uri = settings.mlflow_tracking_uri.as_deref().map(str::trim).filter(|s| !s.is_empty());
+        let remote: Option<(Arc<dyn export::TraceSink>, MlflowClient)> = match uri {
+            None => None,
+            Some(uri) if uri.starts_with("http://") || uri.starts_with("https://") => match &experiment_id {
+                Some(id) => Some((Arc::new(otlp::OtlpSink::mlflow(uri, id, &service)), MlflowClient::server(uri))),
+                None => {
+                    tracing::error!("MLFLOW_TRACKING_URI is set but MLFLOW_EXPERIMENT_ID is not; traces stay local");
+                    None
+                }
+            },
+            Some(uri) if uri == "databricks" || uri.starts_with("databricks://") => {
+                match (WorkspaceAuth::from_settings(settings), settings.mlflow_tracing_destination.as_deref()) {
+                    (None, _) => {
+                        tracing::error!(
+                            "MLFLOW_TRACKING_URI=databricks needs DATABRICKS_HOST and DATABRICKS_TOKEN (or the app's \
+                             DATABRICKS_CLIENT_ID/_SECRET); traces stay local"
+                        );
+                        None
+                    }
+                    (Some(auth), Some(destination)) if destination.split('.').count() == 2 => Some((
+                        Arc::new(otlp::OtlpSink::databricks_uc(
+                            auth.clone(),
+                            destination,
+                            experiment_id.as_deref(),
+                            &service,
+                        )),
+                        MlflowClient::databricks(auth),
+                    )),
+                    (Some(_), _) => {
+                        tracing::error!(
+                            "MLFLOW_TRACKING_URI=databricks: set MLFLOW_TRACING_DESTINATION=<catalog>.<schema> (an \
+                             experiment whose traces are stored in Unity Catalog); experiment-stored Databricks traces \
+                             are not supported yet, so traces stay local"
+                        );
+                        None
+                    }
+                }
+            }
+            Some(other) => {
+                tracing::error!(
+                    uri = other,
+                    "MLFLOW_TRACKING_URI must be http(s)://… or databricks; traces stay local"
+                );
+                None
+            }
+        };
+        if let Some((sink, client)) = remote {
+            tracing::info!(destination = %sink.describe(), "tracing to MLflow");
+            let exporter = Exporter::start(sink, settings.trace_queue);
+            if let Some(id) = &experiment_id {
+                track_version(&exporter, &client, id, settings.app_name.as_deref()).await;
+            }
+            return Self { exporter, local: None, mlflow: Some(client), experiment_id };
+        }
+        let path = settings.data_dir.join("traces.db");
+        match LocalTraceStore::open(&path, settings.local_traces).await {
+            Ok(store) => {
+                tracing::info!(path = %path.display(), "traces kept locally (see /traces)");
+                let exporter = Exporter::start(Arc::new(store.clone()), settings.trace_queue);
+                Self { exporter, local: Some(store), mlflow: None, experiment_id: None }
+            }
+            Err(error) => {
+                tracing::error!(%error, path = %path.display(), "the local trace store could not be opened; tracing is off");
+                Self::off()
+            }
+        }
+    }
+}
+
+/// Finds or creates the LoggedModel `<app>-<version>` and puts its id on every trace from now on
+/// (spec §4.2). Failure is logged, not fatal.
+async fn track_version(exporter: &Exporter, client: &MlflowClient, experiment_id: &str, app_name: Option<&str>) {
+    let name = format!("{}-{}", app_name.unwrap_or("local"), mlflow::app_version());
+    match client.find_or_create_logged_model(experiment_id, &name).await {
+        Ok(id) => {
+            tracing::info!(model = %name, model_id = %id, "active LoggedModel");
+            exporter.set_model_id(id);
+        }
+        Err(error) => tracing::warn!(%error, model = %name, "version tracking is off: no LoggedModel"),
+    }
+}
