@@ -332,6 +332,7 @@ impl server::store::feedback::FeedbackSink for RecordingSink {
         trace_id: &'a str,
         user: &'a str,
         thumbs_up: bool,
+        _previous: Option<&'a str>,
     ) -> futures::future::BoxFuture<'a, Result<Option<String>, String>> {
         self.0.lock().unwrap().push((trace_id.to_string(), user.to_string(), thumbs_up));
         Box::pin(async { Ok(Some("a-123".to_string())) })
@@ -346,7 +347,8 @@ async fn votes_reach_the_feedback_sink_with_the_answers_trace() {
     let mut settings = test_settings(&fake);
     with_history(&url, false)(&mut settings);
     let sink = std::sync::Arc::new(RecordingSink::default());
-    let mut state = server::AppState::new(settings, server::agent::agent()).unwrap().with_chat_history().await;
+    let mut state =
+        server::AppState::new(settings, server::agent::agent()).unwrap().with_chat_history().await.with_tracing().await;
     state.feedback = sink.clone();
     let server = serve_state(fake, state).await;
     server.fake.push(Reply::text("Hi."));

@@ -1,11 +1,12 @@
 //! The HTTP API (spec §1): `POST /invocations`, `POST /responses`, `GET /health`, `GET /agent/info`;
 //! and the chat UI's stream, `POST /api/chat`, and its history routes (`/api/history`, `/api/chat/{id}`,
-//! `/api/feedback`).
+//! `/api/feedback`); the local traces (`/api/traces`, `/api/traces/{id}`).
 
 pub mod error;
 pub mod history;
 pub mod meta;
 pub mod responses;
+pub mod traces;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -21,6 +22,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/chat/{id}", get(history::get).patch(history::update).delete(history::delete))
         .route("/api/history", get(history::list))
         .route("/api/feedback", post(history::feedback))
+        .route("/api/traces", get(traces::list))
+        .route("/api/traces/{id}", get(traces::get))
         .route("/health", get(meta::health))
         .route("/agent/info", get(meta::info))
         .method_not_allowed_fallback(error::method_not_allowed)

@@ -1,0 +1,277 @@
+//! Tracing against a real MLflow server (`mlflow server`, SQLite backend; `scripts/test.sh` starts
+//! one and sets TEST_MLFLOW_URI): traces found through MLflow's own REST API with the right spans,
+//! errors traced as ERROR, votes as assessments, and requests unharmed when MLflow is down. The
+//! local store (the embedded default) is tested through its API here too.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use fake_model::Reply;
+use serde_json::{Value, json};
+use server::AppState;
+
+/// The MLflow server to test against; `None` skips (unless AGENT_REQUIRE_MLFLOW=1, as in CI).
+fn mlflow_uri() -> Option<String> {
+    match std::env::var("TEST_MLFLOW_URI") {
+        Ok(uri) if !uri.is_empty() => Some(uri),
+        _ if std::env::var("AGENT_REQUIRE_MLFLOW").is_ok_and(|v| v == "1") => {
+            panic!("AGENT_REQUIRE_MLFLOW=1 but TEST_MLFLOW_URI is not set")
+        }
+        _ => {
+            eprintln!("skipped: TEST_MLFLOW_URI is not set");
+            None
+        }
+    }
+}
+
+async fn mlflow(client: &reqwest::Client, uri: &str, method: &str, path: &str, body: Option<Value>) -> Value {
+    let mut req = client.request(method.parse().unwrap(), format!("{uri}{path}"));
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status();
+    let text = resp.text().await.unwrap();
+    assert!(status.is_success(), "{method} {path}: {status} {text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+async fn new_experiment(client: &reqwest::Client, uri: &str) -> String {
+    let name = format!("agent-app-test-{}", uuid::Uuid::new_v4());
+    let created = mlflow(client, uri, "POST", "/api/2.0/mlflow/experiments/create", Some(json!({"name": name}))).await;
+    created["experiment_id"].as_str().unwrap().to_string()
+}
+
+/// A server tracing to `uri`/`experiment`; the state is kept to flush its exporter.
+async fn traced_server(
+    uri: &str,
+    experiment: &str,
+    tweak: impl FnOnce(&mut server::Settings),
+) -> (TestServer, AppState) {
+    let fake = fake_model::FakeModel::start().await;
+    let mut settings = test_settings(&fake);
+    settings.mlflow_tracking_uri = Some(uri.to_string());
+    settings.mlflow_experiment_id = Some(experiment.to_string());
+    settings.app_name = Some("tracing-test".into());
+    tweak(&mut settings);
+    let state = AppState::new(settings, server::agent::agent()).unwrap().with_chat_history().await.with_tracing().await;
+    (serve_state(fake, state.clone()).await, state)
+}
+
+async fn get_trace(client: &reqwest::Client, uri: &str, trace_id: &str) -> Value {
+    mlflow(client, uri, "GET", &format!("/api/3.0/mlflow/traces/get?trace_id={trace_id}"), None).await["trace"].clone()
+}
+
+fn span_attr(span: &Value, key: &str) -> Option<Value> {
+    let attrs = span["attributes"].as_array()?;
+    let value = &attrs.iter().find(|a| a["key"] == key)?["value"];
+    Some(value.get("string_value").or_else(|| value.get("int_value")).cloned().unwrap_or_else(|| value.clone()))
+}
+
+#[tokio::test]
+async fn a_tool_calling_request_is_a_trace_in_mlflow() {
+    let Some(uri) = mlflow_uri() else { return };
+    let client = server::http_client::new();
+    let experiment = new_experiment(&client, &uri).await;
+    let (server, state) = traced_server(&uri, &experiment, |_| {}).await;
+    server.fake.push(Reply::tool_call("get_current_time", "{}")).push(Reply::text("It is noon."));
+    let mut body = user_stream("what time is it?");
+    body["context"] = json!({"conversation_id": "s-9", "user_id": "ana@example.com"});
+    let s = server.stream("/responses", body, &[("x-mlflow-return-trace-id", "true")]).await;
+    assert_eq!(s.text(), "It is noon.");
+    let trace_id = s.json().iter().find_map(|v| v["trace_id"].as_str().map(str::to_string)).expect("a trace id");
+    assert!(state.observability.exporter.flush(Duration::from_secs(30)).await);
+
+    // Found by MLflow's search, in the experiment.
+    let found = mlflow(
+        &client,
+        &uri,
+        "POST",
+        "/api/3.0/mlflow/traces/search",
+        Some(json!({"locations": [{"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": experiment}}]})),
+    )
+    .await;
+    let traces = found["traces"].as_array().expect("traces");
+    assert_eq!(traces.len(), 1, "{found}");
+    let info = &traces[0];
+    assert_eq!(info["trace_id"], trace_id);
+    assert_eq!(info["state"], "OK");
+    assert_eq!(info["request_preview"], "what time is it?");
+    assert_eq!(info["response_preview"], "It is noon.");
+    assert_eq!(info["trace_metadata"]["mlflow.trace.session"], "s-9");
+    assert_eq!(info["trace_metadata"]["mlflow.trace.user"], "ana@example.com");
+    let usage: Value =
+        serde_json::from_str(info["trace_metadata"]["mlflow.trace.tokenUsage"].as_str().unwrap()).unwrap();
+    assert!(usage["input_tokens"].as_u64().unwrap() > 0 && usage["output_tokens"].as_u64().unwrap() > 0, "{usage}");
+    // Version tracking: the LoggedModel of this app version is on the trace.
+    let model_id = info["tags"]["mlflow.modelId"].as_str().expect("a model id tag");
+    let model = mlflow(&client, &uri, "GET", &format!("/api/2.0/mlflow/logged-models/{model_id}"), None).await;
+    assert!(model["model"]["info"]["name"].as_str().unwrap().starts_with("tracing-test-"), "{model}");
+
+    // The span tree: root, agent, model call, tool, model call.
+    let trace = get_trace(&client, &uri, &trace_id).await;
+    let spans = trace["spans"].as_array().unwrap();
+    let types: Vec<String> =
+        spans.iter().map(|s| span_attr(s, "mlflow.spanType").unwrap().as_str().unwrap().to_string()).collect();
+    assert_eq!(types, ["UNKNOWN", "AGENT", "CHAT_MODEL", "TOOL", "CHAT_MODEL"], "{trace}");
+    assert_eq!(spans[0]["name"], "stream_handler");
+    let tool = &spans[3];
+    assert_eq!(tool["name"], "get_current_time");
+    assert_eq!(tool["parent_span_id"], spans[1]["span_id"]);
+    assert!(span_attr(tool, "mlflow.spanOutputs").unwrap().as_str().unwrap().starts_with("20"), "{tool}");
+    let model_call = &spans[2];
+    assert_eq!(span_attr(model_call, "gen_ai.request.model").unwrap(), "databricks-gpt-5-2");
+    assert!(span_attr(model_call, "mlflow.chat.tokenUsage").is_some(), "{model_call}");
+    let inputs = span_attr(model_call, "mlflow.spanInputs").unwrap().to_string();
+    assert!(inputs.contains("what time is it?") && inputs.contains("get_current_time"), "{inputs}");
+    let answer = span_attr(&spans[4], "mlflow.spanOutputs").unwrap().to_string();
+    assert!(answer.contains("It is noon."), "{answer}");
+}
+
+#[tokio::test]
+async fn a_failing_request_is_traced_as_an_error() {
+    let Some(uri) = mlflow_uri() else { return };
+    let client = server::http_client::new();
+    let experiment = new_experiment(&client, &uri).await;
+    let (server, state) = traced_server(&uri, &experiment, |s| s.model_max_retries = 0).await;
+    server.fake.push(Reply::status(400, r#"{"error":{"message":"bad things"}}"#));
+    let resp = server
+        .client
+        .post(format!("{}/invocations", server.url))
+        .header("x-mlflow-return-trace-id", "true")
+        .json(&user("hello"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 500);
+    assert!(state.observability.exporter.flush(Duration::from_secs(30)).await);
+    let found = mlflow(
+        &client,
+        &uri,
+        "POST",
+        "/api/3.0/mlflow/traces/search",
+        Some(json!({"locations": [{"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": experiment}}]})),
+    )
+    .await;
+    let info = &found["traces"][0];
+    assert_eq!(info["state"], "ERROR", "{found}");
+    let trace = get_trace(&client, &uri, info["trace_id"].as_str().unwrap()).await;
+    let model_call =
+        trace["spans"].as_array().unwrap().iter().find(|s| s["name"] == "chat databricks-gpt-5-2").unwrap();
+    assert_eq!(model_call["status"]["code"], "STATUS_CODE_ERROR", "{model_call}");
+    assert!(model_call["status"]["message"].as_str().unwrap().contains("bad things"), "{model_call}");
+}
+
+#[tokio::test]
+async fn votes_become_assessments_and_a_revote_updates_them() {
+    let Some(uri) = mlflow_uri() else { return };
+    let client = server::http_client::new();
+    let experiment = new_experiment(&client, &uri).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}?mode=rwc", dir.path().join("chats.db").display());
+    let (server, state) = traced_server(&uri, &experiment, |s| {
+        s.chat_history = true;
+        s.chat_titles = false;
+        s.database_url = Some(server::config::Secret::new(db));
+    })
+    .await;
+    server.fake.push(Reply::text("Hi there."));
+    let chat = uuid::Uuid::new_v4().to_string();
+    let mut body = app::conversation::chat_request(&chat, &[], "Hello");
+    body["chat"] = json!({"id": chat, "position": 0, "question_id": "q-1", "answer_id": "a-1"});
+    let ana = [("x-forwarded-email", "ana@example.com")];
+    let s = server.stream("/api/chat", body, &ana).await;
+    let trace_id = s.json().iter().find_map(|v| v["trace_id"].as_str().map(str::to_string)).expect("a trace id");
+    assert!(state.observability.exporter.flush(Duration::from_secs(30)).await);
+
+    let vote = |kind: &str| json!({"chatId": chat, "messageId": "a-1", "feedbackType": kind});
+    let mut first = None;
+    for (kind, value) in [("thumbs_up", true), ("thumbs_down", false)] {
+        // The answer is saved by a background task: retry until it is there.
+        let mut answer = Value::Null;
+        for _ in 0..50 {
+            let resp = server
+                .client
+                .post(format!("{}/api/feedback", server.url))
+                .header("x-forwarded-email", "ana@example.com")
+                .json(&vote(kind))
+                .send()
+                .await
+                .unwrap();
+            answer = resp.json().await.unwrap();
+            if !answer["mlflowAssessmentId"].is_null() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let id = answer["mlflowAssessmentId"].as_str().expect("an assessment").to_string();
+        // A re-vote updates the same assessment.
+        assert_eq!(first.get_or_insert(id.clone()), &id);
+        let trace = get_trace(&client, &uri, &trace_id).await;
+        let assessments = trace["trace_info"]["assessments"].as_array().expect("assessments");
+        assert_eq!(assessments.len(), 1, "{assessments:?}");
+        let a = &assessments[0];
+        assert_eq!(a["assessment_name"], "user_feedback");
+        assert_eq!(a["source"]["source_type"], "HUMAN");
+        assert_eq!(a["source"]["source_id"], "ana@example.com");
+        assert_eq!(a["feedback"]["value"], value);
+    }
+}
+
+#[tokio::test]
+async fn requests_succeed_while_mlflow_is_down() {
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (server, state) = traced_server(&format!("http://127.0.0.1:{port}"), "1", |_| {}).await;
+    for _ in 0..3 {
+        server.fake.push(Reply::text("Still here."));
+        let (status, body) = server.post("/invocations", user("hi")).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["output"][0]["content"][0]["text"], "Still here.");
+    }
+    let s = server.stream("/responses", user_stream("and streaming?"), &[]).await;
+    assert_eq!(s.status, 200);
+    assert!(state.observability.exporter.flush(Duration::from_secs(30)).await);
+    let stats = state.observability.exporter.stats().unwrap();
+    assert!(stats.failed.load(std::sync::atomic::Ordering::Relaxed) >= 1, "{stats:?}");
+    assert_eq!(stats.exported.load(std::sync::atomic::Ordering::Relaxed), 0);
+}
+
+#[tokio::test]
+async fn the_local_store_keeps_each_users_traces() {
+    let server = start().await;
+    server.fake.push(Reply::tool_call("get_current_time", "{}")).push(Reply::text("Noon."));
+    let ana = [("x-forwarded-email", "ana@example.com")];
+    let s = server.stream("/api/chat", app::conversation::chat_request("c", &[], "time?"), &ana).await;
+    let trace_id = s.json().iter().find_map(|v| v["trace_id"].as_str().map(str::to_string)).unwrap();
+
+    let get = |path: String, user: &'static str| {
+        let req = server.client.get(format!("{}{path}", server.url)).header("x-forwarded-email", user);
+        async move {
+            let resp = req.send().await.unwrap();
+            (resp.status().as_u16(), resp.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    // Exported in the background: poll.
+    let mut list = Value::Null;
+    for _ in 0..50 {
+        list = get("/api/traces".into(), "ana@example.com").await.1;
+        if list["traces"].as_array().is_some_and(|t| !t.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(list["traces"][0]["trace_id"], trace_id, "{list}");
+    assert_eq!(list["traces"][0]["request_preview"], "time?");
+    assert_eq!(list["traces"][0]["state"], "OK");
+    let (status, trace) = get(format!("/api/traces/{trace_id}"), "ana@example.com").await;
+    assert_eq!(status, 200);
+    let types: Vec<&str> =
+        trace["spans"].as_array().unwrap().iter().map(|s| s["span_type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["UNKNOWN", "AGENT", "CHAT_MODEL", "TOOL", "CHAT_MODEL"]);
+    // Bob sees none of it.
+    assert_eq!(get("/api/traces".into(), "bob@example.com").await.1["traces"], json!([]));
+    assert_eq!(get(format!("/api/traces/{trace_id}"), "bob@example.com").await.0, 404);
+}
