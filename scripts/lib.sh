@@ -183,6 +183,38 @@ start_postgres() {
   log "PostgreSQL for tests at $TEST_DATABASE_URL"
 }
 
+# --- MLflow (tracing tests) ------------------------------------------------------------------
+MLFLOW_VERSION=3.17.2
+MLFLOW_VENV="${XDG_CACHE_HOME:-$HOME/.cache}/agent-app/mlflow-$MLFLOW_VERSION"
+
+ensure_mlflow() {
+  [ -x "$MLFLOW_VENV/bin/mlflow" ] && return
+  log "installing MLflow $MLFLOW_VERSION from PyPI (about a minute, once)"
+  python3 -m venv "$MLFLOW_VENV"
+  "$MLFLOW_VENV/bin/pip" install -q --disable-pip-version-check "mlflow==$MLFLOW_VERSION"
+}
+
+# Starts an MLflow tracking server (SQLite backend, one worker) on a free port; exports
+# TEST_MLFLOW_URI.
+start_mlflow() {
+  local port dir
+  port=$(free_port)
+  dir=$(mktemp -d /tmp/agent-app-mlflow.XXXXXX)
+  "$MLFLOW_VENV/bin/mlflow" server --host 127.0.0.1 --port "$port" --workers 1 \
+    --backend-store-uri "sqlite:///$dir/mlflow.db" --default-artifact-root "$dir/artifacts" > "$dir/log" 2>&1 &
+  MLFLOW_TEST_PID=$! MLFLOW_TEST_DIR="$dir"
+  export TEST_MLFLOW_URI="http://127.0.0.1:$port"
+  wait_for_url "$TEST_MLFLOW_URI/health" "$MLFLOW_TEST_PID" || { cat "$dir/log" >&2; return 1; }
+  log "MLflow for tests at $TEST_MLFLOW_URI"
+}
+
+stop_mlflow() {
+  [ -n "${MLFLOW_TEST_PID:-}" ] || return 0
+  kill "$MLFLOW_TEST_PID" 2>/dev/null || true
+  pkill -f "mlflow.*--port ${TEST_MLFLOW_URI##*:}" 2>/dev/null || true
+  rm -rf "$MLFLOW_TEST_DIR"
+}
+
 stop_postgres() {
   [ -n "${PG_TEST_DIR:-}" ] || return 0
   local run=()

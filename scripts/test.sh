@@ -8,6 +8,7 @@ ensure_chromium
 ensure_e2e_packages
 ensure_llama_build_tools
 ensure_postgres
+ensure_mlflow
 ensure_model qwen2.5-coder-0.5b
 # The tests drive the bundle users get: release, size-optimised, and within its size budget.
 build_site release
@@ -15,10 +16,12 @@ log "browser bundle size"
 bundle_size 300 | tee target/bundle-size.txt
 
 log "cargo tests"
+stop_services() { stop_postgres; stop_mlflow; }
 start_postgres
-trap stop_postgres EXIT
-# The embedded-model and PostgreSQL tests must run here, not skip for want of them.
-AGENT_REQUIRE_LOCAL_MODEL=1 AGENT_REQUIRE_POSTGRES=1 cargo test --workspace --exclude frontend 2>&1 | tee target/cargo-test.log
+trap stop_services EXIT
+start_mlflow
+# The embedded-model, PostgreSQL and MLflow tests must run here, not skip for want of them.
+AGENT_REQUIRE_LOCAL_MODEL=1 AGENT_REQUIRE_POSTGRES=1 AGENT_REQUIRE_MLFLOW=1 cargo test --workspace --exclude frontend 2>&1 | tee target/cargo-test.log
 grep -q "^test result: ok" target/cargo-test.log
 
 log "end-to-end tests (Chromium)"
@@ -33,12 +36,12 @@ e2e_data=$(mktemp -d)
 AGENT_DATA_DIR="$e2e_data" AGENT_CHAT_TITLES=false OPENAI_BASE_URL="http://127.0.0.1:$model_port/v1" AGENT_HOST=127.0.0.1 LEPTOS_SITE_ROOT=target/site \
   ./target/debug/server --port "$app_port" > target/e2e-server.log 2>&1 &
 server_pid=$!
-trap 'kill $server_pid $model_pid 2>/dev/null || true; stop_postgres' EXIT
+trap 'kill $server_pid $model_pid 2>/dev/null || true; stop_services' EXIT
 wait_for_url "http://127.0.0.1:$app_port/health" "$server_pid"
 (cd end2end && CI=1 BASE_URL="http://127.0.0.1:$app_port" FAKE_MODEL_URL="http://127.0.0.1:$model_port" \
   npx playwright test) 2>&1 | tee target/e2e.log
 kill $server_pid $model_pid 2>/dev/null || true
-trap stop_postgres EXIT
+trap stop_services EXIT
 
 # Debug build: this checks that the benchmark runs and sees no errors, not how fast (see README).
 log "benchmark smoke run"

@@ -28,7 +28,7 @@ pub fn percent_encode(s: &str) -> String {
 pub const OUTPUT_NAME: &str = "agent-app";
 
 /// Applies the theme the user chose before the page paints (no flash of the wrong theme).
-const THEME_SCRIPT: &str = "try{var t=localStorage.getItem('agent-app-theme');\
+pub const THEME_SCRIPT: &str = "try{var t=localStorage.getItem('agent-app-theme');\
 if(t==='dark'||t==='light')document.documentElement.setAttribute('data-theme',t)}catch(e){}";
 
 /// The HTML document the server renders around the app.

@@ -1,9 +1,12 @@
 //! The browser UI: server-rendered Leptos pages, their server functions (`/api/<name>`), and the built
-//! site's static files (`/pkg/...`).
+//! site's static files (`/pkg/...`); the trace viewer (`/traces`, server-rendered only).
+
+mod traces;
 
 use app::config::UiSettings;
 use app::{App, OUTPUT_NAME, shell};
 use axum::Router;
+use axum::routing::get;
 use leptos::prelude::{LeptosOptions, provide_context};
 use leptos_axum::{LeptosRoutes, generate_route_list};
 
@@ -23,6 +26,11 @@ pub fn router(state: &AppState) -> Router {
         chat_history: state.store.is_some(),
     };
     let routes = generate_route_list(App);
+    let trace_pages = Router::new()
+        .route("/traces", get(traces::list))
+        .route("/traces/style.css", get(traces::style))
+        .route("/traces/{id}", get(traces::show))
+        .with_state(state.clone());
     Router::new()
         .leptos_routes_with_context(&options, routes, move || provide_context(ui.clone()), {
             let options = options.clone();
@@ -30,4 +38,5 @@ pub fn router(state: &AppState) -> Router {
         })
         .fallback(leptos_axum::file_and_error_handler(shell))
         .with_state(options)
+        .merge(trace_pages)
 }
