@@ -117,6 +117,9 @@ fn AnswerView(exchange: ExchangeHandle) -> impl IntoView {
                                 aria-pressed=move || (exchange.vote.get() == Some(false)).to_string()
                                 on:click=move |_| chat.vote(exchange, false)><Thumb up=false/></button>
                         })}
+                        {move || answer.with(|a| a.trace_id.clone()).map(|id| view! {
+                            <a class="action trace-link" href=format!("/traces/{id}") title="How this answer was made: its trace">"Trace"</a>
+                        })}
                         {move || is_last.get().then(|| view! {
                             <button type="button" class="action regenerate" title="Regenerate" aria-label="Regenerate"
                                 on:click=move |_| chat.regenerate()>"↻ Regenerate"</button>

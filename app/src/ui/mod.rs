@@ -500,6 +500,7 @@ fn Header(config: ChatConfig, sidebar_open: RwSignal<bool>) -> impl IntoView {
                     </button>
                 })}
             })}
+            <a class="button secondary traces-link" href="/traces" title="Every request, traced">"Traces"</a>
             <button class="icon-button theme-toggle" type="button" on:click=toggle_theme
                 aria-label=move || if theme.get() == "dark" { "Switch to light theme" } else { "Switch to dark theme" }>
                 {move || if theme.get() == "dark" { "☀" } else { "☾" }}
