@@ -56,6 +56,12 @@ struct Args {
     tokens: usize,
     #[arg(long, default_value_t = 3)]
     runs: usize,
+    /// Also measure tracing to this MLflow server (OTLP; an experiment is created).
+    #[arg(long)]
+    mlflow_uri: Option<String>,
+    /// Only the tracing on/off comparison.
+    #[arg(long)]
+    tracing_only: bool,
 }
 
 /// The reference's figures, tracing off and on, from research/anchor-perf.md (1 core, LLM 0 ms).
@@ -88,7 +94,10 @@ async fn main() -> anyhow::Result<()> {
         Defaults { tokens: 64, token_delay: Duration::from_millis(args.token_delay_ms) },
     )
     .await?;
-    let model_env = [("OPENAI_BASE_URL", fake.base_url())];
+    // Traces (on by default) and anything else the server keeps go to a folder of this run's own.
+    let data_dir = std::env::temp_dir().join(format!("agent-bench-{}", std::process::id()));
+    let model_env =
+        vec![("OPENAI_BASE_URL", fake.base_url()), ("AGENT_DATA_DIR", data_dir.to_string_lossy().into_owned())];
     let client = server::http_client::new();
     println!(
         "agent-bench: {} ({} cores here)",
@@ -96,6 +105,12 @@ async fn main() -> anyhow::Result<()> {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
 
+    if args.tracing_only {
+        let errors = tracing_cost(&binary, &model_env, &client, &args, if args.quick { 16 } else { 64 }).await?;
+        let _ = std::fs::remove_dir_all(&data_dir);
+        anyhow::ensure!(errors == 0, "{errors} requests failed");
+        return Ok(());
+    }
     let mut cold = Vec::new();
     for _ in 0..args.cold_starts.max(1) {
         let started = Instant::now();
@@ -121,6 +136,10 @@ async fn main() -> anyhow::Result<()> {
     }
     server.stop();
     report(&rows, &cold, idle_rss);
+    let level = if args.quick { 16 } else { 64 };
+    let tracing = tracing_cost(&binary, &model_env, &client, &args, level).await?;
+    let _ = std::fs::remove_dir_all(&data_dir);
+    errors += tracing;
     if errors > 0 {
         bail!("{errors} requests failed");
     }
@@ -427,6 +446,70 @@ fn report(rows: &[Row], cold: &[f64], idle_rss: f64) {
         cold.p50,
         REFERENCE_COLD_START_MS / cold.p50.max(0.01)
     );
-    println!("tracing: not in this build yet (the reference's tracing-off figures are the fair comparison)");
-    println!("{} requests in all", rows.iter().map(|r| r.requests).sum::<usize>());
+    println!("{} requests in all (tracing on, to the local store)", rows.iter().map(|r| r.requests).sum::<usize>());
+}
+
+/// CPU per streamed request with tracing off, on (the local store, the default) and, with
+/// `--mlflow-uri`, on to an MLflow server: servers started in turn, each mode measured twice
+/// (off, on, off, on…) and the lower figure kept, so a noisy moment does not decide. Returns the
+/// failed requests.
+async fn tracing_cost(
+    binary: &Path,
+    base_env: &[(&str, String)],
+    client: &reqwest::Client,
+    args: &Args,
+    concurrency: usize,
+) -> anyhow::Result<usize> {
+    let mut modes: Vec<(&str, Vec<(&str, String)>)> =
+        vec![("off", vec![("AGENT_TRACING", "false".into())]), ("on, local store", vec![])];
+    if let Some(uri) = &args.mlflow_uri {
+        let name = format!("agent-bench-{}", std::process::id());
+        let created: serde_json::Value = client
+            .post(format!("{uri}/api/2.0/mlflow/experiments/create"))
+            .json(&json!({"name": name}))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let id = created["experiment_id"].as_str().context("no experiment id")?.to_string();
+        modes.push(("on, MLflow (OTLP)", vec![("MLFLOW_TRACKING_URI", uri.clone()), ("MLFLOW_EXPERIMENT_ID", id)]));
+    }
+    let duration = Duration::from_secs_f64(args.duration.max(1.0));
+    let mut best = vec![f64::INFINITY; modes.len()];
+    // Traces the exporter had to drop (its queue full): they cost nothing, so they would flatter.
+    let mut dropped = vec![0u64; modes.len()];
+    let mut errors = 0;
+    for _round in 0..2 {
+        for (i, (_, env)) in modes.iter().enumerate() {
+            let mut all_env = base_env.to_vec();
+            all_env.extend(env.iter().cloned());
+            let mut server = Server::start(binary, &all_env, args.pin)?;
+            server.first_answer(client).await?;
+            load(client, &server, true, concurrency.min(16), Duration::from_millis(300)).await;
+            let row = load(client, &server, true, concurrency, duration).await;
+            errors += row.errors;
+            best[i] = best[i].min(row.cpu_ms_per_request);
+            let info: serde_json::Value =
+                client.get(format!("{}/agent/info", server.url)).send().await?.json().await.unwrap_or_default();
+            dropped[i] = dropped[i].max(info["tracing"]["dropped"].as_u64().unwrap_or(0));
+            server.stop();
+        }
+    }
+    let (ref_off, ref_on) =
+        REFERENCE_STREAM.iter().find(|(c, ..)| *c == concurrency).map_or((f64::NAN, f64::NAN), |r| (r.2, r.3));
+    println!();
+    println!("tracing cost, streamed requests at C={concurrency} (server CPU per request, best of two runs):");
+    for (i, (label, _)) in modes.iter().enumerate() {
+        let extra =
+            if i == 0 { String::new() } else { format!(" ({:+.1}% over off)", (best[i] / best[0] - 1.0) * 100.0) };
+        let drops =
+            if dropped[i] > 0 { format!(", {} traces dropped (queue full)", dropped[i]) } else { String::new() };
+        println!("  tracing {label:18} {:.3} ms/req{extra}{drops}", best[i]);
+    }
+    println!(
+        "  reference at C={concurrency}: off {ref_off:.1} ms/req, on {ref_on:.1} ms/req ({:+.0}%)",
+        (ref_on / ref_off - 1.0) * 100.0
+    );
+    Ok(errors)
 }

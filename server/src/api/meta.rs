@@ -10,8 +10,22 @@ pub async fn health() -> Json<Value> {
     Json(json!({"status": "healthy"}))
 }
 
-/// The reference's fields, plus what answers: the model and its back end.
+/// The reference's fields, plus what answers (the model and its back end) and where traces go.
 pub async fn info(State(state): State<AppState>) -> Json<Value> {
+    let exporter = &state.observability.exporter;
+    let tracing = match (exporter.destination(), exporter.stats()) {
+        (Some(destination), Some(stats)) => {
+            let count = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+            json!({
+                "destination": destination,
+                "exported": count(&stats.exported),
+                "dropped": count(&stats.dropped),
+                "failed": count(&stats.failed),
+                "model_id": exporter.model_id(),
+            })
+        }
+        _ => Value::Null,
+    };
     Json(json!({
         "name": state.settings.app_name.as_deref().unwrap_or("mlflow_agent_server"),
         "use_case": "agent",
@@ -24,5 +38,6 @@ pub async fn info(State(state): State<AppState>) -> Json<Value> {
         "model": state.runner.agent.model,
         "backend": state.runner.model.backend(),
         "tools": state.runner.agent.tools.names(),
+        "tracing": tracing,
     }))
 }

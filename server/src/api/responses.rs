@@ -26,6 +26,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::error::ApiError;
 use crate::llm::ModelError;
+use crate::observability::trace::payload;
 use crate::observability::{Trace, TraceStart};
 use crate::runner::Runner;
 use crate::runner::output::{FrameBuffer, Output, new_id};
@@ -78,7 +79,8 @@ async fn handle(
         ))
     };
     // The root span's inputs: the request as it came (copied only when tracing).
-    let traced_request = state.observability.exporter.is_enabled().then(|| value.clone());
+    let traced_request =
+        state.observability.exporter.is_enabled().then(|| serde_json::from_slice(&body).ok()).flatten();
     let request = ResponsesRequest::from_value(value).map_err(|e| invalid(e.to_string()))?;
     if request.input.len() > settings.max_input_items {
         return Err(invalid(format!(
@@ -115,7 +117,7 @@ async fn handle(
         user: context.user.clone(),
         owner: user_key(&user),
         request_preview: last_user_text(&request),
-        inputs: traced_request.unwrap_or_default(),
+        inputs: traced_request,
     });
     let run = Run {
         runner: state.runner.clone(),
@@ -225,7 +227,7 @@ impl Run {
     /// Ends the trace with the run's output, or its error.
     fn finish_trace(&self, out: &Output, error: Option<String>) {
         let response = &out.response;
-        self.trace.finish(|| serde_json::to_value(response).unwrap_or_default(), &response.output_text(), error);
+        self.trace.finish(|| payload(response), &response.output_text(), error);
     }
 
     async fn invoke(self) -> Result<Response, ApiError> {

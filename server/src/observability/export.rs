@@ -57,6 +57,8 @@ struct Shared {
 
 /// Traces per export call.
 const MAX_BATCH: usize = 64;
+/// How long a trace may wait for others to share its export call.
+const LINGER: Duration = Duration::from_millis(200);
 /// Tries per batch, and the waits between them.
 const RETRY_DELAYS: [Duration; 2] = [Duration::from_millis(250), Duration::from_secs(1)];
 
@@ -146,20 +148,33 @@ async fn work(mut queue: mpsc::Receiver<Message>, sink: Arc<dyn TraceSink>, stat
     let mut batch: Vec<TraceRecord> = Vec::new();
     let mut flushes = Vec::new();
     while let Some(first) = queue.recv().await {
+        // Gather a batch: up to MAX_BATCH traces, or what came within LINGER of the first (sooner
+        // on a flush). One export per batch, not per trace, is what keeps the cost per request low.
+        let deadline = tokio::time::Instant::now() + LINGER;
         let mut next = Some(first);
         while let Some(message) = next.take() {
             match message {
                 Message::Trace(record) => batch.push(*record),
                 Message::Flush(done) => flushes.push(done),
             }
-            if batch.len() < MAX_BATCH {
-                next = queue.try_recv().ok();
+            if batch.len() >= MAX_BATCH || !flushes.is_empty() {
+                break;
+            }
+            next = tokio::time::timeout_at(deadline, queue.recv()).await.ok().flatten();
+        }
+        // A flush takes everything already queued.
+        if !flushes.is_empty() {
+            while let Ok(message) = queue.try_recv() {
+                match message {
+                    Message::Trace(record) => batch.push(*record),
+                    Message::Flush(done) => flushes.push(done),
+                }
             }
         }
-        if !batch.is_empty() {
-            deliver(sink.as_ref(), &batch, &stats).await;
-            batch.clear();
+        for chunk in batch.chunks(MAX_BATCH) {
+            deliver(sink.as_ref(), chunk, &stats).await;
         }
+        batch.clear();
         for done in flushes.drain(..) {
             let _ = done.send(());
         }
@@ -224,10 +239,10 @@ mod tests {
             user: None,
             owner: String::new(),
             request_preview: String::new(),
-            inputs: serde_json::Value::Null,
+            inputs: None,
         };
         let trace = Trace::start(exporter, || start);
-        trace.finish(|| serde_json::Value::Null, "", None);
+        trace.finish(|| None, "", None);
         trace.id().unwrap().to_string()
     }
 

@@ -28,12 +28,13 @@ pub fn agent(span: &mut SpanRecord, name: &str, tools: Vec<String>) {
 }
 
 /// Marks a CHAT_MODEL span: which model, served by what, with which tools offered.
-pub fn chat_model(span: &mut SpanRecord, model: &str, provider: &str, tools: Value) {
+pub fn chat_model(span: &mut SpanRecord, model: &str, provider: &str, tools: Option<&serde_json::value::RawValue>) {
     span.model = Some(model.to_string());
     span.attributes.insert(PROVIDER.into(), json!(provider));
     span.attributes.insert(MESSAGE_FORMAT.into(), json!("openai"));
-    if tools.as_array().is_some_and(|t| !t.is_empty()) {
-        span.attributes.insert(CHAT_TOOLS.into(), tools);
+    if let Some(tools) = tools.filter(|t| t.get() != "[]") {
+        // Kept as JSON text: it goes on the wire as a string attribute anyway.
+        span.attributes.insert(CHAT_TOOLS.into(), Value::String(tools.get().to_string()));
     }
 }
 
@@ -58,8 +59,8 @@ fn str_attr(out: &mut Vec<(String, Attr)>, key: &str, value: impl Into<String>) 
 pub fn otel_attributes(span: &SpanRecord, trace: &TraceRecord) -> Vec<(String, Attr)> {
     let mut out = Vec::with_capacity(16);
     str_attr(&mut out, "mlflow.spanType", span.span_type.as_str());
-    let inputs = (!span.inputs.is_null()).then(|| span.inputs.to_string());
-    let outputs = (!span.outputs.is_null()).then(|| span.outputs.to_string());
+    let inputs = span.inputs.as_ref().map(|raw| raw.get().to_string());
+    let outputs = span.outputs.as_ref().map(|raw| raw.get().to_string());
     if let Some(inputs) = &inputs {
         str_attr(&mut out, "mlflow.spanInputs", inputs.clone());
     }

@@ -25,7 +25,8 @@ const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS traces (
     error TEXT,
     record TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS traces_by_owner ON traces (owner, start_ns);";
+CREATE INDEX IF NOT EXISTS traces_by_owner ON traces (owner, start_ns);
+CREATE INDEX IF NOT EXISTS traces_by_start ON traces (start_ns);";
 
 /// A line of the trace list.
 #[derive(Debug, Clone, Serialize)]
@@ -54,45 +55,49 @@ impl LocalTraceStore {
         if let Some(dir) = path.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
+        // WAL with synchronous=NORMAL: no fsync per batch; a power cut may lose the last traces,
+        // never corrupt the file. Traces are diagnostics, not records.
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
             .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal);
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(sqlx::sqlite::SqliteSynchronous::Normal);
         let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
         sqlx::raw_sql(SCHEMA).execute(&pool).await?;
         Ok(Self { pool, keep: keep.max(1) })
     }
 
+    /// Stores a batch in one statement (the SQLite driver runs on its own thread: each statement
+    /// is a round trip to it).
     pub async fn insert(&self, batch: &[TraceRecord]) -> Result<(), sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
-        for t in batch {
-            let record = serde_json::to_string(t).unwrap_or_default();
-            sqlx::query(
-                "INSERT OR REPLACE INTO traces (trace_id, owner, name, state, start_ns, duration_ms, session, \
-                 request_preview, response_preview, total_tokens, error, record) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&t.trace_id)
-            .bind(&t.owner)
-            .bind(&t.name)
-            .bind(if t.state == TraceState::Ok { "OK" } else { "ERROR" })
-            .bind(t.start_ns as i64)
-            .bind(t.duration_ms())
-            .bind(&t.session)
-            .bind(&t.request_preview)
-            .bind(&t.response_preview)
-            .bind(t.usage.map(|u| u.total_tokens as i64))
-            .bind(&t.error)
-            .bind(record)
-            .execute(&mut *tx)
-            .await?;
+        if batch.is_empty() {
+            return Ok(());
         }
-        sqlx::query(
-            "DELETE FROM traces WHERE trace_id IN (SELECT trace_id FROM traces ORDER BY start_ns DESC LIMIT -1 OFFSET ?)",
-        )
-        .bind(self.keep as i64)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await
+        let mut insert = sqlx::QueryBuilder::new(
+            "INSERT OR REPLACE INTO traces (trace_id, owner, name, state, start_ns, duration_ms, session, \
+             request_preview, response_preview, total_tokens, error, record) ",
+        );
+        insert.push_values(batch, |mut row, t| {
+            row.push_bind(&t.trace_id)
+                .push_bind(&t.owner)
+                .push_bind(&t.name)
+                .push_bind(if t.state == TraceState::Ok { "OK" } else { "ERROR" })
+                .push_bind(t.start_ns as i64)
+                .push_bind(t.duration_ms())
+                .push_bind(&t.session)
+                .push_bind(&t.request_preview)
+                .push_bind(&t.response_preview)
+                .push_bind(t.usage.map(|u| u.total_tokens as i64))
+                .push_bind(&t.error)
+                .push_bind(serde_json::to_string(t).unwrap_or_default());
+        });
+        // Beyond `keep`, the oldest go (found through the start-time index).
+        insert.push(
+            "; DELETE FROM traces WHERE start_ns < (SELECT start_ns FROM traces ORDER BY start_ns DESC LIMIT 1 OFFSET ",
+        );
+        insert.push_bind(self.keep as i64 - 1);
+        insert.push(")");
+        insert.build().execute(&self.pool).await?;
+        Ok(())
     }
 
     /// The owner's traces, newest first; `before` (a start time in ns) pages back.
@@ -142,5 +147,47 @@ impl TraceSink for LocalTraceStore {
 
     fn export<'a>(&'a self, batch: &'a [TraceRecord]) -> BoxFuture<'a, Result<(), ExportError>> {
         Box::pin(async move { self.insert(batch).await.map_err(|e| ExportError::Transient(e.to_string())) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observability::trace::TraceState;
+
+    fn record(i: u64, owner: &str) -> TraceRecord {
+        TraceRecord {
+            trace_id: format!("tr-{i:032x}"),
+            name: "invoke_handler".into(),
+            start_ns: 1_000_000_000 * (i + 1),
+            end_ns: 1_000_000_000 * (i + 1) + 5_000_000,
+            state: TraceState::Ok,
+            error: None,
+            session: None,
+            user: None,
+            request_preview: format!("question {i}"),
+            response_preview: String::new(),
+            usage: None,
+            model_id: None,
+            owner: owner.into(),
+            spans: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn keeps_the_newest_and_each_owners_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalTraceStore::open(&dir.path().join("traces.db"), 3).await.unwrap();
+        store.insert(&[record(0, "ana"), record(1, "bob")]).await.unwrap();
+        store.insert(&[record(2, "ana"), record(3, "ana"), record(4, "ana")]).await.unwrap();
+        let ana = store.list("ana", 10, None).await.unwrap();
+        let ids: Vec<_> = ana.iter().map(|t| t.request_preview.as_str()).collect();
+        assert_eq!(ids, ["question 4", "question 3", "question 2"]);
+        assert!(store.list("bob", 10, None).await.unwrap().is_empty(), "bob's was the oldest beyond 3");
+        assert!(store.get("bob", &record(4, "").trace_id).await.unwrap().is_none());
+        assert_eq!(store.get("ana", &record(4, "").trace_id).await.unwrap().unwrap().request_preview, "question 4");
+        // Paging back from the second.
+        let older = store.list("ana", 10, Some(ana[1].start_ms * 1_000_000)).await.unwrap();
+        assert_eq!(older.len(), 1);
     }
 }

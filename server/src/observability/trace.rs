@@ -7,6 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use app::responses::Usage;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::export::Exporter;
@@ -48,10 +49,10 @@ pub struct SpanRecord {
     pub end_ns: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    #[serde(default)]
-    pub inputs: Value,
-    #[serde(default)]
-    pub outputs: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs: Payload,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outputs: Payload,
     /// The model a CHAT_MODEL span called.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
@@ -135,6 +136,15 @@ impl TraceRecord {
     }
 }
 
+/// Span inputs and outputs: JSON text, written once from the typed values (no `Value` tree in
+/// between) and passed through as it is to exporters and the store.
+pub type Payload = Option<Box<RawValue>>;
+
+/// `value` as a span payload.
+pub fn payload(value: &impl Serialize) -> Payload {
+    serde_json::value::to_raw_value(value).ok()
+}
+
 pub fn now_ns() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
 }
@@ -174,7 +184,7 @@ pub struct TraceStart {
     pub user: Option<String>,
     pub owner: String,
     pub request_preview: String,
-    pub inputs: Value,
+    pub inputs: Payload,
 }
 
 impl Trace {
@@ -200,7 +210,7 @@ impl Trace {
             end_ns: 0,
             error: None,
             inputs: start.inputs,
-            outputs: Value::Null,
+            outputs: None,
             model: None,
             usage: None,
             attributes: Map::new(),
@@ -240,7 +250,7 @@ impl Trace {
 
     /// Ends the root span with the request's output (or its error) and hands the trace to the
     /// exporter.
-    pub fn finish(&self, outputs: impl FnOnce() -> Value, response_preview: &str, error: Option<String>) {
+    pub fn finish(&self, outputs: impl FnOnce() -> Payload, response_preview: &str, error: Option<String>) {
         let Some(recording) = &self.0 else { return };
         let mut building = recording.state.lock().unwrap_or_else(|p| p.into_inner());
         if building.finished {
@@ -327,8 +337,13 @@ pub struct Span {
 }
 
 impl Span {
+    /// Whether anything is recorded (to skip preparing what only a trace would use).
+    pub fn is_recording(&self) -> bool {
+        self.trace.0.is_some()
+    }
+
     /// Opens a child span.
-    pub fn child(&self, name: &str, span_type: SpanType, inputs: impl FnOnce() -> Value) -> Span {
+    pub fn child(&self, name: &str, span_type: SpanType, inputs: impl FnOnce() -> Payload) -> Span {
         let index = self
             .trace
             .with(|b| {
@@ -342,7 +357,7 @@ impl Span {
                     end_ns: 0,
                     error: None,
                     inputs: inputs(),
-                    outputs: Value::Null,
+                    outputs: None,
                     model: None,
                     usage: None,
                     attributes: Map::new(),
@@ -364,7 +379,7 @@ impl Span {
         });
     }
 
-    pub fn end(self, outputs: impl FnOnce() -> Value) {
+    pub fn end(self, outputs: impl FnOnce() -> Payload) {
         let index = self.index;
         self.trace.with(|b| {
             if b.finished || !b.open.contains(&index) {
@@ -377,7 +392,7 @@ impl Span {
         });
     }
 
-    pub fn fail(self, error: &str, outputs: impl FnOnce() -> Value) {
+    pub fn fail(self, error: &str, outputs: impl FnOnce() -> Payload) {
         self.update(|s| s.error = Some(error.to_string()));
         self.end(outputs);
     }
@@ -395,7 +410,7 @@ mod tests {
             user: None,
             owner: "local-user".into(),
             request_preview: "hi".into(),
-            inputs: json!({"input": "hi"}),
+            inputs: payload(&json!({"input": "hi"})),
         }
     }
 
@@ -405,16 +420,16 @@ mod tests {
         let trace = Trace::start(&exporter, start);
         let id = trace.id().unwrap().to_string();
         assert!(id.starts_with("tr-") && id.len() == 35);
-        let agent = trace.root().child("Agent", SpanType::Agent, || json!([]));
+        let agent = trace.root().child("Agent", SpanType::Agent, || payload(&json!([])));
         for tokens in [3, 4] {
-            let call = agent.child("chat m", SpanType::ChatModel, || json!({}));
+            let call = agent.child("chat m", SpanType::ChatModel, || None);
             call.update(|s| {
                 s.usage = Some(TokenUsage { input_tokens: tokens, output_tokens: 1, total_tokens: tokens + 1 })
             });
-            call.end(|| json!("ok"));
+            call.end(|| payload(&"ok"));
         }
-        agent.end(|| json!("done"));
-        trace.finish(|| json!({"output": []}), "done", None);
+        agent.end(|| payload(&"done"));
+        trace.finish(|| payload(&json!({"output": []})), "done", None);
         drop(trace);
         let record = received.try_recv().expect("exported on drop");
         assert_eq!(record.trace_id, id);
@@ -430,7 +445,7 @@ mod tests {
     fn a_dropped_run_is_traced_as_an_error() {
         let (exporter, mut received) = Exporter::channel_for_tests();
         let trace = Trace::start(&exporter, start);
-        let span = trace.root().child("tool", SpanType::Tool, || json!({}));
+        let span = trace.root().child("tool", SpanType::Tool, || None);
         drop(trace);
         assert!(received.try_recv().is_err(), "a span still holds the trace");
         drop(span);

@@ -13,10 +13,11 @@ use std::time::{Duration, Instant};
 use app::responses::ResponsesRequest;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use crate::llm::{ChatDelta, ChatMessage, ChatModel, ChatRequest, ModelError, ToolCall, ToolSpec};
-use crate::observability::trace::TokenUsage;
+use crate::observability::trace::{Payload, TokenUsage, payload};
 use crate::observability::{Span, SpanType, genai};
 use crate::tools::{Tool, ToolContext, ToolError, ToolSet};
 use output::{OpenCall, OpenMessage, OpenReasoning, Output, new_id};
@@ -109,8 +110,11 @@ impl Runner {
         out.created();
         let mut messages = history::chat_messages(&self.agent.instructions, &request.input);
         let tools = self.agent.tools.specs();
-        let agent_span = parent.child(&self.agent.name, SpanType::Agent, || json!({"messages": &messages}));
+        let agent_span =
+            parent.child(&self.agent.name, SpanType::Agent, || payload(&MessagesIn { messages: &messages }));
         agent_span.update(|s| genai::agent(s, &self.agent.name, tools.iter().map(|t| t.name.clone()).collect()));
+        // The tools as the model sees them, written once for every model call's span.
+        let traced_tools = if parent.is_recording() { payload(&tool_specs(&tools)) } else { None };
         let mut answer = String::new();
         for turn in 1..=self.limits.max_turns {
             let call = ChatRequest {
@@ -124,16 +128,16 @@ impl Runner {
                 max_tokens: request.max_output_tokens,
                 parallel_tool_calls: request.parallel_tool_calls,
             };
-            let (text, calls) = match self.model_turn(call, out, &agent_span).await {
+            let (text, calls) = match self.model_turn(call, out, &agent_span, traced_tools.as_deref()).await {
                 Ok(turn) => turn,
                 Err(error) => {
-                    agent_span.fail(&error.to_string(), || json!(answer));
+                    agent_span.fail(&error.to_string(), || payload(&answer));
                     return Err(error);
                 }
             };
             answer.push_str(&text);
             if calls.is_empty() {
-                agent_span.end(|| json!(answer));
+                agent_span.end(|| payload(&answer));
                 out.completed();
                 return Ok(());
             }
@@ -144,7 +148,7 @@ impl Runner {
             }
         }
         let error = RunError::MaxTurns(self.limits.max_turns);
-        agent_span.fail(&error.to_string(), || json!(answer));
+        agent_span.fail(&error.to_string(), || payload(&answer));
         Err(error)
     }
 
@@ -154,9 +158,18 @@ impl Runner {
         call: ChatRequest,
         out: &mut Output,
         parent: &Span,
+        tools: Option<&RawValue>,
     ) -> Result<(String, Vec<OpenCall>), RunError> {
-        let span = parent.child(&format!("chat {}", call.model), SpanType::ChatModel, || chat_inputs(&call));
-        span.update(|s| genai::chat_model(s, &call.model, self.model.backend(), tool_specs(&call.tools)));
+        let span = parent.child(&format!("chat {}", call.model), SpanType::ChatModel, || {
+            payload(&ChatInputs {
+                model: &call.model,
+                messages: &call.messages,
+                tools,
+                temperature: call.temperature,
+                top_p: call.top_p,
+            })
+        });
+        span.update(|s| genai::chat_model(s, &call.model, self.model.backend(), tools));
         let mut usage: Option<TokenUsage> = None;
         let mut finish = None;
         let result = self.stream_turn(call, out, &mut usage, &mut finish).await;
@@ -165,7 +178,7 @@ impl Runner {
         }
         match &result {
             Ok((text, calls)) => span.end(|| chat_outputs(text, calls, finish.as_deref(), usage)),
-            Err(error) => span.fail(&error.to_string(), || serde_json::Value::Null),
+            Err(error) => span.fail(&error.to_string(), || None),
         }
         result
     }
@@ -302,7 +315,8 @@ impl Runner {
         let retriever = tool.as_ref().and_then(|t| t.retriever_schema().cloned());
         let span_type = if retriever.is_some() { SpanType::Retriever } else { SpanType::Tool };
         let span = parent.child(&call.name, span_type, || {
-            parse_arguments(&call.arguments).unwrap_or_else(|_| Value::String(call.arguments.clone()))
+            // The arguments as the model wrote them: JSON as it is, anything else as a string.
+            RawValue::from_string(call.arguments.clone()).ok().or_else(|| payload(&call.arguments))
         });
         span.update(|s| genai::tool_call(s, &call.name, &call.call_id));
         let result = match tool {
@@ -323,33 +337,38 @@ impl Runner {
                 tracing::debug!(tool = %call.name, ?elapsed, "tool call finished");
                 let output = cap_output(output, self.limits.max_tool_output_bytes);
                 span.end(|| match &retriever {
-                    Some(schema) => genai::retriever_documents(&output, schema),
-                    None => Value::String(output.clone()),
+                    Some(schema) => payload(&genai::retriever_documents(&output, schema)),
+                    None => payload(&output),
                 });
                 output
             }
             Err(error) => {
                 tracing::warn!(tool = %call.name, ?elapsed, %error, "tool call failed");
                 let output = format!("Error: {error}");
-                span.fail(&error.to_string(), || Value::String(output.clone()));
+                span.fail(&error.to_string(), || payload(&output));
                 output
             }
         }
     }
 }
 
+/// An AGENT span's inputs.
+#[derive(serde::Serialize)]
+struct MessagesIn<'a> {
+    messages: &'a [ChatMessage],
+}
+
 /// A CHAT_MODEL span's inputs: the call as an OpenAI chat-completions request.
-fn chat_inputs(call: &ChatRequest) -> Value {
-    let mut inputs = json!({"model": call.model, "messages": call.messages});
-    if !call.tools.is_empty() {
-        inputs["tools"] = tool_specs(&call.tools);
-    }
-    for (key, value) in [("temperature", call.temperature), ("top_p", call.top_p)] {
-        if let Some(v) = value {
-            inputs[key] = json!(v);
-        }
-    }
-    inputs
+#[derive(serde::Serialize)]
+struct ChatInputs<'a> {
+    model: &'a str,
+    messages: &'a [ChatMessage],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tools: Option<&'a RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_p: Option<f64>,
 }
 
 fn tool_specs(tools: &[ToolSpec]) -> Value {
@@ -360,7 +379,7 @@ fn tool_specs(tools: &[ToolSpec]) -> Value {
 }
 
 /// A CHAT_MODEL span's outputs: the answer as an OpenAI chat completion.
-fn chat_outputs(text: &str, calls: &[OpenCall], finish: Option<&str>, usage: Option<TokenUsage>) -> Value {
+fn chat_outputs(text: &str, calls: &[OpenCall], finish: Option<&str>, usage: Option<TokenUsage>) -> Payload {
     let tool_calls: Vec<ToolCall> =
         calls.iter().map(|c| ToolCall::function(&c.call_id, &c.name, &c.arguments)).collect();
     let mut message = json!({"role": "assistant", "content": (!text.is_empty()).then_some(text)});
@@ -372,7 +391,7 @@ fn chat_outputs(text: &str, calls: &[OpenCall], finish: Option<&str>, usage: Opt
     if let Some(u) = usage {
         outputs["usage"] = json!({"prompt_tokens": u.input_tokens, "completion_tokens": u.output_tokens, "total_tokens": u.total_tokens});
     }
-    outputs
+    payload(&outputs)
 }
 
 /// The model's argument text as JSON; nothing at all means no arguments.

@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::api::responses::{forwarded_user, user_key};
 use crate::api::traces::{TraceQuery, elsewhere};
 use crate::observability::local::TraceSummary;
-use crate::observability::trace::{SpanRecord, TraceRecord, TraceState};
+use crate::observability::trace::{Payload, SpanRecord, TraceRecord, TraceState};
 use crate::state::AppState;
 
 const STYLE: &str = include_str!("../../../style/traces.css");
@@ -200,8 +200,9 @@ fn span_tree(trace: &TraceRecord) -> Vec<AnyView> {
     rows
 }
 
-fn pretty(value: &Value) -> String {
-    let text = match value {
+fn pretty(raw: &serde_json::value::RawValue) -> String {
+    let value: Value = serde_json::from_str(raw.get()).unwrap_or_else(|_| Value::String(raw.get().to_string()));
+    let text = match &value {
         Value::String(s) => s.clone(),
         other => serde_json::to_string_pretty(other).unwrap_or_default(),
     };
@@ -216,13 +217,13 @@ fn span_view(span: &SpanRecord, depth: usize, left: f64, width: f64) -> AnyView 
     let kind = span.span_type.as_str();
     let bar = format!("margin-left:{left:.2}%;width:{width:.2}%");
     let usage = span.usage.map(|u| format!("{} in / {} out tokens", u.input_tokens, u.output_tokens));
-    let io = |label: &'static str, value: &Value| {
-        (!value.is_null()).then(|| view! { <div class="span-io"><h4>{label}</h4><pre>{pretty(value)}</pre></div> })
+    let io = |label: &'static str, payload: &Payload| {
+        payload.as_ref().map(|raw| view! { <div class="span-io"><h4>{label}</h4><pre>{pretty(raw)}</pre></div> })
     };
     let inputs = io("Inputs", &span.inputs);
     let outputs = io("Outputs", &span.outputs);
     let attributes = (!span.attributes.is_empty())
-        .then(|| view! { <div class="span-io"><h4>"Attributes"</h4><pre>{pretty(&Value::Object(span.attributes.clone()))}</pre></div> });
+        .then(|| view! { <div class="span-io"><h4>"Attributes"</h4><pre>{serde_json::to_string_pretty(&span.attributes).unwrap_or_default()}</pre></div> });
     let class = if span.error.is_some() { "span failed" } else { "span" };
     let indent = format!("padding-left:{:.1}rem", depth.min(12) as f64 * 1.1);
     view! {
