@@ -275,3 +275,96 @@ async fn the_local_store_keeps_each_users_traces() {
     assert_eq!(get("/api/traces".into(), "bob@example.com").await.1["traces"], json!([]));
     assert_eq!(get(format!("/api/traces/{trace_id}"), "bob@example.com").await.0, 404);
 }
+
+/// Arguments of the test's retriever.
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+struct SearchArgs {
+    /// What to look for.
+    query: String,
+}
+
+#[tokio::test]
+async fn retrieval_tools_are_retriever_spans_with_documents() {
+    use server::tools::{RetrieverSchema, retriever, tool};
+    let search = tool("search_docs", "Search the docs.", |args: SearchArgs| async move {
+        Ok::<_, String>(json!([{"chunk": 7, "body": format!("About {}", args.query), "link": "https://docs/7"}]))
+    });
+    let agent = server::agent::agent()
+        .tool(retriever(search, RetrieverSchema::new("body").primary_key("chunk").doc_uri("link")));
+    let server = start_with(|_| {}, agent).await;
+    server.fake.push(Reply::tool_call("search_docs", r#"{"query": "tracing"}"#)).push(Reply::text("Found it."));
+    let s = server.stream("/api/chat", app::conversation::chat_request("c", &[], "find it"), &[]).await;
+    let trace_id = s.json().iter().find_map(|v| v["trace_id"].as_str().map(str::to_string)).unwrap();
+    let mut trace = Value::Null;
+    for _ in 0..50 {
+        let resp = server.client.get(format!("{}/api/traces/{trace_id}", server.url)).send().await.unwrap();
+        if resp.status() == 200 {
+            trace = resp.json().await.unwrap();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let span = trace["spans"].as_array().unwrap().iter().find(|s| s["name"] == "search_docs").expect("the tool's span").clone();
+    assert_eq!(span["span_type"], "RETRIEVER");
+    assert_eq!(span["inputs"], json!({"query": "tracing"}));
+    assert_eq!(
+        span["outputs"],
+        json!([{"page_content": "About tracing", "metadata": {"chunk_id": "7", "doc_uri": "https://docs/7"}, "id": "7"}])
+    );
+}
+
+#[tokio::test]
+async fn databricks_unity_catalog_export_is_signed_otlp_to_the_tables_endpoint() {
+    use axum::body::Bytes;
+    use axum::http::HeaderMap;
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use prost::Message;
+    // A stand-in for the workspace's OTLP endpoint: it records what arrives.
+    let seen: std::sync::Arc<std::sync::Mutex<Vec<(String, HeaderMap, Bytes)>>> = Default::default();
+    let app = axum::Router::new().route(
+        "/api/2.0/otel/v1/traces",
+        axum::routing::post({
+            let seen = seen.clone();
+            move |uri: axum::http::Uri, headers: HeaderMap, body: Bytes| async move {
+                seen.lock().unwrap().push((uri.path().to_string(), headers, body));
+                ""
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let host = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let fake = fake_model::FakeModel::start().await;
+    let mut settings = test_settings(&fake);
+    settings.mlflow_tracking_uri = Some("databricks".into());
+    settings.mlflow_tracing_destination = Some("main.agent_traces".into());
+    settings.mlflow_experiment_id = Some("42".into());
+    settings.databricks_host = Some(host);
+    settings.databricks_token = Some(server::config::Secret::new("dapi-test"));
+    // The model stays the fake (OPENAI_BASE_URL is ignored once DATABRICKS_HOST is set): point the
+    // model at it explicitly through a state built by hand.
+    let mut state = AppState::new(settings, server::agent::agent()).unwrap().with_tracing().await;
+    state.runner = std::sync::Arc::new(server::runner::Runner {
+        agent: state.runner.agent.clone(),
+        model: server::state::model_from_settings(&test_settings(&fake)),
+        limits: state.runner.limits.clone(),
+    });
+    let exporter = state.observability.exporter.clone();
+    let server = serve_state(fake, state).await;
+    server.fake.push(Reply::text("Hello."));
+    let (status, _) = server.post("/invocations", user("hi")).await;
+    assert_eq!(status, 200);
+    assert!(exporter.flush(Duration::from_secs(10)).await);
+
+    let seen = seen.lock().unwrap();
+    let (path, headers, body) = seen.last().expect("an export");
+    assert_eq!(path, "/api/2.0/otel/v1/traces");
+    assert_eq!(headers["content-type"], "application/x-protobuf");
+    assert_eq!(headers["authorization"], "Bearer dapi-test");
+    assert_eq!(headers["x-databricks-uc-table-name"], "main.agent_traces.mlflow_experiment_trace_otel_spans");
+    let request = ExportTraceServiceRequest::decode(body.as_ref()).unwrap();
+    let spans = &request.resource_spans[0].scope_spans[0].spans;
+    assert_eq!(spans.len(), 3, "root, agent, model call");
+    assert!(spans.iter().any(|s| s.name == "invoke_handler" && s.parent_span_id.is_empty()));
+}
