@@ -204,6 +204,8 @@ start_mlflow() {
     --backend-store-uri "sqlite:///$dir/mlflow.db" --default-artifact-root "$dir/artifacts" > "$dir/log" 2>&1 &
   MLFLOW_TEST_PID=$! MLFLOW_TEST_DIR="$dir"
   export TEST_MLFLOW_URI="http://127.0.0.1:$port"
+  # MLflow's Python client, for tests that read traces back the way MLflow users do.
+  export TEST_MLFLOW_PYTHON="$MLFLOW_VENV/bin/python"
   wait_for_url "$TEST_MLFLOW_URI/health" "$MLFLOW_TEST_PID" || { cat "$dir/log" >&2; return 1; }
   log "MLflow for tests at $TEST_MLFLOW_URI"
 }

@@ -304,7 +304,13 @@ async fn retrieval_tools_are_retriever_spans_with_documents() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let span = trace["spans"].as_array().unwrap().iter().find(|s| s["name"] == "search_docs").expect("the tool's span").clone();
+    let span = trace["spans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "search_docs")
+        .expect("the tool's span")
+        .clone();
     assert_eq!(span["span_type"], "RETRIEVER");
     assert_eq!(span["inputs"], json!({"query": "tracing"}));
     assert_eq!(
@@ -367,4 +373,134 @@ async fn databricks_unity_catalog_export_is_signed_otlp_to_the_tables_endpoint()
     let spans = &request.resource_spans[0].scope_spans[0].spans;
     assert_eq!(spans.len(), 3, "root, agent, model call");
     assert!(spans.iter().any(|s| s.name == "invoke_handler" && s.parent_span_id.is_empty()));
+}
+
+#[tokio::test]
+async fn databricks_experiment_export_writes_trace_info_then_spans_as_the_mlflow_client_does() {
+    use axum::body::Bytes;
+    use axum::extract::Path;
+    use axum::http::HeaderMap;
+    type Seen = std::sync::Arc<std::sync::Mutex<Vec<(String, HeaderMap, Bytes)>>>;
+    let seen: Seen = Default::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let host = format!("http://{}", listener.local_addr().unwrap());
+    // A stand-in workspace: StartTraceV3, upload credentials (a presigned URL with a header), the upload.
+    let record = |seen: Seen, what: &'static str| {
+        move |headers: HeaderMap, body: Bytes| async move {
+            seen.lock().unwrap().push((what.to_string(), headers, body));
+            "{}"
+        }
+    };
+    let app = axum::Router::new()
+        .route("/api/3.0/mlflow/traces", axum::routing::post(record(seen.clone(), "start")))
+        .route(
+            "/api/2.0/mlflow/traces/{id}/credentials-for-data-upload",
+            axum::routing::get({
+                let host = host.clone();
+                move |Path(id): Path<String>| async move {
+                    axum::Json(json!({"credential_info": {
+                        "signed_uri": format!("{host}/upload/{id}?signature=secret"),
+                        "type": "AWS_PRESIGNED_URL",
+                        "headers": [{"name": "x-amz-server-side-encryption", "value": "AES256"}],
+                    }}))
+                }
+            }),
+        )
+        .route("/upload/{id}", axum::routing::put(record(seen.clone(), "upload")));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let fake = fake_model::FakeModel::start().await;
+    let mut settings = test_settings(&fake);
+    settings.mlflow_tracking_uri = Some("databricks".into());
+    settings.mlflow_experiment_id = Some("42".into());
+    settings.databricks_host = Some(host);
+    settings.databricks_token = Some(server::config::Secret::new("dapi-test"));
+    let mut state = AppState::new(settings, server::agent::agent()).unwrap().with_tracing().await;
+    state.runner = std::sync::Arc::new(server::runner::Runner {
+        agent: state.runner.agent.clone(),
+        model: server::state::model_from_settings(&test_settings(&fake)),
+        limits: state.runner.limits.clone(),
+    });
+    let exporter = state.observability.exporter.clone();
+    let server = serve_state(fake, state).await;
+    server.fake.push(Reply::tool_call("get_current_time", "{}")).push(Reply::text("Noon."));
+    let mut body = user("time?");
+    body["context"] = json!({"conversation_id": "s-1"});
+    let resp = server
+        .client
+        .post(format!("{}/invocations", server.url))
+        .header("x-mlflow-return-trace-id", "true")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let trace_id = resp.json::<Value>().await.unwrap()["metadata"]["trace_id"].as_str().unwrap().to_string();
+    assert!(exporter.flush(Duration::from_secs(10)).await);
+
+    let seen = seen.lock().unwrap().clone();
+    let kinds: Vec<&str> = seen.iter().map(|(k, ..)| k.as_str()).collect();
+    assert_eq!(kinds, ["start", "upload"]);
+    let (_, headers, start) = &seen[0];
+    assert_eq!(headers["authorization"], "Bearer dapi-test");
+    let start: Value = serde_json::from_slice(start).unwrap();
+    let info = &start["trace"]["trace_info"];
+    assert_eq!(info["trace_id"], trace_id);
+    assert_eq!(info["trace_location"]["mlflow_experiment"]["experiment_id"], "42");
+    assert_eq!(info["state"], "OK");
+    assert_eq!(info["trace_metadata"]["mlflow.trace.session"], "s-1");
+    let (_, headers, upload) = &seen[1];
+    assert_eq!(headers["x-amz-server-side-encryption"], "AES256");
+    assert!(headers.get("authorization").is_none(), "the workspace token does not go to the storage URL");
+    let spans: Value = serde_json::from_slice(upload).unwrap();
+    assert_eq!(spans["spans"].as_array().unwrap().len(), 5);
+    assert_eq!(spans["spans"][0]["attributes"]["mlflow.spanType"], "\"UNKNOWN\"");
+
+    // A real MLflow server takes the same trace info, and reads the same spans back from the
+    // trace's artifact location (where Databricks' signed URL would have put them).
+    let Some(uri) = mlflow_uri() else { return };
+    let client = server::http_client::new();
+    let experiment = new_experiment(&client, &uri).await;
+    let mut start = start;
+    start["trace"]["trace_info"]["trace_location"]["mlflow_experiment"]["experiment_id"] = json!(experiment);
+    let created = mlflow(&client, &uri, "POST", "/api/3.0/mlflow/traces", Some(start)).await;
+    let location = created["trace"]["trace_info"]["tags"]["mlflow.artifactLocation"].as_str().unwrap_or("").to_string();
+    let dir = std::path::PathBuf::from(location.trim_start_matches("file://"));
+    if dir.is_absolute() {
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("traces.json"), upload).unwrap();
+        // MLflow's own Python client reads such traces (the server keeps only their info).
+        let python = std::env::var("TEST_MLFLOW_PYTHON").unwrap_or_else(|_| "python3".into());
+        let script = "import json, sys, mlflow\n\
+            mlflow.set_tracking_uri(sys.argv[1])\n\
+            t = mlflow.get_trace(sys.argv[2])\n\
+            print(json.dumps({'session': t.info.trace_metadata.get('mlflow.trace.session'), \
+            'spans': [[s.name, s.span_type, s.inputs] for s in t.data.spans]}))";
+        let out = std::process::Command::new(&python).args(["-c", script, &uri, &trace_id]).output();
+        match out {
+            Ok(out) if out.status.success() => {
+                let read: Value = serde_json::from_slice(&out.stdout).unwrap();
+                assert_eq!(read["session"], "s-1", "{read}");
+                let names: Vec<&str> =
+                    read["spans"].as_array().unwrap().iter().map(|s| s[0].as_str().unwrap()).collect();
+                assert_eq!(
+                    names,
+                    [
+                        "invoke_handler",
+                        "Agent",
+                        "chat databricks-gpt-5-2",
+                        "get_current_time",
+                        "chat databricks-gpt-5-2"
+                    ]
+                );
+                assert_eq!(read["spans"][3][1], "TOOL");
+                assert_eq!(read["spans"][0][2]["context"]["conversation_id"], "s-1", "inputs parsed as JSON: {read}");
+            }
+            Ok(out) if std::env::var("TEST_MLFLOW_PYTHON").is_ok() => {
+                panic!("MLflow's client could not read the trace: {}", String::from_utf8_lossy(&out.stderr))
+            }
+            _ => eprintln!("no Python with mlflow (TEST_MLFLOW_PYTHON): the read-back is skipped"),
+        }
+    } else {
+        eprintln!("MLflow's artifact location {location:?} is not a local folder: the read-back is skipped");
+    }
 }

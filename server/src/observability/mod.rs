@@ -2,12 +2,15 @@
 //! and an [`Exporter`] sends finished traces in the background to where the settings say:
 //!
 //! - `MLFLOW_TRACKING_URI=http(s)://…` and `MLFLOW_EXPERIMENT_ID`: an MLflow server, over OTLP;
-//! - `MLFLOW_TRACKING_URI=databricks` and `MLFLOW_TRACING_DESTINATION=<catalog>.<schema>`: the
-//!   workspace's OTLP endpoint, into the experiment's Unity Catalog tables;
+//! - `MLFLOW_TRACKING_URI=databricks` and `MLFLOW_EXPERIMENT_ID`: the experiment, as the MLflow
+//!   client writes it (trace info, then the spans as an artifact); with
+//!   `MLFLOW_TRACING_DESTINATION=<catalog>.<schema>`, the workspace's OTLP endpoint, into the
+//!   experiment's Unity Catalog tables;
 //! - nothing: the local trace store, shown at `/traces`.
 //!
 //! `AGENT_TRACING=false` records nothing at all.
 
+pub mod databricks;
 pub mod export;
 pub mod genai;
 pub mod local;
@@ -85,11 +88,22 @@ impl Observability {
                         )),
                         MlflowClient::databricks(auth),
                     )),
-                    (Some(_), _) => {
+                    (Some(auth), None) => match &experiment_id {
+                        Some(id) => Some((
+                            Arc::new(databricks::ExperimentSink::new(auth.clone(), id)),
+                            MlflowClient::databricks(auth),
+                        )),
+                        None => {
+                            tracing::error!(
+                                "MLFLOW_TRACKING_URI=databricks needs MLFLOW_EXPERIMENT_ID; traces stay local"
+                            );
+                            None
+                        }
+                    },
+                    (Some(_), Some(destination)) => {
                         tracing::error!(
-                            "MLFLOW_TRACKING_URI=databricks: set MLFLOW_TRACING_DESTINATION=<catalog>.<schema> (an \
-                             experiment whose traces are stored in Unity Catalog); experiment-stored Databricks traces \
-                             are not supported yet, so traces stay local"
+                            destination,
+                            "MLFLOW_TRACING_DESTINATION must be <catalog>.<schema>; traces stay local"
                         );
                         None
                     }
