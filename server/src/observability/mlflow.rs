@@ -140,7 +140,11 @@ impl FeedbackSink for MlflowClient {
 /// in, else of the commit it was built from (`AGENT_GIT_SHA` at build time), else `no-git`. Never
 /// fails, with or without a `git` binary.
 pub fn app_version() -> String {
-    let from_git = std::process::Command::new("git")
+    version_from("git")
+}
+
+fn version_from(git: &str) -> String {
+    let from_git = std::process::Command::new(git)
         .args(["rev-parse", "HEAD"])
         .stderr(std::process::Stdio::null())
         .output()
@@ -151,5 +155,22 @@ pub fn app_version() -> String {
     match sha.map(|s| s.trim().to_string()).filter(|s| s.len() >= 8 && s.chars().all(|c| c.is_ascii_hexdigit())) {
         Some(sha) => format!("git-{}", &sha[..8]),
         None => "no-git".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_names_the_commit_or_says_no_git() {
+        let version = version_from("git");
+        let in_checkout = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.git").exists();
+        if in_checkout {
+            assert!(version.starts_with("git-") && version.len() == 12, "{version}");
+        }
+        // No git binary at all: no crash (the reference's bug, spec §10.6).
+        let without = version_from("/nonexistent/git");
+        assert!(without == "no-git" || option_env!("AGENT_GIT_SHA").is_some(), "{without}");
     }
 }
