@@ -3,8 +3,10 @@
 use std::sync::Arc;
 
 use crate::config::Settings;
+#[cfg(feature = "embedded-model")]
+use crate::llm::local;
 use crate::llm::openai::{CallPolicy, OpenAiCompatible};
-use crate::llm::{ChatModel, Unconfigured, local};
+use crate::llm::{ChatModel, Unconfigured};
 use crate::observability::Observability;
 use crate::runner::{Agent, Limits, Runner};
 use crate::store::ChatStore;
@@ -131,8 +133,8 @@ async fn renew_database_password(
     }
 }
 
-/// Databricks Model Serving when `DATABRICKS_HOST` is set, else any OpenAI-compatible server when
-/// `OPENAI_BASE_URL` is set.
+/// Databricks Model Serving when `DATABRICKS_HOST` is set (signed with `DATABRICKS_TOKEN`, else the
+/// service principal's OAuth token), else any OpenAI-compatible server when `OPENAI_BASE_URL` is set.
 pub fn model_from_settings(settings: &Settings) -> Arc<dyn ChatModel> {
     let policy = CallPolicy {
         timeout: settings.model_timeout(),
@@ -140,11 +142,14 @@ pub fn model_from_settings(settings: &Settings) -> Arc<dyn ChatModel> {
         max_retries: settings.model_max_retries,
         retry_base: std::time::Duration::from_millis(settings.model_retry_base_ms),
     };
-    if let Some(host) = &settings.databricks_host {
-        return match &settings.databricks_token {
-            Some(token) => Arc::new(OpenAiCompatible::databricks(host, Some(token.clone()), policy)),
+    if settings.databricks_host.is_some() {
+        // A token, else the app's service principal (what Databricks Apps provide).
+        return match crate::databricks::auth::WorkspaceAuth::from_settings(settings) {
+            Some(auth) => Arc::new(OpenAiCompatible::databricks(auth, policy)),
             None => Arc::new(Unconfigured(
-                "DATABRICKS_HOST is set but DATABRICKS_TOKEN is not: set a personal access token".into(),
+                "DATABRICKS_HOST is set but there is no credential for it: set DATABRICKS_TOKEN (a personal access \
+                 token), or DATABRICKS_CLIENT_ID and DATABRICKS_CLIENT_SECRET (a service principal)"
+                    .into(),
             )),
         };
     }
@@ -154,7 +159,18 @@ pub fn model_from_settings(settings: &Settings) -> Arc<dyn ChatModel> {
     local_model(settings)
 }
 
+/// A build without the embedded model (the deployable binary: Databricks Apps call Model Serving).
+#[cfg(not(feature = "embedded-model"))]
+fn local_model(_: &Settings) -> Arc<dyn ChatModel> {
+    Arc::new(Unconfigured(
+        "no model endpoint is set and this build has no embedded model: set DATABRICKS_HOST (with DATABRICKS_TOKEN or \
+         the app's DATABRICKS_CLIENT_ID/_SECRET), or OPENAI_BASE_URL; see .env.example"
+            .into(),
+    ))
+}
+
 /// The embedded model, when it has been fetched (scripts/fetch-model.sh).
+#[cfg(feature = "embedded-model")]
 fn local_model(settings: &Settings) -> Arc<dyn ChatModel> {
     let cache = settings.model_cache.clone().unwrap_or_else(local::default_cache);
     let path = local::resolve_model_path(&settings.local_model, &cache);

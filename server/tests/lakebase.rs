@@ -1,5 +1,5 @@
-//! Lakebase: the chat history's PostgreSQL password is the app service principal's OAuth token,
-//! fetched from the workspace's OIDC endpoint (an in-process fake here) and renewed.
+//! The app's service principal (OAuth M2M from the workspace's OIDC endpoint, an in-process fake here):
+//! the chat history's Lakebase password, renewed, and the credential model calls are signed with.
 
 mod common;
 
@@ -120,4 +120,70 @@ async fn a_lakebase_resource_without_password_connects_with_the_token() {
     let user = format!("lakebase-{}", uuid::Uuid::new_v4());
     store.ensure_chat(&user, &format!("chat-{user}"), "hello").await.unwrap();
     assert_eq!(store.list_chats(&user, 5, None).await.unwrap().len(), 1);
+}
+
+/// On Databricks Apps there is no token, only the app's service principal: model calls are signed
+/// with its OAuth token. A stand-in workspace serves the token and forwards model calls to the fake.
+#[tokio::test]
+async fn model_serving_calls_use_the_service_principals_token() {
+    let fake = fake_model::FakeModel::start().await;
+    let seen_auth: Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+    let (oidc, calls) = fake_oidc(3600).await;
+    let model_url = format!("{}/serving-endpoints/chat/completions", fake.host_url());
+    let app = Router::new()
+        .route(
+            "/oidc/v1/token",
+            post(move |headers: HeaderMap, body: String| {
+                let oidc = oidc.clone();
+                async move {
+                    let resp = server::http_client::new()
+                        .post(format!("{oidc}/oidc/v1/token"))
+                        .header("authorization", headers["authorization"].clone())
+                        .body(body)
+                        .send()
+                        .await
+                        .unwrap();
+                    (StatusCode::from_u16(resp.status().as_u16()).unwrap(), resp.text().await.unwrap())
+                }
+            }),
+        )
+        .route(
+            "/serving-endpoints/chat/completions",
+            post({
+                let seen_auth = seen_auth.clone();
+                move |headers: HeaderMap, body: String| {
+                    let (seen_auth, model_url) = (seen_auth.clone(), model_url.clone());
+                    async move {
+                        let auth = headers.get("authorization").map(|v| v.to_str().unwrap().to_string());
+                        seen_auth.lock().unwrap().push(auth.unwrap_or_default());
+                        let resp = server::http_client::new()
+                            .post(model_url)
+                            .header("content-type", "application/json")
+                            .body(body)
+                            .send()
+                            .await
+                            .unwrap();
+                        resp.text().await.unwrap()
+                    }
+                }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
+    let workspace = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let mut settings = common::test_settings(&fake);
+    settings.openai_base_url = None;
+    settings.databricks_host = Some(workspace);
+    settings.databricks_client_id = Some("app-id".into());
+    settings.databricks_client_secret = Some(server::config::Secret::new("s3cret"));
+    let server = common::serve(fake, settings, server::agent::agent()).await;
+    for _ in 0..2 {
+        server.fake.push(fake_model::Reply::text("Signed."));
+        let (status, body) = server.post("/invocations", common::user("hi")).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["output"][0]["content"][0]["text"], "Signed.");
+    }
+    assert_eq!(*seen_auth.lock().unwrap(), ["Bearer tok-1", "Bearer tok-1"], "one token, cached");
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
 }

@@ -4,6 +4,7 @@
 //! [`ChatMessage`]s and tool specs, and reads a stream of [`ChatDelta`]s. A provider that cannot
 //! stream returns the whole answer as a few deltas, so the loop has one code path.
 
+#[cfg(feature = "embedded-model")]
 pub mod local;
 pub mod openai;
 

@@ -22,6 +22,7 @@ use serde_json::value::RawValue;
 
 use super::{ChatDelta, ChatMessage, ChatModel, ChatRequest, DeltaStream, ModelError, ToolSpec};
 use crate::config::Secret;
+use crate::databricks::auth::WorkspaceAuth;
 
 /// Timeouts and retries of model calls.
 #[derive(Debug, Clone)]
@@ -52,10 +53,19 @@ const MAX_ERROR_BODY: usize = 16 * 1024;
 /// A non-streamed answer larger than this is refused.
 const MAX_COMPLETION_BODY: usize = 32 * 1024 * 1024;
 
+/// How model calls are signed.
+pub enum ModelAuth {
+    None,
+    /// `OPENAI_API_KEY`.
+    Key(Secret),
+    /// The workspace's credential: a token, or the app's service principal (OAuth, renewed).
+    Workspace(WorkspaceAuth),
+}
+
 pub struct OpenAiCompatible {
     client: reqwest::Client,
     url: String,
-    api_key: Option<Secret>,
+    auth: ModelAuth,
     backend: &'static str,
     policy: CallPolicy,
     /// Cleared when an endpoint rejects `stream_options`; usage is then simply not reported.
@@ -64,20 +74,19 @@ pub struct OpenAiCompatible {
 
 impl OpenAiCompatible {
     /// Databricks Model Serving: `POST {host}/serving-endpoints/chat/completions`.
-    pub fn databricks(host: &str, token: Option<Secret>, policy: CallPolicy) -> Self {
-        let host = host.trim_end_matches('/');
-        let host = if host.contains("://") { host.to_string() } else { format!("https://{host}") };
-        Self::new(format!("{host}/serving-endpoints/chat/completions"), token, "databricks", policy)
+    pub fn databricks(auth: WorkspaceAuth, policy: CallPolicy) -> Self {
+        let url = format!("{}/serving-endpoints/chat/completions", auth.host);
+        Self::new(url, ModelAuth::Workspace(auth), "databricks", policy)
     }
 
     /// Any OpenAI-compatible server: `POST {base_url}/chat/completions`.
     pub fn openai(base_url: &str, api_key: Option<Secret>, policy: CallPolicy) -> Self {
         let url = format!("{}/chat/completions", base_url.trim_end_matches('/'));
-        Self::new(url, api_key, "openai-compatible", policy)
+        Self::new(url, api_key.map_or(ModelAuth::None, ModelAuth::Key), "openai-compatible", policy)
     }
 
-    fn new(url: String, api_key: Option<Secret>, backend: &'static str, policy: CallPolicy) -> Self {
-        Self { client: crate::http_client::new(), url, api_key, backend, policy, stream_options: AtomicBool::new(true) }
+    fn new(url: String, auth: ModelAuth, backend: &'static str, policy: CallPolicy) -> Self {
+        Self { client: crate::http_client::new(), url, auth, backend, policy, stream_options: AtomicBool::new(true) }
     }
 
     /// Sends the call, retrying what is safe to retry. Returns the successful response.
@@ -88,8 +97,14 @@ impl OpenAiCompatible {
             let body = serde_json::to_vec(&WireRequest::new(request, stream, with_stream_options))
                 .map_err(|e| ModelError::Protocol(e.to_string()))?;
             let mut call = self.client.post(&self.url).header(CONTENT_TYPE, "application/json").body(body);
-            if let Some(key) = &self.api_key {
-                call = call.header(AUTHORIZATION, format!("Bearer {}", key.expose()));
+            match &self.auth {
+                ModelAuth::None => {}
+                ModelAuth::Key(key) => call = call.header(AUTHORIZATION, format!("Bearer {}", key.expose())),
+                ModelAuth::Workspace(auth) => {
+                    let bearer =
+                        auth.bearer().await.map_err(|e| ModelError::Connect(format!("no Databricks token: {e}")))?;
+                    call = call.header(AUTHORIZATION, bearer);
+                }
             }
             let (error, retry_after) = match tokio::time::timeout(self.policy.timeout, call.send()).await {
                 Err(_) => return Err(ModelError::Timeout(self.policy.timeout)),
