@@ -43,6 +43,10 @@ wait_for_url "http://127.0.0.1:$app_port/health" "$server_pid"
 kill $server_pid $model_pid 2>/dev/null || true
 trap stop_services EXIT
 
+# The Databricks Apps deployment: the folder, its file sizes, glibc, a start from environment
+# variables only, the YAML.
+scripts/test-deploy.sh 2>&1 | tee target/deploy-check.log
+
 # Debug build: this checks that the benchmark runs and sees no errors, not how fast (see README).
 log "benchmark smoke run"
 ./target/debug/agent-bench --quick --server target/debug/server

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Builds the folder Databricks Apps deploy, dist/agent-app: the release server binary (Linux x86_64,
+# glibc; without the embedded model, which Apps do not need), the site, app.yaml and start.sh.
+# Every file must be at most 10 MB (the Apps upload limit): checked here.
+source "$(dirname "$0")/lib.sh"
+
+out=dist/agent-app
+build_site release
+log "building the server for deployment (release, no embedded model)"
+# The commit goes into the binary: the deployed folder has no .git for version tracking to read.
+AGENT_GIT_SHA="$(git rev-parse HEAD 2>/dev/null || true)" \
+  cargo build --release -p server --no-default-features --target-dir target/deploy
+rm -rf "$out" && mkdir -p "$out"
+cp target/deploy/release/server "$out/server"
+cp -r target/site "$out/site"
+cp deploy/app.yaml deploy/start.sh "$out/"
+chmod +x "$out/server" "$out/start.sh"
+
+limit=$((10 * 1024 * 1024))
+too_big=$(find "$out" -type f -size +"${limit}"c)
+if [ -n "$too_big" ]; then
+  echo "files over the 10 MB Databricks Apps limit:" >&2
+  ls -l $too_big >&2
+  exit 1
+fi
+log "deployable folder: $out ($(du -sh "$out" | cut -f1); largest file $(find "$out" -type f -printf '%s %p\n' | sort -n | tail -1))"
