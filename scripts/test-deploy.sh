@@ -1,26 +1,26 @@
 #!/usr/bin/env bash
 # Checks the Databricks Apps deployment: builds dist/agent-app (every file ≤ 10 MB), checks the
 # binary needs no glibc newer than the Apps container's (Ubuntu 22.04: 2.35), starts it from a copy
-# of the folder as Apps would (no executable bit, read-only folder, only environment variables, in
-# front of the fake model) and queries it, and parses app.yaml and databricks.yml.
+# of the folder as Apps would (read-only folder, only environment variables, in front of the fake
+# model) and queries it, and parses app.yaml and databricks.yml.
 source "$(dirname "$0")/lib.sh"
 
 scripts/build-deploy.sh
 out=dist/agent-app
 
 log "deploy check: glibc"
-newest=$(objdump -T "$out/server" | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -V | tail -1)
+binary=target/deploy/release/server
+newest=$(objdump -T "$binary" | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -V | tail -1)
 [ "$(printf '%s\n2.35\n' "$newest" | sort -V | tail -1)" = "2.35" ] \
   || { echo "the binary needs glibc $newest; the Apps container has 2.35" >&2; exit 1; }
 echo "newest glibc symbol: $newest (container: 2.35)"
-if objdump -p "$out/server" | grep -q 'NEEDED.*libstdc++'; then
+if objdump -p "$binary" | grep -q 'NEEDED.*libstdc++'; then
   echo "the deployable binary links libstdc++ (it should not without the embedded model)" >&2; exit 1
 fi
 
 log "deploy check: start as Databricks Apps would"
 app=$(mktemp -d)
 cp -r "$out/." "$app/"
-chmod -x "$app/server"
 chmod -R a-w "$app"
 cargo build -q -p fake-model
 model_port=$(free_port)
