@@ -47,6 +47,17 @@ trap stop_services EXIT
 # variables only, the YAML.
 scripts/test-deploy.sh 2>&1 | tee target/deploy-check.log
 
+# Preflight, as a user runs it before deploying: on the embedded model it must pass, and with an
+# unreachable model endpoint it must fail and say why.
+log "preflight"
+AGENT_SERVER_BINARY=target/debug/server scripts/preflight.sh
+if AGENT_SERVER_BINARY=target/debug/server OPENAI_BASE_URL=http://127.0.0.1:9/v1 MODEL_MAX_RETRIES=0 \
+  scripts/preflight.sh 2> target/preflight-fail.log; then
+  echo "preflight passed with an unreachable model endpoint" >&2; exit 1
+fi
+grep -q "PREFLIGHT FAIL.*could not reach the model endpoint" target/preflight-fail.log \
+  || { cat target/preflight-fail.log >&2; echo "preflight failed without the reason" >&2; exit 1; }
+
 # Debug build: this checks that the benchmark runs and sees no errors, not how fast (see README).
 log "benchmark smoke run"
 ./target/debug/agent-bench --quick --server target/debug/server

@@ -26,7 +26,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::error::ApiError;
 use crate::llm::ModelError;
-use crate::observability::trace::payload;
+use crate::observability::trace::{MAX_PAYLOAD_BYTES, payload};
 use crate::observability::{Trace, TraceStart};
 use crate::runner::Runner;
 use crate::runner::output::{FrameBuffer, Output, new_id};
@@ -79,8 +79,11 @@ async fn handle(
         ))
     };
     // The root span's inputs: the request as it came (copied only when tracing).
-    let traced_request =
-        state.observability.exporter.is_enabled().then(|| serde_json::from_slice(&body).ok()).flatten();
+    let traced_request = match state.observability.exporter.is_enabled() {
+        false => None,
+        true if body.len() <= MAX_PAYLOAD_BYTES => serde_json::from_slice(&body).ok(),
+        true => payload(&String::from_utf8_lossy(&body)),
+    };
     let request = ResponsesRequest::from_value(value).map_err(|e| invalid(e.to_string()))?;
     if request.input.len() > settings.max_input_items {
         return Err(invalid(format!(

@@ -140,9 +140,26 @@ impl TraceRecord {
 /// between) and passed through as it is to exporters and the store.
 pub type Payload = Option<Box<RawValue>>;
 
-/// `value` as a span payload.
+/// The most a span's inputs or outputs keep, in bytes: traces are bounded like requests are.
+pub const MAX_PAYLOAD_BYTES: usize = 512 * 1024;
+
+/// `value` as a span payload; beyond [`MAX_PAYLOAD_BYTES`], its beginning and its size.
 pub fn payload(value: &impl Serialize) -> Payload {
-    serde_json::value::to_raw_value(value).ok()
+    let raw = serde_json::value::to_raw_value(value).ok()?;
+    let text = raw.get();
+    if text.len() <= MAX_PAYLOAD_BYTES {
+        return Some(raw);
+    }
+    let mut cut = MAX_PAYLOAD_BYTES / 2;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    serde_json::value::to_raw_value(&serde_json::json!({
+        "truncated": true,
+        "bytes": text.len(),
+        "start": &text[..cut],
+    }))
+    .ok()
 }
 
 pub fn now_ns() -> u64 {
@@ -453,6 +470,16 @@ mod tests {
         assert_eq!(record.state, TraceState::Error);
         assert!(record.error.unwrap().contains("cancelled"));
         assert!(record.spans[1].end_ns > 0, "open spans are closed");
+    }
+
+    #[test]
+    fn large_payloads_are_cut() {
+        let big = "x".repeat(MAX_PAYLOAD_BYTES * 2);
+        let cut: Value = serde_json::from_str(payload(&big).unwrap().get()).unwrap();
+        assert_eq!(cut["truncated"], true);
+        assert_eq!(cut["bytes"], MAX_PAYLOAD_BYTES * 2 + 2);
+        assert!(cut["start"].as_str().unwrap().len() <= MAX_PAYLOAD_BYTES / 2);
+        assert_eq!(payload(&"small").unwrap().get(), r#""small""#);
     }
 
     #[test]

@@ -17,7 +17,7 @@ use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use crate::llm::{ChatDelta, ChatMessage, ChatModel, ChatRequest, ModelError, ToolCall, ToolSpec};
-use crate::observability::trace::{Payload, TokenUsage, payload};
+use crate::observability::trace::{MAX_PAYLOAD_BYTES, Payload, TokenUsage, payload};
 use crate::observability::{Span, SpanType, genai};
 use crate::tools::{Tool, ToolContext, ToolError, ToolSet};
 use output::{OpenCall, OpenMessage, OpenReasoning, Output, new_id};
@@ -316,7 +316,10 @@ impl Runner {
         let span_type = if retriever.is_some() { SpanType::Retriever } else { SpanType::Tool };
         let span = parent.child(&call.name, span_type, || {
             // The arguments as the model wrote them: JSON as it is, anything else as a string.
-            RawValue::from_string(call.arguments.clone()).ok().or_else(|| payload(&call.arguments))
+            (call.arguments.len() <= MAX_PAYLOAD_BYTES)
+                .then(|| RawValue::from_string(call.arguments.clone()).ok())
+                .flatten()
+                .or_else(|| payload(&call.arguments))
         });
         span.update(|s| genai::tool_call(s, &call.name, &call.call_id));
         let result = match tool {
