@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 mod local;
+mod ramp;
 
 use anyhow::{Context, bail};
 use app::sse::SseParser;
@@ -62,6 +63,25 @@ struct Args {
     /// Only the tracing on/off comparison.
     #[arg(long)]
     tracing_only: bool,
+    /// Load-test a running agent instead (any URL: a local server, a deployed app's
+    /// `https://…/invocations`): a step ramp over `--users`, `--step-seconds` each.
+    #[arg(long)]
+    url: Option<String>,
+    /// Bearer token for `--url` (e.g. `databricks auth token`).
+    #[arg(long, env = "AGENT_BENCH_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Concurrent users at each step of the ramp.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8,16")]
+    users: Vec<usize>,
+    /// Seconds per step of the ramp.
+    #[arg(long, default_value_t = 10.0)]
+    step_seconds: f64,
+    /// Ramp with non-streaming requests (default: streaming, time to first token measured).
+    #[arg(long)]
+    no_stream: bool,
+    /// The question each request asks.
+    #[arg(long, default_value = "hi")]
+    question: String,
 }
 
 /// The reference's figures, tracing off and on, from research/anchor-perf.md (1 core, LLM 0 ms).
@@ -80,6 +100,9 @@ async fn main() -> anyhow::Result<()> {
         args.concurrency = vec![1, 16, 64];
         args.duration = 1.0;
         args.cold_starts = 1;
+    }
+    if let Some(url) = &args.url {
+        return ramp::run(url, &args).await;
     }
     let binary = args.server.clone().unwrap_or_else(default_binary);
     anyhow::ensure!(binary.exists(), "no server binary at {} (cargo build --release -p server)", binary.display());
@@ -258,6 +281,7 @@ impl Row {
 #[derive(Default, Clone, Copy)]
 struct Percentiles {
     p50: f64,
+    p95: f64,
     p99: f64,
 }
 
@@ -267,7 +291,7 @@ fn percentiles(mut ms: Vec<f64>) -> Percentiles {
     }
     ms.sort_by(|a, b| a.total_cmp(b));
     let at = |q: f64| ms[((ms.len() - 1) as f64 * q).round() as usize];
-    Percentiles { p50: at(0.5), p99: at(0.99) }
+    Percentiles { p50: at(0.5), p95: at(0.95), p99: at(0.99) }
 }
 
 /// One closed-loop level: `concurrency` clients, each sending the next request when the last ends.
@@ -295,7 +319,7 @@ async fn load(client: &reqwest::Client, server: &Server, stream: bool, concurren
                 let mut samples = Vec::new();
                 let mut errors = 0;
                 while started.elapsed() < duration {
-                    match one_request(&client, &url, stream).await {
+                    match one_request(&client, &url, stream, None, &request(stream), Some(3)).await {
                         Ok(sample) => samples.push(sample),
                         Err(e) => {
                             errors += 1;
@@ -338,13 +362,27 @@ async fn load(client: &reqwest::Client, server: &Server, stream: bool, concurren
 
 /// One request: (ms to the first event, ms to the end). A stream must end in `[DONE]` without an
 /// error event; a JSON answer must be 200 with three output items.
-async fn one_request(client: &reqwest::Client, url: &str, stream: bool) -> anyhow::Result<(f64, f64)> {
+async fn one_request(
+    client: &reqwest::Client,
+    url: &str,
+    stream: bool,
+    token: Option<&str>,
+    body: &serde_json::Value,
+    expected_items: Option<usize>,
+) -> anyhow::Result<(f64, f64)> {
     let started = Instant::now();
-    let mut resp = client.post(url).json(&request(stream)).send().await?;
+    let mut call = client.post(url).json(body);
+    if let Some(token) = token {
+        call = call.bearer_auth(token);
+    }
+    let mut resp = call.send().await?;
     anyhow::ensure!(resp.status().is_success(), "HTTP {}", resp.status());
     if !stream {
         let body: serde_json::Value = resp.json().await?;
-        anyhow::ensure!(body["output"].as_array().map(Vec::len) == Some(3), "unexpected answer: {body}");
+        // The scripted model's answer has three items (a tool call, its output, the message); any
+        // agent's has at least one.
+        let items = body["output"].as_array().map_or(0, Vec::len);
+        anyhow::ensure!(expected_items.map_or(items > 0, |n| items == n), "unexpected answer: {body}");
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         return Ok((ms, ms));
     }
