@@ -100,3 +100,14 @@ test("mobile", async ({ browser, request }) => {
   await page.screenshot({ path: `${dir}/mobile.png` });
   await context.close();
 });
+
+test("trace", async ({ page, request }) => {
+  await page.setViewportSize({ width: 1200, height: 820 });
+  await page.emulateMedia({ colorScheme: "light" });
+  await openChat(page);
+  await toolExchange(page, request);
+  const href = await lastAnswer(page).getByRole("link", { name: "Trace" }).getAttribute("href");
+  await expect.poll(async () => (await page.goto(href!))?.status()).toBe(200);
+  await page.locator('.span[data-span-type="TOOL"] summary').click();
+  await page.screenshot({ path: `${dir}/trace.png` });
+});
