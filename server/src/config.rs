@@ -72,6 +72,23 @@ pub struct Settings {
     #[arg(long, env = "DATABRICKS_CLIENT_SECRET", hide_env_values = true)]
     pub databricks_client_secret: Option<Secret>,
 
+    /// A profile of the Databricks config file (`databricks auth login` writes them) to take the
+    /// workspace and its credentials from; `[DEFAULT]` is used when nothing else is configured.
+    #[arg(long, env = "DATABRICKS_CONFIG_PROFILE")]
+    pub databricks_config_profile: Option<String>,
+
+    /// The Databricks config file (default `~/.databrickscfg`).
+    #[arg(long, env = "DATABRICKS_CONFIG_FILE")]
+    pub databricks_config_file: Option<PathBuf>,
+
+    /// Force one credential: `pat`, `oauth-m2m` or `databricks-cli` (default: the first available).
+    #[arg(long, env = "DATABRICKS_AUTH_TYPE")]
+    pub databricks_auth_type: Option<String>,
+
+    /// The Databricks CLI, run as `databricks auth token` when there is no token or service principal.
+    #[arg(long, env = "DATABRICKS_CLI_PATH", default_value = "databricks")]
+    pub databricks_cli_path: String,
+
     /// Any OpenAI-compatible chat-completions server (used when DATABRICKS_HOST is not set).
     #[arg(long, env = "OPENAI_BASE_URL")]
     pub openai_base_url: Option<String>,
@@ -132,6 +149,23 @@ pub struct Settings {
     /// Seconds one tool call may take before its output becomes a timeout error.
     #[arg(long, env = "AGENT_TOOL_TIMEOUT_SECONDS", default_value_t = 300.0)]
     pub tool_timeout_seconds: f64,
+
+    /// A JSON file of MCP servers (`{"mcpServers": {"name": {"url": …} | {"command": …}}}`), added to
+    /// those of `agent.rs`.
+    #[arg(long, env = "AGENT_MCP_CONFIG")]
+    pub mcp_config: Option<PathBuf>,
+
+    /// Seconds to connect to an MCP server and list its tools before it is left out of a turn.
+    #[arg(long, env = "AGENT_MCP_CONNECT_TIMEOUT_SECONDS", default_value_t = 20.0)]
+    pub mcp_connect_timeout_seconds: f64,
+
+    /// Seconds an MCP tool call may take.
+    #[arg(long, env = "AGENT_MCP_READ_TIMEOUT_SECONDS", default_value_t = 300.0)]
+    pub mcp_read_timeout_seconds: f64,
+
+    /// Seconds an MCP server's tool list is reused before it is listed again.
+    #[arg(long, env = "AGENT_MCP_TOOLS_TTL_SECONDS", default_value_t = 300.0)]
+    pub mcp_tools_ttl_seconds: f64,
 
     /// Model calls per request before the agent gives up (the reference's max_turns).
     #[arg(long, env = "AGENT_MAX_TURNS", default_value_t = 10)]
@@ -231,6 +265,14 @@ impl Settings {
 
     pub fn tool_timeout(&self) -> Duration {
         secs(self.tool_timeout_seconds)
+    }
+
+    pub fn mcp_timeouts(&self) -> crate::tools::mcp::McpTimeouts {
+        crate::tools::mcp::McpTimeouts {
+            connect: secs(self.mcp_connect_timeout_seconds),
+            read: secs(self.mcp_read_timeout_seconds),
+            tools_ttl: secs(self.mcp_tools_ttl_seconds),
+        }
     }
 
     pub fn sse_keepalive(&self) -> Duration {

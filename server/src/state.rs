@@ -3,6 +3,8 @@
 use std::sync::Arc;
 
 use crate::config::Settings;
+use crate::databricks::auth::WorkspaceAuth;
+use crate::tools::mcp::McpHub;
 #[cfg(feature = "embedded-model")]
 use crate::llm::local;
 use crate::llm::openai::{CallPolicy, OpenAiCompatible};
@@ -34,6 +36,9 @@ pub struct AppState {
     pub feedback: Arc<dyn FeedbackSink>,
     /// Where traces go.
     pub observability: Observability,
+    /// The Databricks workspace and the app's credential for it, when one is configured: shared by
+    /// the model, MCP servers, tracing and tools (one token cache).
+    pub workspace: Option<WorkspaceAuth>,
 }
 
 impl AppState {
@@ -43,9 +48,17 @@ impl AppState {
         if let Some(model) = &settings.model {
             agent.model = model.clone();
         }
-        let model = model_from_settings(&settings);
+        let workspace = WorkspaceAuth::from_settings(&settings).map_err(|e| e.to_string())?;
+        if let Some(workspace) = &workspace {
+            tracing::info!(host = %workspace.host, auth = workspace.auth_type(), "Databricks workspace");
+        }
+        let model = model_for(&settings, workspace.as_ref());
         if let Some(served) = model.served_model() {
             agent.model = served;
+        }
+        let mut mcp_servers = agent.mcp_servers.clone();
+        if let Some(path) = &settings.mcp_config {
+            mcp_servers.extend(crate::tools::mcp::servers_from_file(path)?);
         }
         let runner = Runner {
             agent: Arc::new(agent),
@@ -55,6 +68,7 @@ impl AppState {
                 tool_timeout: settings.tool_timeout(),
                 max_tool_output_bytes: settings.max_tool_output_bytes,
             },
+            mcp: Arc::new(McpHub::new(mcp_servers, workspace.clone(), settings.mcp_timeouts())),
         };
         Ok(Self {
             settings: Arc::new(settings),
@@ -62,12 +76,13 @@ impl AppState {
             store: None,
             feedback: Arc::new(NoFeedbackSink),
             observability: Observability::off(),
+            workspace,
         })
     }
 
     /// Starts tracing as the settings say (see `observability`).
     pub async fn with_tracing(mut self) -> Self {
-        self.observability = Observability::from_settings(&self.settings).await;
+        self.observability = Observability::from_settings(&self.settings, self.workspace.clone()).await;
         self.feedback = self.observability.feedback_sink();
         self
     }
@@ -78,12 +93,12 @@ impl AppState {
         let Some(mut url) = self.settings.chat_database_url() else { return self };
         // Lakebase: the password is the service principal's OAuth token, renewed before it expires.
         let oauth = self.settings.lakebase_oauth().map(Arc::new);
-        let mut expires_at = None;
+        let mut renew_at = None;
         if let Some(credentials) = &oauth {
             match credentials.token().await {
                 Ok(token) => {
                     url = crate::config::postgres_url_from_env(Some(token.secret.expose())).unwrap_or(url);
-                    expires_at = Some(token.expires_at);
+                    renew_at = Some(token.refresh_at);
                 }
                 Err(error) => {
                     tracing::error!(%error, "chat history is off: no token for the Lakebase database");
@@ -94,8 +109,8 @@ impl AppState {
         match ChatStore::connect(&url).await {
             Ok(store) => {
                 tracing::info!("chat history in {}", redact_url(&url));
-                if let (Some(credentials), Some(expires_at)) = (oauth, expires_at) {
-                    tokio::spawn(renew_database_password(store.clone(), credentials, expires_at));
+                if let (Some(credentials), Some(renew_at)) = (oauth, renew_at) {
+                    tokio::spawn(renew_database_password(store.clone(), credentials, renew_at));
                 }
                 self.store = Some(store);
             }
@@ -110,15 +125,13 @@ impl AppState {
 async fn renew_database_password(
     store: ChatStore,
     credentials: Arc<crate::databricks::oauth::ClientCredentials>,
-    mut expires_at: std::time::Instant,
+    mut renew_at: std::time::Instant,
 ) {
-    use crate::databricks::oauth::refresh_margin;
     loop {
-        let renew_at = expires_at.checked_sub(refresh_margin()).unwrap_or(expires_at);
         tokio::time::sleep_until(renew_at.into()).await;
         match credentials.token().await {
             Ok(token) => {
-                expires_at = token.expires_at;
+                renew_at = token.refresh_at;
                 if let Some(url) = crate::config::postgres_url_from_env(Some(token.secret.expose()))
                     && let Err(error) = store.set_connect_url(&url)
                 {
@@ -127,31 +140,40 @@ async fn renew_database_password(
             }
             Err(error) => {
                 tracing::warn!(%error, "could not renew the database token; retrying in 30 s");
-                expires_at = std::time::Instant::now() + refresh_margin() + std::time::Duration::from_secs(30);
+                renew_at = std::time::Instant::now() + std::time::Duration::from_secs(30);
             }
         }
     }
 }
 
-/// Databricks Model Serving when `DATABRICKS_HOST` is set (signed with `DATABRICKS_TOKEN`, else the
-/// service principal's OAuth token), else any OpenAI-compatible server when `OPENAI_BASE_URL` is set.
+/// The model the settings choose (see [`model_for`]), for callers without an [`AppState`].
 pub fn model_from_settings(settings: &Settings) -> Arc<dyn ChatModel> {
+    match WorkspaceAuth::from_settings(settings) {
+        Ok(workspace) => model_for(settings, workspace.as_ref()),
+        Err(error) => Arc::new(Unconfigured(error.to_string())),
+    }
+}
+
+/// Databricks Model Serving when a workspace is configured (`DATABRICKS_HOST` or a profile; signed
+/// with its credential), else any OpenAI-compatible server when `OPENAI_BASE_URL` is set, else the
+/// embedded model.
+pub fn model_for(settings: &Settings, workspace: Option<&WorkspaceAuth>) -> Arc<dyn ChatModel> {
     let policy = CallPolicy {
         timeout: settings.model_timeout(),
         idle_timeout: settings.model_idle_timeout(),
         max_retries: settings.model_max_retries,
         retry_base: std::time::Duration::from_millis(settings.model_retry_base_ms),
     };
-    if settings.databricks_host.is_some() {
-        // A token, else the app's service principal (what Databricks Apps provide).
-        return match crate::databricks::auth::WorkspaceAuth::from_settings(settings) {
-            Some(auth) => Arc::new(OpenAiCompatible::databricks(auth, policy)),
-            None => Arc::new(Unconfigured(
-                "DATABRICKS_HOST is set but there is no credential for it: set DATABRICKS_TOKEN (a personal access \
-                 token), or DATABRICKS_CLIENT_ID and DATABRICKS_CLIENT_SECRET (a service principal)"
-                    .into(),
-            )),
-        };
+    if let Some(auth) = workspace {
+        return Arc::new(OpenAiCompatible::databricks(auth.clone(), policy));
+    }
+    if settings.databricks_host.is_some() || settings.databricks_config_profile.is_some() {
+        return Arc::new(Unconfigured(
+            "a Databricks workspace is set but there is no credential for it: set DATABRICKS_TOKEN (a personal access \
+             token), or DATABRICKS_CLIENT_ID and DATABRICKS_CLIENT_SECRET (a service principal), or log in with \
+             `databricks auth login` (the Databricks CLI on PATH)"
+                .into(),
+        ));
     }
     if let Some(base_url) = &settings.openai_base_url {
         return Arc::new(OpenAiCompatible::openai(base_url, settings.openai_api_key.clone(), policy));

@@ -58,8 +58,8 @@ async fn tokens_are_cached_refreshed_once_at_a_time_and_renewed_near_expiry() {
     assert!(tokens.iter().all(|t| t == "tok-1"), "{tokens:?}");
     assert_eq!(calls.load(Ordering::SeqCst), 1, "one refresh for eight concurrent callers");
 
-    // A token inside the renewal margin is replaced.
-    let (url, calls) = fake_oidc(60).await;
+    // A token inside its renewal window (the last 20% of its life, at most 10 min) is replaced.
+    let (url, calls) = fake_oidc(0).await;
     let credentials = ClientCredentials::new(&url, "app-id", Secret::new("s3cret"));
     assert_eq!(credentials.token().await.unwrap().secret.expose(), "tok-1");
     assert_eq!(credentials.token().await.unwrap().secret.expose(), "tok-2");

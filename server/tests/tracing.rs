@@ -355,6 +355,7 @@ async fn databricks_unity_catalog_export_is_signed_otlp_to_the_tables_endpoint()
         agent: state.runner.agent.clone(),
         model: server::state::model_from_settings(&test_settings(&fake)),
         limits: state.runner.limits.clone(),
+        mcp: state.runner.mcp.clone(),
     });
     let exporter = state.observability.exporter.clone();
     let server = serve_state(fake, state).await;
@@ -420,6 +421,7 @@ async fn databricks_experiment_export_writes_trace_info_then_spans_as_the_mlflow
         agent: state.runner.agent.clone(),
         model: server::state::model_from_settings(&test_settings(&fake)),
         limits: state.runner.limits.clone(),
+        mcp: state.runner.mcp.clone(),
     });
     let exporter = state.observability.exporter.clone();
     let server = serve_state(fake, state).await;

@@ -38,6 +38,8 @@ pub async fn info(State(state): State<AppState>) -> Json<Value> {
         "model": state.runner.agent.model,
         "backend": state.runner.model.backend(),
         "tools": state.runner.agent.tools.names(),
+        "mcp_servers": state.runner.mcp.servers().map(|s| json!({"name": s.name, "location": s.location()})).collect::<Vec<_>>(),
+        "workspace": state.workspace.as_ref().map(|w| json!({"host": w.host, "auth_type": w.auth_type()})),
         "tracing": tracing,
     }))
 }

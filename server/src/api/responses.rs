@@ -113,6 +113,7 @@ async fn handle(
         user: user.id().map(str::to_string).or_else(|| request.user_id().map(str::to_string)),
         headers: Arc::new(headers),
         cancel: CancellationToken::new(),
+        workspace: state.workspace.clone(),
     };
     let trace = Trace::start(&state.observability.exporter, || TraceStart {
         name: if stream { "stream_handler" } else { "invoke_handler" }.into(),
@@ -129,6 +130,7 @@ async fn handle(
         custom_outputs: context.session_id.as_ref().map(|s| Map::from_iter([("session_id".to_string(), json!(s))])),
         request,
         context,
+        caller,
     };
     if stream { Ok(run.stream(state.settings.sse_keepalive(), recorder, notice)) } else { run.invoke().await }
 }
@@ -213,12 +215,14 @@ struct Run {
     return_trace_id: bool,
     trace: Trace,
     custom_outputs: Option<Map<String, Value>>,
+    caller: Caller,
 }
 
 impl Run {
     fn output(&self, frames: Option<FrameBuffer>) -> Output {
         let mut out = Output::new(frames, new_id("resp"), self.runner.agent.model.clone());
         out.response.custom_outputs = self.custom_outputs.clone();
+        out.notices = self.caller == Caller::ChatUi;
         out
     }
 

@@ -1,7 +1,10 @@
-//! Databricks connectivity: OAuth machine-to-machine tokens for the app's service principal
-//! (`DATABRICKS_CLIENT_ID` / `DATABRICKS_CLIENT_SECRET`, which Databricks Apps inject), used as the
-//! Lakebase (PostgreSQL) password, and the credential the server signs workspace calls with
-//! (MLflow, tracing). The rest of unified auth (profiles, U2M, on-behalf-of) builds here.
+//! Databricks connectivity: where the workspace and its credentials come from (environment,
+//! `~/.databrickscfg` profiles), the token sources (personal access token, OAuth M2M for the app's
+//! service principal, the Databricks CLI's U2M login, the user's forwarded token), and
+//! `discover-tools`. Every caller of the workspace (model, MCP, tracing, MLflow, Lakebase) takes its
+//! credential from [`auth::WorkspaceAuth`].
 
 pub mod auth;
+pub mod cli;
+pub mod config;
 pub mod oauth;

@@ -1,6 +1,7 @@
-//! OAuth M2M (client credentials) against the workspace's OIDC token endpoint, with the token cached
-//! and refreshed once at a time, before it expires.
+//! OAuth tokens: the cache every token source shares (one refresh at a time, before expiry), and
+//! OAuth M2M (client credentials) against the workspace's OIDC token endpoint, found by discovery.
 
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
@@ -16,6 +17,8 @@ pub enum OAuthError {
     Refused { url: String, status: u16, body: String },
     #[error("the Databricks token endpoint {url} answered something that is not a token: {message}")]
     Protocol { url: String, message: String },
+    #[error("`databricks auth token` failed: {0}")]
+    Cli(String),
 }
 
 /// A token and how long it stays usable.
@@ -23,6 +26,16 @@ pub enum OAuthError {
 pub struct AccessToken {
     pub secret: Secret,
     pub expires_at: Instant,
+    /// When to get a new one: `min(10 min, 20% of its lifetime)` before it expires.
+    pub refresh_at: Instant,
+}
+
+impl AccessToken {
+    pub fn new(secret: Secret, lifetime: Duration) -> Self {
+        let now = Instant::now();
+        let margin = (lifetime / 5).min(Duration::from_secs(600));
+        Self { secret, expires_at: now + lifetime, refresh_at: now + lifetime - margin }
+    }
 }
 
 impl std::fmt::Debug for AccessToken {
@@ -31,12 +44,48 @@ impl std::fmt::Debug for AccessToken {
     }
 }
 
+/// The current token of one source. Concurrent callers wait for a single refresh.
+#[derive(Default)]
+pub struct TokenCache {
+    cached: Mutex<Option<AccessToken>>,
+}
+
+impl TokenCache {
+    /// The cached token while it is fresh, else the one `fetch` gets (and caches).
+    pub async fn get<F, Fut, E>(&self, fetch: F) -> Result<AccessToken, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<AccessToken, E>>,
+    {
+        let mut cached = self.cached.lock().await;
+        if let Some(token) = cached.as_ref()
+            && token.refresh_at > Instant::now()
+        {
+            return Ok(token.clone());
+        }
+        let token = fetch().await?;
+        *cached = Some(token.clone());
+        Ok(token)
+    }
+
+    /// A call was refused with `rejected`: forget it, unless a newer token already replaced it (so
+    /// many calls refused at once cause one refresh, not many).
+    pub async fn reject(&self, rejected: &str) {
+        let mut cached = self.cached.lock().await;
+        if cached.as_ref().is_some_and(|t| t.secret.expose() == rejected) {
+            *cached = None;
+        }
+    }
+}
+
 pub struct ClientCredentials {
-    token_url: String,
+    host: String,
     client_id: String,
     client_secret: Secret,
     http: reqwest::Client,
-    cached: Mutex<Option<AccessToken>>,
+    /// The token endpoint, from OIDC discovery (once).
+    token_url: tokio::sync::OnceCell<String>,
+    cache: TokenCache,
 }
 
 #[derive(Deserialize)]
@@ -46,39 +95,59 @@ struct TokenResponse {
     expires_in: Option<u64>,
 }
 
+#[derive(Deserialize)]
+struct Discovery {
+    token_endpoint: String,
+}
+
 impl ClientCredentials {
     /// `host` is the workspace URL (`https://…cloud.databricks.com`, scheme optional).
     pub fn new(host: &str, client_id: &str, client_secret: Secret) -> Self {
-        let host = host.trim_end_matches('/');
-        let host = if host.contains("://") { host.to_string() } else { format!("https://{host}") };
         Self {
-            token_url: format!("{host}/oidc/v1/token"),
+            host: super::config::normalise_host(host),
             client_id: client_id.to_string(),
             client_secret,
             http: crate::http_client::new(),
-            cached: Mutex::new(None),
+            token_url: tokio::sync::OnceCell::new(),
+            cache: TokenCache::default(),
         }
     }
 
-    /// A token valid for a while yet: the cached one, or a new one. Concurrent callers wait for a
-    /// single refresh.
+    /// A token valid for a while yet: the cached one, or a new one.
     pub async fn token(&self) -> Result<AccessToken, OAuthError> {
-        let mut cached = self.cached.lock().await;
-        if let Some(token) = cached.as_ref()
-            && token.expires_at > Instant::now() + refresh_margin()
-        {
-            return Ok(token.clone());
-        }
-        let token = self.fetch().await?;
-        *cached = Some(token.clone());
-        Ok(token)
+        self.cache.get(|| self.fetch()).await
+    }
+
+    pub async fn reject(&self, token: &str) {
+        self.cache.reject(token).await
+    }
+
+    /// `GET {host}/oidc/.well-known/oauth-authorization-server` names the token endpoint; a
+    /// workspace that does not answer it uses the usual `{host}/oidc/v1/token`.
+    async fn token_url(&self) -> &str {
+        self.token_url
+            .get_or_init(|| async {
+                let url = format!("{}/oidc/.well-known/oauth-authorization-server", self.host);
+                let found = async {
+                    let response = self.http.get(&url).timeout(Duration::from_secs(30)).send().await.ok()?;
+                    if !response.status().is_success() {
+                        return None;
+                    }
+                    response.json::<Discovery>().await.ok().map(|d| d.token_endpoint)
+                };
+                found.await.unwrap_or_else(|| {
+                    tracing::debug!("no OIDC discovery document at {url}; using /oidc/v1/token");
+                    format!("{}/oidc/v1/token", self.host)
+                })
+            })
+            .await
     }
 
     async fn fetch(&self) -> Result<AccessToken, OAuthError> {
-        let url = &self.token_url;
+        let url = self.token_url().await.to_string();
         let response = self
             .http
-            .post(url)
+            .post(&url)
             .basic_auth(&self.client_id, Some(self.client_secret.expose()))
             .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
             .body("grant_type=client_credentials&scope=all-apis")
@@ -90,17 +159,12 @@ impl ClientCredentials {
         let body = response.text().await.unwrap_or_default();
         if !status.is_success() {
             let body: String = body.chars().take(300).collect();
-            return Err(OAuthError::Refused { url: url.clone(), status: status.as_u16(), body });
+            return Err(OAuthError::Refused { url, status: status.as_u16(), body });
         }
-        let parsed: TokenResponse = serde_json::from_str(&body)
-            .map_err(|e| OAuthError::Protocol { url: url.clone(), message: e.to_string() })?;
+        let parsed: TokenResponse =
+            serde_json::from_str(&body).map_err(|e| OAuthError::Protocol { url, message: e.to_string() })?;
         // Databricks tokens last an hour; without a lifetime, assume that.
         let lifetime = Duration::from_secs(parsed.expires_in.unwrap_or(3600));
-        Ok(AccessToken { secret: Secret::new(parsed.access_token), expires_at: Instant::now() + lifetime })
+        Ok(AccessToken::new(Secret::new(parsed.access_token), lifetime))
     }
-}
-
-/// Tokens are renewed this long before they expire.
-pub fn refresh_margin() -> Duration {
-    Duration::from_secs(300)
 }

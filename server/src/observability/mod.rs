@@ -54,7 +54,7 @@ impl Observability {
 
     /// Sets tracing up from the settings. Never fails: a destination that cannot work is logged and
     /// traces stay local.
-    pub async fn from_settings(settings: &Settings) -> Self {
+    pub async fn from_settings(settings: &Settings, workspace: Option<WorkspaceAuth>) -> Self {
         if !settings.tracing {
             return Self::off();
         }
@@ -71,7 +71,7 @@ impl Observability {
                 }
             },
             Some(uri) if uri == "databricks" || uri.starts_with("databricks://") => {
-                match (WorkspaceAuth::from_settings(settings), settings.mlflow_tracing_destination.as_deref()) {
+                match (workspace, settings.mlflow_tracing_destination.as_deref()) {
                     (None, _) => {
                         tracing::error!(
                             "MLFLOW_TRACKING_URI=databricks needs DATABRICKS_HOST and DATABRICKS_TOKEN (or the app's \

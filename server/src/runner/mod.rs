@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use crate::llm::{ChatDelta, ChatMessage, ChatModel, ChatRequest, ModelError, ToolCall, ToolSpec};
 use crate::observability::trace::{MAX_PAYLOAD_BYTES, Payload, TokenUsage, payload};
 use crate::observability::{Span, SpanType, genai};
+use crate::tools::mcp::{McpHub, McpServer};
 use crate::tools::{Tool, ToolContext, ToolError, ToolSet};
 use output::{OpenCall, OpenMessage, OpenReasoning, Output, new_id};
 
@@ -29,11 +30,19 @@ pub struct Agent {
     pub instructions: String,
     pub model: String,
     pub tools: ToolSet,
+    /// MCP servers whose tools the agent also gets, per request.
+    pub mcp_servers: Vec<McpServer>,
 }
 
 impl Agent {
     pub fn new(name: impl Into<String>) -> Self {
-        Self { name: name.into(), instructions: String::new(), model: String::new(), tools: ToolSet::default() }
+        Self {
+            name: name.into(),
+            instructions: String::new(),
+            model: String::new(),
+            tools: ToolSet::default(),
+            mcp_servers: Vec::new(),
+        }
     }
 
     /// The system prompt.
@@ -50,6 +59,12 @@ impl Agent {
 
     pub fn tool(mut self, tool: Arc<dyn Tool>) -> Self {
         self.tools.add(tool);
+        self
+    }
+
+    /// An MCP server (see [`McpServer`]: any URL, a local command, or a Databricks managed server).
+    pub fn mcp_server(mut self, server: McpServer) -> Self {
+        self.mcp_servers.push(server);
         self
     }
 }
@@ -85,6 +100,14 @@ pub struct Runner {
     pub agent: Arc<Agent>,
     pub model: Arc<dyn ChatModel>,
     pub limits: Limits,
+    /// The agent's MCP servers (and those of `AGENT_MCP_CONFIG`).
+    pub mcp: Arc<McpHub>,
+}
+
+/// The tools of one request.
+struct RequestToolSet {
+    set: ToolSet,
+    unavailable: Vec<crate::tools::mcp::Unavailable>,
 }
 
 /// A tool call the model is writing, by its index in the model's answer.
@@ -108,8 +131,10 @@ impl Runner {
         parent: &Span,
     ) -> Result<(), RunError> {
         out.created();
-        let mut messages = history::chat_messages(&self.agent.instructions, &request.input);
-        let tools = self.agent.tools.specs();
+        let toolset = self.request_tools(context, out).await;
+        let mut messages = history::chat_messages(&self.instructions(&toolset), &request.input);
+        let toolset = toolset.set;
+        let tools = toolset.specs();
         let agent_span =
             parent.child(&self.agent.name, SpanType::Agent, || payload(&MessagesIn { messages: &messages }));
         agent_span.update(|s| genai::agent(s, &self.agent.name, tools.iter().map(|t| t.name.clone()).collect()));
@@ -143,13 +168,47 @@ impl Runner {
             }
             let tool_calls = calls.iter().map(|c| ToolCall::function(&c.call_id, &c.name, &c.arguments)).collect();
             messages.push(ChatMessage::Assistant { content: (!text.is_empty()).then_some(text), tool_calls });
-            for (call, output) in calls.iter().zip(self.run_tools(&calls, context, out, &agent_span).await) {
+            for (call, output) in calls.iter().zip(self.run_tools(&toolset, &calls, context, out, &agent_span).await) {
                 messages.push(ChatMessage::Tool { tool_call_id: call.call_id.clone(), content: output });
             }
         }
         let error = RunError::MaxTurns(self.limits.max_turns);
         agent_span.fail(&error.to_string(), || payload(&answer));
         Err(error)
+    }
+
+    /// The agent's tools and, when it has MCP servers, theirs for this request. Servers that could
+    /// not be reached are reported: to the client (`custom_outputs.mcp_unavailable`, and a notice in
+    /// the chat page) and to the model (see [`Runner::instructions`]).
+    async fn request_tools(&self, context: &ToolContext, out: &mut Output) -> RequestToolSet {
+        if self.mcp.is_empty() {
+            return RequestToolSet { set: self.agent.tools.clone(), unavailable: Vec::new() };
+        }
+        let mcp = self.mcp.tools_for(context, &self.agent.tools.names()).await;
+        if !mcp.unavailable.is_empty() {
+            let list: Vec<String> = mcp.unavailable.iter().map(|u| format!("{} ({})", u.server, u.reason)).collect();
+            out.notice(&format!("Some tools are unavailable for this answer: {}.", list.join("; ")));
+            out.response
+                .custom_outputs
+                .get_or_insert_with(Default::default)
+                .insert("mcp_unavailable".into(), json!(mcp.unavailable));
+        }
+        RequestToolSet { set: self.agent.tools.with(mcp.tools), unavailable: mcp.unavailable }
+    }
+
+    /// The system prompt, with a note on tool servers that are down (so the model can say why it
+    /// cannot do something, rather than pretend).
+    fn instructions(&self, tools: &RequestToolSet) -> String {
+        if tools.unavailable.is_empty() {
+            return self.agent.instructions.clone();
+        }
+        let servers: Vec<&str> = tools.unavailable.iter().map(|u| u.server.as_str()).collect();
+        format!(
+            "{}\n\nNote: the tools of {} are unavailable right now. If the user asks for something that needs \
+             them, say so.",
+            self.agent.instructions,
+            servers.join(", ")
+        )
     }
 
     /// One model call, streamed into `out`. Returns the text and the finished tool calls.
@@ -290,6 +349,7 @@ impl Runner {
     /// outputs in call order.
     async fn run_tools(
         &self,
+        tools: &ToolSet,
         calls: &[OpenCall],
         context: &ToolContext,
         out: &mut Output,
@@ -298,7 +358,7 @@ impl Runner {
         let mut running: FuturesUnordered<_> = calls
             .iter()
             .enumerate()
-            .map(|(i, call)| async move { (i, self.run_tool(call, context, parent).await) })
+            .map(|(i, call)| async move { (i, self.run_tool(tools, call, context, parent).await) })
             .collect();
         let mut outputs = vec![String::new(); calls.len()];
         while let Some((i, output)) = running.next().await {
@@ -309,9 +369,9 @@ impl Runner {
     }
 
     /// One tool call. Whatever goes wrong becomes the output, so the model can react to it.
-    async fn run_tool(&self, call: &OpenCall, context: &ToolContext, parent: &Span) -> String {
+    async fn run_tool(&self, tools: &ToolSet, call: &OpenCall, context: &ToolContext, parent: &Span) -> String {
         let started = Instant::now();
-        let tool = self.agent.tools.get(&call.name);
+        let tool = tools.get(&call.name);
         let retriever = tool.as_ref().and_then(|t| t.retriever_schema().cloned());
         let span_type = if retriever.is_some() { SpanType::Retriever } else { SpanType::Tool };
         let span = parent.child(&call.name, span_type, || {

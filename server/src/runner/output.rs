@@ -50,6 +50,9 @@ pub struct Output {
     /// Output index of each item in `response.output`, kept sorted.
     indices: Vec<u32>,
     pub response: ResponseObject,
+    /// Whether the client reads `agent_app.notice` events (the chat page does; API clients get
+    /// the same facts in `custom_outputs`).
+    pub notices: bool,
 }
 
 pub struct OpenMessage {
@@ -80,7 +83,16 @@ impl Output {
         response.created_at = Some(now_seconds());
         response.model = Some(model);
         response.status = Some("in_progress".into());
-        Self { frames, sequence: 0, next_index: 0, indices: Vec::new(), response }
+        Self { frames, sequence: 0, next_index: 0, indices: Vec::new(), response, notices: false }
+    }
+
+    /// A message about the answer rather than part of it, for the chat page.
+    pub fn notice(&mut self, message: &str) {
+        if self.notices
+            && let Some(frames) = &self.frames
+        {
+            frames.write(&serde_json::json!({"type": app::conversation::NOTICE_EVENT, "message": message}));
+        }
     }
 
     pub fn is_streaming(&self) -> bool {

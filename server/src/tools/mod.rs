@@ -2,6 +2,7 @@
 //! schema derived from the argument type.
 
 pub mod builtin;
+pub mod mcp;
 
 use std::fmt::Display;
 use std::future::Future;
@@ -32,6 +33,9 @@ pub struct ToolContext {
     pub headers: Arc<HeaderMap>,
     /// Cancelled when the client goes away; long tools should stop then.
     pub cancel: CancellationToken,
+    /// The workspace as the app (its token, service principal or CLI login), when one is
+    /// configured. [`ToolContext::user_workspace`] gives it as the signed-in user.
+    pub workspace: Option<crate::databricks::auth::WorkspaceAuth>,
 }
 
 /// Why a tool call produced no output. The text goes back to the model as the call's output.
@@ -204,6 +208,13 @@ impl ToolSet {
 
     pub fn is_empty(&self) -> bool {
         self.tools.is_empty()
+    }
+
+    /// These tools and `more` (one request's MCP tools).
+    pub fn with(&self, more: Vec<Arc<dyn Tool>>) -> ToolSet {
+        let mut tools = self.tools.clone();
+        tools.extend(more);
+        ToolSet { tools }
     }
 
     /// Names must be what model APIs accept (`^[a-zA-Z0-9_-]{1,64}$`) and unique.
