@@ -92,18 +92,22 @@ impl OpenAiCompatible {
     /// Sends the call, retrying what is safe to retry. Returns the successful response.
     async fn send(&self, request: &ChatRequest, stream: bool) -> Result<reqwest::Response, ModelError> {
         let mut attempt = 0;
+        // A workspace token refused once (revoked, or expired early) is replaced, and the call sent again.
+        let mut refused_token = false;
         loop {
             let with_stream_options = stream && self.stream_options.load(Ordering::Relaxed);
             let body = serde_json::to_vec(&WireRequest::new(request, stream, with_stream_options))
                 .map_err(|e| ModelError::Protocol(e.to_string()))?;
             let mut call = self.client.post(&self.url).header(CONTENT_TYPE, "application/json").body(body);
+            let mut workspace_bearer = None;
             match &self.auth {
                 ModelAuth::None => {}
                 ModelAuth::Key(key) => call = call.header(AUTHORIZATION, format!("Bearer {}", key.expose())),
                 ModelAuth::Workspace(auth) => {
                     let bearer =
                         auth.bearer().await.map_err(|e| ModelError::Connect(format!("no Databricks token: {e}")))?;
-                    call = call.header(AUTHORIZATION, bearer);
+                    call = call.header(AUTHORIZATION, &bearer);
+                    workspace_bearer = Some(bearer);
                 }
             }
             let (error, retry_after) = match tokio::time::timeout(self.policy.timeout, call.send()).await {
@@ -111,6 +115,15 @@ impl OpenAiCompatible {
                 Ok(Ok(response)) if response.status().is_success() => return Ok(response),
                 Ok(Ok(response)) => {
                     let status = response.status().as_u16();
+                    if status == 401
+                        && !refused_token
+                        && let (ModelAuth::Workspace(auth), Some(bearer)) = (&self.auth, &workspace_bearer)
+                        && auth.rejected(bearer).await
+                    {
+                        tracing::warn!("the model endpoint refused the workspace token; retrying with a new one");
+                        refused_token = true;
+                        continue;
+                    }
                     let retry_after = response
                         .headers()
                         .get(RETRY_AFTER)

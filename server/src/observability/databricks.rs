@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 
 use super::export::{ExportError, TraceSink};
 use super::genai::{self, Attr};
-use super::otlp::check_status;
+use super::otlp::{check_status, refused_token};
 use super::trace::{TraceRecord, TraceState};
 use crate::databricks::auth::WorkspaceAuth;
 
@@ -40,6 +40,7 @@ impl ExperimentSink {
             .send()
             .await
             .map_err(|e| ExportError::Transient(format!("{url}: {e}")))?;
+        refused_token(&self.auth, &bearer, &url, &response).await?;
         check_status(&url, response).await?;
 
         let url = format!("{}/api/2.0/mlflow/traces/{}/credentials-for-data-upload", self.auth.host, trace.trace_id);

@@ -49,18 +49,33 @@ impl MlflowClient {
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Value) -> Result<Value, MlflowError> {
         let url = format!("{}{path}", self.base);
-        let mut request = self.http.request(method, &url).timeout(CALL_TIMEOUT).json(&body);
-        if let Some(auth) = &self.auth {
-            request = request.header(reqwest::header::AUTHORIZATION, auth.bearer().await.map_err(MlflowError::Auth)?);
+        let mut refused_token = false;
+        loop {
+            let mut request = self.http.request(method.clone(), &url).timeout(CALL_TIMEOUT).json(&body);
+            let mut bearer = None;
+            if let Some(auth) = &self.auth {
+                let value = auth.bearer().await.map_err(MlflowError::Auth)?;
+                request = request.header(reqwest::header::AUTHORIZATION, &value);
+                bearer = Some(value);
+            }
+            let response =
+                request.send().await.map_err(|e| MlflowError::Connect { url: url.clone(), message: e.to_string() })?;
+            let status = response.status();
+            // A refused workspace token is replaced once.
+            if status == reqwest::StatusCode::UNAUTHORIZED
+                && !refused_token
+                && let (Some(auth), Some(bearer)) = (&self.auth, &bearer)
+                && auth.rejected(bearer).await
+            {
+                refused_token = true;
+                continue;
+            }
+            let text = response.text().await.unwrap_or_default();
+            if !status.is_success() {
+                return Err(MlflowError::Status { url, status: status.as_u16(), body: text.chars().take(500).collect() });
+            }
+            return serde_json::from_str(&text).map_err(|e| MlflowError::Protocol { url, message: e.to_string() });
         }
-        let response =
-            request.send().await.map_err(|e| MlflowError::Connect { url: url.clone(), message: e.to_string() })?;
-        let status = response.status();
-        let text = response.text().await.unwrap_or_default();
-        if !status.is_success() {
-            return Err(MlflowError::Status { url, status: status.as_u16(), body: text.chars().take(500).collect() });
-        }
-        serde_json::from_str(&text).map_err(|e| MlflowError::Protocol { url, message: e.to_string() })
     }
 
     /// The id of the LoggedModel named `name` in the experiment, created if there is none.

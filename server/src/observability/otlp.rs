@@ -79,14 +79,33 @@ impl TraceSink for OtlpSink {
             for (name, value) in &self.headers {
                 request = request.header(*name, value);
             }
+            let mut bearer = None;
             if let Some(auth) = &self.auth {
-                request = request
-                    .header(reqwest::header::AUTHORIZATION, auth.bearer().await.map_err(ExportError::Transient)?);
+                let value = auth.bearer().await.map_err(ExportError::Transient)?;
+                request = request.header(reqwest::header::AUTHORIZATION, &value);
+                bearer = Some(value);
             }
             let response = request.send().await.map_err(|e| ExportError::Transient(format!("{}: {e}", self.url)))?;
+            if let (Some(auth), Some(bearer)) = (&self.auth, &bearer) {
+                refused_token(auth, bearer, &self.url, &response).await?;
+            }
             check_status(&self.url, response).await
         })
     }
+}
+
+/// A 401 to a renewable workspace token: the token is dropped and the export is worth retrying
+/// (with a new one).
+pub async fn refused_token(
+    auth: &WorkspaceAuth,
+    bearer: &str,
+    url: &str,
+    response: &reqwest::Response,
+) -> Result<(), ExportError> {
+    if response.status() == reqwest::StatusCode::UNAUTHORIZED && auth.rejected(bearer).await {
+        return Err(ExportError::Transient(format!("{url} refused the workspace token; retrying with a new one")));
+    }
+    Ok(())
 }
 
 /// 2xx is success; 429 and 5xx are worth retrying; anything else is a rejection, with its reason.
