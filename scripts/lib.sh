@@ -194,6 +194,18 @@ ensure_mlflow() {
   "$MLFLOW_VENV/bin/pip" install -q --disable-pip-version-check "mlflow==$MLFLOW_VERSION"
 }
 
+# The official MCP Python SDK (PyPI `mcp`), for the MCP servers the tests start
+# (server/tests/mcp/test_server.py).
+MCP_VERSION=2.3.0
+MCP_VENV="${XDG_CACHE_HOME:-$HOME/.cache}/agent-app/mcp-$MCP_VERSION"
+
+ensure_mcp() {
+  [ -x "$MCP_VENV/bin/python" ] && "$MCP_VENV/bin/python" -c "import mcp, uvicorn" 2>/dev/null && return
+  log "installing the MCP Python SDK $MCP_VERSION from PyPI (once)"
+  python3 -m venv "$MCP_VENV"
+  "$MCP_VENV/bin/pip" install -q --disable-pip-version-check "mcp==$MCP_VERSION"
+}
+
 # Starts an MLflow tracking server (SQLite backend, one worker) on a free port; exports
 # TEST_MLFLOW_URI.
 start_mlflow() {

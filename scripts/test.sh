@@ -9,6 +9,7 @@ ensure_e2e_packages
 ensure_llama_build_tools
 ensure_postgres
 ensure_mlflow
+ensure_mcp
 ensure_model qwen2.5-coder-0.5b
 # The tests drive the bundle users get: release, size-optimised, and within its size budget.
 build_site release
@@ -20,8 +21,9 @@ stop_services() { stop_postgres; stop_mlflow; }
 start_postgres
 trap stop_services EXIT
 start_mlflow
-# The embedded-model, PostgreSQL and MLflow tests must run here, not skip for want of them.
-AGENT_REQUIRE_LOCAL_MODEL=1 AGENT_REQUIRE_POSTGRES=1 AGENT_REQUIRE_MLFLOW=1 cargo test --workspace --exclude frontend 2>&1 | tee target/cargo-test.log
+export TEST_MCP_PYTHON="$MCP_VENV/bin/python"
+# The embedded-model, PostgreSQL, MLflow and MCP tests must run here, not skip for want of them.
+AGENT_REQUIRE_LOCAL_MODEL=1 AGENT_REQUIRE_POSTGRES=1 AGENT_REQUIRE_MLFLOW=1 AGENT_REQUIRE_MCP=1 cargo test --workspace --exclude frontend 2>&1 | tee target/cargo-test.log
 grep -q "^test result: ok" target/cargo-test.log
 
 log "end-to-end tests (Chromium)"

@@ -18,7 +18,18 @@
 //!
 //! A tool that fails returns `Err(...)`: the error text goes back to the model, which can retry or
 //! explain. Use `tool_with_context` when the tool needs the user, the session or the request headers.
+//!
+//! MCP servers add their tools too (`cargo run --bin discover-tools` lists what your workspace has):
+//!
+//! ```ignore
+//! .mcp_server(McpServer::uc_functions("system", "ai"))          // Databricks' code interpreter
+//! .mcp_server(McpServer::genie("<space id>").on_behalf_of_user())
+//! .mcp_server(McpServer::http("search", "https://example.com/mcp"))
+//! .mcp_server(McpServer::stdio("files", "npx", ["-y", "@modelcontextprotocol/server-filesystem", "."]))
+//! ```
 
+#[allow(unused_imports)]
+use crate::tools::mcp::McpServer;
 #[allow(unused_imports)]
 use crate::tools::{NoArgs, tool, tool_with_context};
 use crate::{runner::Agent, tools::builtin};
