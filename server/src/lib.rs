@@ -13,6 +13,7 @@ pub mod databricks;
 pub mod http_client;
 pub mod llm;
 pub mod observability;
+pub mod quickstart;
 pub mod runner;
 pub mod state;
 pub mod store;

@@ -1,0 +1,119 @@
+//! `quickstart`: sets a checkout up to run (see `server::quickstart`). Interactive on a terminal;
+//! `--yes` (or no terminal) takes the flags and defaults without asking.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+
+use clap::Parser;
+use server::config::Secret;
+use server::databricks::config::EnvConfig;
+use server::quickstart::{QuickstartOptions, check_prerequisites, profiles, run};
+
+#[derive(Parser)]
+#[command(name = "quickstart", about = "Set agent-app up: prerequisites, .env, Databricks profile, MLflow experiment")]
+struct Args {
+    /// The Databricks profile (of ~/.databrickscfg) to use.
+    #[arg(long, env = "DATABRICKS_CONFIG_PROFILE")]
+    profile: Option<String>,
+    /// The workspace URL (with DATABRICKS_TOKEN, or a `databricks auth login` for it).
+    #[arg(long, env = "DATABRICKS_HOST")]
+    host: Option<String>,
+    /// The app's name in databricks.yml.
+    #[arg(long)]
+    app_name: Option<String>,
+    /// The MLflow experiment (default /Users/<you>/agents-on-apps).
+    #[arg(long)]
+    experiment: Option<String>,
+    /// Set up the embedded default only (no workspace).
+    #[arg(long)]
+    offline: bool,
+    /// Ask nothing: take the flags and defaults.
+    #[arg(long, short)]
+    yes: bool,
+    /// The checkout to set up.
+    #[arg(long, default_value = ".")]
+    dir: PathBuf,
+    #[arg(long, env = "DATABRICKS_TOKEN", hide = true, hide_env_values = true)]
+    token: Option<Secret>,
+    #[arg(long, env = "DATABRICKS_CLIENT_ID", hide = true)]
+    client_id: Option<String>,
+    #[arg(long, env = "DATABRICKS_CLIENT_SECRET", hide = true, hide_env_values = true)]
+    client_secret: Option<Secret>,
+    #[arg(long, env = "DATABRICKS_CONFIG_FILE", hide = true)]
+    config_file: Option<PathBuf>,
+    #[arg(long, env = "DATABRICKS_CLI_PATH", default_value = "databricks", hide = true)]
+    cli_path: String,
+}
+
+fn ask(question: &str, default: &str) -> String {
+    print!("{question} [{default}]: ");
+    let _ = std::io::stdout().flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    let answer = answer.trim();
+    if answer.is_empty() { default.to_string() } else { answer.to_string() }
+}
+
+fn mark(ok: bool) -> &'static str {
+    if ok { "✓" } else { "✗" }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> std::process::ExitCode {
+    let mut args = Args::parse();
+    println!("agent-app quickstart\n\nPrerequisites:");
+    for step in check_prerequisites() {
+        println!("  {} {}", mark(step.ok), step.what);
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let config_file = args.config_file.clone().or_else(|| home.as_ref().map(|h| h.join(".databrickscfg")));
+    let interactive = !args.yes && std::io::stdin().is_terminal();
+    if interactive && !args.offline && args.profile.is_none() && args.host.is_none() {
+        let found = config_file.as_deref().map(profiles).unwrap_or_default();
+        if found.is_empty() {
+            println!("\nNo Databricks profiles found (`databricks auth login --host <workspace>` makes one).");
+            args.offline = ask("Set up the offline embedded default? (y/n)", "y").starts_with('y');
+        } else {
+            println!("\nDatabricks profiles: {}", found.join(", "));
+            let choice = ask("Profile to use (or `offline`)", &found[0]);
+            if choice == "offline" { args.offline = true } else { args.profile = Some(choice) }
+        }
+    }
+    if interactive && !args.offline && args.app_name.is_none() {
+        args.app_name = Some(ask("App name in databricks.yml", "agent-app"));
+    }
+    let options = QuickstartOptions {
+        dir: args.dir,
+        profile: args.profile,
+        host: args.host,
+        app_name: args.app_name,
+        experiment: args.experiment,
+        offline: args.offline,
+        env: EnvConfig {
+            token: args.token,
+            client_id: args.client_id,
+            client_secret: args.client_secret,
+            config_file: args.config_file,
+            ..Default::default()
+        },
+        cli_path: args.cli_path,
+        home,
+    };
+    println!("\nSetup:");
+    match run(&options).await {
+        Ok(steps) => {
+            for step in steps {
+                println!("  {} {}", mark(step.ok), step.what);
+            }
+            println!(
+                "\nNext: scripts/run.sh (chat at http://localhost:8000), scripts/preflight.sh before deploying, \
+                 README.md for the rest."
+            );
+            std::process::ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("  ✗ {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
