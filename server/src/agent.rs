@@ -40,3 +40,9 @@ pub fn agent() -> Agent {
         .model("databricks-gpt-5-2")
         .tool(builtin::get_current_time())
 }
+
+/// Your own evaluation scorers, run by `agent-evaluate` after the built-in ones. A scorer implements
+/// `crate::evaluate::scorers::Scorer` (see `Contains` there for a short example).
+pub fn scorers() -> Vec<std::sync::Arc<dyn crate::evaluate::scorers::Scorer>> {
+    Vec::new()
+}

@@ -10,6 +10,7 @@ pub mod agent;
 pub mod api;
 pub mod config;
 pub mod databricks;
+pub mod evaluate;
 pub mod http_client;
 pub mod llm;
 pub mod observability;

@@ -64,7 +64,12 @@ pub fn check_prerequisites() -> Vec<Step> {
         });
     };
     check("cargo", &["--version"], "cargo (builds the app)", "Install Rust 1.95+ from https://rustup.rs");
-    check("python3", &["--version"], "python3 (the tests' MLflow and MCP servers)", "apt-get install python3 python3-venv");
+    check(
+        "python3",
+        &["--version"],
+        "python3 (the tests' MLflow and MCP servers)",
+        "apt-get install python3 python3-venv",
+    );
     check("npm", &["--version"], "npm (the browser tests)", "apt-get install npm");
     check(
         "databricks",
@@ -107,7 +112,8 @@ pub async fn run(options: &QuickstartOptions) -> Result<Vec<Step>, QuickstartErr
     if let Some(host) = &options.host {
         env.host = Some(host.clone());
     }
-    let config = WorkspaceConfig::resolve(&env, options.home.as_deref()).map_err(|e| QuickstartError::Setup(e.to_string()))?;
+    let config =
+        WorkspaceConfig::resolve(&env, options.home.as_deref()).map_err(|e| QuickstartError::Setup(e.to_string()))?;
     let Some(workspace) = WorkspaceAuth::from_config(&config, &options.cli_path) else {
         steps.push(Step {
             ok: true,
@@ -117,10 +123,10 @@ pub async fn run(options: &QuickstartOptions) -> Result<Vec<Step>, QuickstartErr
         });
         return Ok(steps);
     };
-    let me = workspace
-        .call_json(Method::GET, "/api/2.0/preview/scim/v2/Me", None, Duration::from_secs(30))
-        .await
-        .map_err(|e| QuickstartError::Setup(format!("the workspace {} did not accept the credential: {e}", workspace.host)))?;
+    let me =
+        workspace.call_json(Method::GET, "/api/2.0/preview/scim/v2/Me", None, Duration::from_secs(30)).await.map_err(
+            |e| QuickstartError::Setup(format!("the workspace {} did not accept the credential: {e}", workspace.host)),
+        )?;
     let user = me["userName"].as_str().unwrap_or_default().to_string();
     steps.push(Step {
         ok: true,
@@ -131,7 +137,10 @@ pub async fn run(options: &QuickstartOptions) -> Result<Vec<Step>, QuickstartErr
     let (experiment_id, created) = find_or_create_experiment(&workspace, &experiment).await?;
     steps.push(Step {
         ok: true,
-        what: format!("{} MLflow experiment {experiment} (id {experiment_id})", if created { "created" } else { "reusing" }),
+        what: format!(
+            "{} MLflow experiment {experiment} (id {experiment_id})",
+            if created { "created" } else { "reusing" }
+        ),
     });
 
     let mut settings: Vec<(&str, String)> = Vec::new();
@@ -177,7 +186,8 @@ async fn find_or_create_experiment(workspace: &WorkspaceAuth, name: &str) -> Res
     let created = workspace
         .call_json(Method::POST, "/api/2.0/mlflow/experiments/create", Some(&json!({"name": name})), timeout)
         .await?;
-    let id = created["experiment_id"].as_str().map(str::to_string).unwrap_or_else(|| created["experiment_id"].to_string());
+    let id =
+        created["experiment_id"].as_str().map(str::to_string).unwrap_or_else(|| created["experiment_id"].to_string());
     Ok((id, true))
 }
 
@@ -257,7 +267,10 @@ mod tests {
     fn the_app_name_is_replaced_in_the_bundle() {
         let yaml = "bundle:\n  name: agent_app\nresources:\n  apps:\n    agent_app:\n      name: agent-app\n      description: x\n";
         let updated = set_app_name(yaml, "my-agent").unwrap();
-        assert!(updated.contains("bundle:\n  name: agent_app\n") && updated.contains("      name: my-agent\n"), "{updated}");
+        assert!(
+            updated.contains("bundle:\n  name: agent_app\n") && updated.contains("      name: my-agent\n"),
+            "{updated}"
+        );
         assert!(set_app_name("bundle:\n  name: x\n", "y").is_none());
     }
 }

@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use crate::config::Settings;
 use crate::databricks::auth::WorkspaceAuth;
-use crate::tools::mcp::McpHub;
 #[cfg(feature = "embedded-model")]
 use crate::llm::local;
 use crate::llm::openai::{CallPolicy, OpenAiCompatible};
@@ -13,6 +12,7 @@ use crate::observability::Observability;
 use crate::runner::{Agent, Limits, Runner};
 use crate::store::ChatStore;
 use crate::store::feedback::{FeedbackSink, NoFeedbackSink};
+use crate::tools::mcp::McpHub;
 
 /// A database URL without its password, for logs.
 fn redact_url(url: &str) -> String {

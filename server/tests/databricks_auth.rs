@@ -66,8 +66,10 @@ impl Workspace {
 
 async fn discovery(State(w): State<Workspace>) -> Response {
     w.discovery_calls.fetch_add(1, Ordering::SeqCst);
-    axum::Json(json!({"issuer": format!("{}/oidc", w.url), "token_endpoint": format!("{}/oidc/v2/custom-token", w.url)}))
-        .into_response()
+    axum::Json(
+        json!({"issuer": format!("{}/oidc", w.url), "token_endpoint": format!("{}/oidc/v2/custom-token", w.url)}),
+    )
+    .into_response()
 }
 
 async fn token(State(w): State<Workspace>, headers: HeaderMap, body: String) -> Response {
@@ -87,7 +89,8 @@ async fn chat(State(w): State<Workspace>, headers: HeaderMap, body: String) -> R
     let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     w.seen.lock().unwrap().push(auth.clone());
     if auth.is_empty() || w.revoked.lock().unwrap().contains(&auth) {
-        return (StatusCode::UNAUTHORIZED, r#"{"error_code": "UNAUTHENTICATED", "message": "bad token"}"#).into_response();
+        return (StatusCode::UNAUTHORIZED, r#"{"error_code": "UNAUTHENTICATED", "message": "bad token"}"#)
+            .into_response();
     }
     let forwarded = server::http_client::new()
         .post(&w.model_url)
@@ -136,7 +139,8 @@ async fn service_principal_tokens_are_discovered_cached_shared_and_replaced_afte
     assert_eq!(status, 200, "{body}");
     assert_eq!(workspace.seen()[8..], ["Bearer tok-1", "Bearer tok-2"]);
     assert_eq!(workspace.token_calls.load(Ordering::SeqCst), 2);
-    let info: Value = server.client.get(format!("{}/agent/info", server.url)).send().await.unwrap().json().await.unwrap();
+    let info: Value =
+        server.client.get(format!("{}/agent/info", server.url)).send().await.unwrap().json().await.unwrap();
     assert_eq!(info["workspace"]["auth_type"], "oauth-m2m");
 
     // A refused fresh token is not retried forever: one retry, then the error.
@@ -196,7 +200,8 @@ async fn a_profile_of_the_config_file_is_read_alone() {
 fn fake_cli(dir: &Path, expiry: &str, fail: bool) -> PathBuf {
     let path = dir.join("databricks");
     let script = if fail {
-        "#!/bin/sh\necho \"$@\" >> \"$(dirname \"$0\")/calls.log\"\necho 'Error: not logged in' >&2\nexit 1\n".to_string()
+        "#!/bin/sh\necho \"$@\" >> \"$(dirname \"$0\")/calls.log\"\necho 'Error: not logged in' >&2\nexit 1\n"
+            .to_string()
     } else {
         format!(
             "#!/bin/sh\necho \"$@\" >> \"$(dirname \"$0\")/calls.log\"\nn=$(wc -l < \"$(dirname \"$0\")/calls.log\" | tr -d ' ')\n\

@@ -118,11 +118,21 @@ async fn lists_what_the_workspace_offers_with_mcp_urls() {
     let names = |key: &str| -> Vec<String> {
         found[key].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap().to_string()).collect()
     };
-    assert_eq!(names("uc_functions"), ["main.tools.lookup", "main.tools.refund"], "both pages, system catalogs skipped");
+    assert_eq!(
+        names("uc_functions"),
+        ["main.tools.lookup", "main.tools.refund"],
+        "both pages, system catalogs skipped"
+    );
     assert_eq!(found["uc_functions"][0]["mcp_url"], format!("{host}/api/2.0/mcp/functions/main/tools/lookup"));
-    assert_eq!(found["uc_functions"][0]["agent_rs"], r#".mcp_server(McpServer::uc_function("main", "tools", "lookup"))"#);
+    assert_eq!(
+        found["uc_functions"][0]["agent_rs"],
+        r#".mcp_server(McpServer::uc_function("main", "tools", "lookup"))"#
+    );
     assert_eq!(found["tables"][0]["details"], "id long, total double");
-    assert_eq!(found["vector_search_indexes"][0]["mcp_url"], format!("{host}/api/2.0/mcp/vector-search/main/docs/manual_index"));
+    assert_eq!(
+        found["vector_search_indexes"][0]["mcp_url"],
+        format!("{host}/api/2.0/mcp/vector-search/main/docs/manual_index")
+    );
     assert_eq!(names("mcp_apps"), ["mcp-weather"]);
     assert_eq!(found["mcp_apps"][0]["mcp_url"], "https://mcp-weather-123.aws.databricksapps.com/mcp");
     assert_eq!(names("mcp_connections"), ["github"]);
@@ -146,7 +156,10 @@ async fn lists_what_the_workspace_offers_with_mcp_urls() {
     .unwrap();
     assert!(output.status.success());
     let text = std::fs::read_to_string(report).unwrap();
-    assert!(text.contains("## Unity Catalog functions (2)") && text.contains("- main.tools.lookup: Find a customer."), "{text}");
+    assert!(
+        text.contains("## Unity Catalog functions (2)") && text.contains("- main.tools.lookup: Find a customer."),
+        "{text}"
+    );
     assert!(text.contains("agent.rs: .mcp_server(McpServer::external(\"github\"))"), "{text}");
     assert!(text.contains("note: genie_spaces could not be listed"), "{text}");
 }

@@ -70,8 +70,11 @@ fn free_port() -> u16 {
 /// MCP server's, so "app" credentials are its token).
 async fn app_with(fake: FakeModel, servers: Vec<McpServer>, workspace: Option<WorkspaceAuth>) -> TestServer {
     let mut state = AppState::new(test_settings(&fake), server::agent::agent()).unwrap();
-    let timeouts =
-        McpTimeouts { connect: Duration::from_secs(10), read: Duration::from_secs(2), tools_ttl: Duration::from_secs(60) };
+    let timeouts = McpTimeouts {
+        connect: Duration::from_secs(10),
+        read: Duration::from_secs(2),
+        tools_ttl: Duration::from_secs(60),
+    };
     state.runner = Arc::new(Runner {
         agent: state.runner.agent.clone(),
         model: state.runner.model.clone(),
@@ -126,7 +129,11 @@ async fn remote_and_local_mcp_tools_are_called_through_invocations() {
     assert_eq!(outputs[1], "app", "the HTTP server saw the app's token");
     assert_eq!(outputs[2], "2");
     assert_eq!(outputs[3], "stdio");
-    assert!(outputs[4].starts_with("Error: tool `fail` failed") && outputs[4].contains("always fails"), "{}", outputs[4]);
+    assert!(
+        outputs[4].starts_with("Error: tool `fail` failed") && outputs[4].contains("always fails"),
+        "{}",
+        outputs[4]
+    );
     assert!(body.get("custom_outputs").and_then(|c| c.get("mcp_unavailable")).is_none(), "{body}");
 
     // The model saw every tool once, clashing names prefixed with their server, schemas included.
@@ -178,7 +185,10 @@ async fn a_dead_server_is_left_out_and_the_turn_goes_on() {
     let Some(python) = python() else { return };
     let http = start_http_server(&python).await;
     let dead = format!("http://127.0.0.1:{}/mcp", free_port());
-    let servers = vec![McpServer::http("calc", &http.url).auth(server::tools::mcp::McpAuth::None), McpServer::http("dead", &dead)];
+    let servers = vec![
+        McpServer::http("calc", &http.url).auth(server::tools::mcp::McpAuth::None),
+        McpServer::http("dead", &dead),
+    ];
     // The HTTP server wants a token; as "none" it refuses: two unavailable servers, two reasons.
     let app = app_with(FakeModel::start().await, servers, None).await;
     app.fake.push(Reply::tool_call("get_current_time", "{}")).push(Reply::text("It is noon."));

@@ -64,7 +64,10 @@ async fn me(headers: HeaderMap) -> Response {
     axum::Json(json!({"userName": "alice@example.com"})).into_response()
 }
 
-async fn get_by_name(State(w): State<Workspace>, Query(q): Query<std::collections::HashMap<String, String>>) -> Response {
+async fn get_by_name(
+    State(w): State<Workspace>,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+) -> Response {
     let name = &q["experiment_name"];
     match w.experiments.lock().unwrap().iter().find(|(n, _)| n == name) {
         Some((_, id)) => axum::Json(json!({"experiment": {"experiment_id": id, "name": name}})).into_response(),

@@ -11,8 +11,11 @@ use server::databricks::config::{EnvConfig, WorkspaceConfig};
 use server::databricks::discover::{DiscoverOptions, discover};
 
 #[derive(Parser)]
-#[command(name = "discover-tools", about = "List the tools a Databricks workspace offers an agent (UC functions, \
-    Vector Search, Genie, MCP apps and connections) with their MCP URLs")]
+#[command(
+    name = "discover-tools",
+    about = "List the tools a Databricks workspace offers an agent (UC functions, \
+    Vector Search, Genie, MCP apps and connections) with their MCP URLs"
+)]
 struct Args {
     /// Only this catalog.
     #[arg(long)]
@@ -73,7 +76,11 @@ async fn main() -> std::process::ExitCode {
     };
     let home = std::env::var_os("HOME").map(PathBuf::from);
     // Like the Databricks CLI: with nothing set, the [DEFAULT] profile.
-    let has_file = env.config_file.clone().or_else(|| home.as_ref().map(|h| h.join(".databrickscfg"))).is_some_and(|f| f.is_file());
+    let has_file = env
+        .config_file
+        .clone()
+        .or_else(|| home.as_ref().map(|h| h.join(".databrickscfg")))
+        .is_some_and(|f| f.is_file());
     let env = if env.host.is_none() && env.profile.is_none() && has_file {
         EnvConfig { profile: Some("DEFAULT".into()), ..env }
     } else {

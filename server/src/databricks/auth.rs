@@ -143,7 +143,8 @@ impl WorkspaceAuth {
         timeout: Duration,
     ) -> Result<Value, WorkspaceError> {
         let url = format!("{}{}", self.host, path);
-        let failed = |message: String| WorkspaceError::Connect { method: method.to_string(), url: url.clone(), message };
+        let failed =
+            |message: String| WorkspaceError::Connect { method: method.to_string(), url: url.clone(), message };
         let http = shared_client();
         let mut retried = false;
         loop {
@@ -164,12 +165,7 @@ impl WorkspaceAuth {
                     .ok()
                     .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_string))
                     .unwrap_or_else(|| text.chars().take(300).collect());
-                return Err(WorkspaceError::Http {
-                    method: method.to_string(),
-                    url,
-                    status: status.as_u16(),
-                    message,
-                });
+                return Err(WorkspaceError::Http { method: method.to_string(), url, status: status.as_u16(), message });
             }
             if text.trim().is_empty() {
                 return Ok(Value::Object(Default::default()));

@@ -94,7 +94,8 @@ pub struct WorkspaceConfig {
 impl WorkspaceConfig {
     /// Environment first, then the profile for what the environment leaves out.
     pub fn resolve(env: &EnvConfig, home: Option<&Path>) -> Result<Self, ConfigError> {
-        let direct = env.host.is_some() && (env.token.is_some() || (env.client_id.is_some() && env.client_secret.is_some()));
+        let direct =
+            env.host.is_some() && (env.token.is_some() || (env.client_id.is_some() && env.client_secret.is_some()));
         let explicit_file = env.config_file.clone();
         let file = explicit_file.clone().or_else(|| home.map(|h| h.join(".databrickscfg")));
         // The file is read when a profile or file is named, or a host is given without credentials.
@@ -106,9 +107,11 @@ impl WorkspaceConfig {
             _ => None,
         };
         let (profile_name, section) = profile.unzip();
-        let get = |key: &str| section.as_ref().and_then(|s: &Vec<(String, String)>| {
-            s.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()).filter(|v| !v.is_empty())
-        });
+        let get = |key: &str| {
+            section.as_ref().and_then(|s: &Vec<(String, String)>| {
+                s.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()).filter(|v| !v.is_empty())
+            })
+        };
         let auth_type = match env.auth_type.clone().or_else(|| get("auth_type")) {
             Some(name) => Some(AuthType::parse(&name)?),
             None => None,
@@ -147,7 +150,8 @@ fn read_profile(
     let options = ini::ParseOption { enabled_quote: false, enabled_escape: false, ..Default::default() };
     let ini = ini::Ini::load_from_str_opt(&text, options).map_err(|e| file_error(e.to_string()))?;
     let section = |name: &str| {
-        ini.section(Some(name)).map(|s| s.iter().map(|(k, v)| (k.trim().to_string(), v.trim().to_string())).collect::<Vec<_>>())
+        ini.section(Some(name))
+            .map(|s| s.iter().map(|(k, v)| (k.trim().to_string(), v.trim().to_string())).collect::<Vec<_>>())
     };
     let name = match asked {
         Some(name) => name.to_string(),
@@ -240,8 +244,9 @@ mod tests {
         let home = tempfile::tempdir().unwrap();
         let config = WorkspaceConfig::resolve(&EnvConfig::default(), Some(home.path())).unwrap();
         assert!(config.host.is_none());
-        let error = WorkspaceConfig::resolve(&EnvConfig { auth_type: Some("basic".into()), ..Default::default() }, None)
-            .unwrap_err();
+        let error =
+            WorkspaceConfig::resolve(&EnvConfig { auth_type: Some("basic".into()), ..Default::default() }, None)
+                .unwrap_err();
         assert!(matches!(error, ConfigError::AuthType(_)));
     }
 }

@@ -195,3 +195,16 @@ impl ChatModel for Unconfigured {
         Box::pin(async move { Err(ModelError::NotConfigured(self.0.clone())) })
     }
 }
+
+/// Asks for a whole answer and returns its text (titles, judges, simulated users).
+pub async fn complete_text(model: &dyn ChatModel, request: ChatRequest) -> Result<String, ModelError> {
+    use futures::StreamExt;
+    let mut deltas = model.chat(request, false).await?;
+    let mut text = String::new();
+    while let Some(delta) = deltas.next().await {
+        if let ChatDelta::Text(t) = delta? {
+            text.push_str(&t);
+        }
+    }
+    Ok(text)
+}

@@ -72,7 +72,11 @@ impl MlflowClient {
             }
             let text = response.text().await.unwrap_or_default();
             if !status.is_success() {
-                return Err(MlflowError::Status { url, status: status.as_u16(), body: text.chars().take(500).collect() });
+                return Err(MlflowError::Status {
+                    url,
+                    status: status.as_u16(),
+                    body: text.chars().take(500).collect(),
+                });
             }
             return serde_json::from_str(&text).map_err(|e| MlflowError::Protocol { url, message: e.to_string() });
         }
@@ -131,6 +135,83 @@ impl MlflowClient {
             "feedback": {"value": thumbs_up},
         }});
         let created = self.call(reqwest::Method::POST, &path, body).await?;
+        created.pointer("/assessment/assessment_id").and_then(Value::as_str).map(str::to_string).ok_or_else(|| {
+            MlflowError::Protocol { url: self.base.clone(), message: format!("no assessment id in {created}") }
+        })
+    }
+}
+
+/// Evaluation runs (`agent-evaluate`): a run, its metrics, its traces, and the judges' assessments.
+impl MlflowClient {
+    pub async fn create_run(
+        &self,
+        experiment_id: &str,
+        run_name: &str,
+        tags: &[(&str, String)],
+    ) -> Result<String, MlflowError> {
+        let tags: Vec<Value> = tags.iter().map(|(k, v)| json!({"key": k, "value": v})).collect();
+        let body = json!({
+            "experiment_id": experiment_id,
+            "run_name": run_name,
+            "start_time": chrono::Utc::now().timestamp_millis(),
+            "tags": tags,
+        });
+        let created = self.call(reqwest::Method::POST, "/api/2.0/mlflow/runs/create", body).await?;
+        created
+            .pointer("/run/info/run_id")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| MlflowError::Protocol { url: self.base.clone(), message: format!("no run id in {created}") })
+    }
+
+    pub async fn log_batch(
+        &self,
+        run_id: &str,
+        metrics: &[(String, f64)],
+        params: &[(&str, String)],
+    ) -> Result<(), MlflowError> {
+        let now = chrono::Utc::now().timestamp_millis();
+        let metrics: Vec<Value> =
+            metrics.iter().map(|(k, v)| json!({"key": k, "value": v, "timestamp": now, "step": 0})).collect();
+        let params: Vec<Value> = params.iter().map(|(k, v)| json!({"key": k, "value": v})).collect();
+        let body = json!({"run_id": run_id, "metrics": metrics, "params": params});
+        self.call(reqwest::Method::POST, "/api/2.0/mlflow/runs/log-batch", body).await.map(|_| ())
+    }
+
+    pub async fn finish_run(&self, run_id: &str, status: &str) -> Result<(), MlflowError> {
+        let body = json!({"run_id": run_id, "status": status, "end_time": chrono::Utc::now().timestamp_millis()});
+        self.call(reqwest::Method::POST, "/api/2.0/mlflow/runs/update", body).await.map(|_| ())
+    }
+
+    /// Shows the traces in the run (its Traces tab), 100 at a time as MLflow takes them.
+    pub async fn link_traces(&self, run_id: &str, trace_ids: &[String]) -> Result<(), MlflowError> {
+        for chunk in trace_ids.chunks(100) {
+            let body = json!({"run_id": run_id, "trace_ids": chunk});
+            self.call(reqwest::Method::POST, "/api/2.0/mlflow/traces/link-to-run", body).await?;
+        }
+        Ok(())
+    }
+
+    /// A judge's (or code's) verdict on a trace, as a feedback assessment of the run.
+    pub async fn log_feedback(
+        &self,
+        trace_id: &str,
+        name: &str,
+        value: &Value,
+        rationale: &str,
+        source: (&str, &str),
+        run_id: &str,
+    ) -> Result<String, MlflowError> {
+        let body = json!({"assessment": {
+            "trace_id": trace_id,
+            "assessment_name": name,
+            "source": {"source_type": source.0, "source_id": source.1},
+            "feedback": {"value": value},
+            "rationale": rationale,
+            "metadata": {"mlflow.assessment.sourceRunId": run_id},
+        }});
+        let created =
+            self.call(reqwest::Method::POST, &format!("/api/3.0/mlflow/traces/{trace_id}/assessments"), body).await?;
         created.pointer("/assessment/assessment_id").and_then(Value::as_str).map(str::to_string).ok_or_else(|| {
             MlflowError::Protocol { url: self.base.clone(), message: format!("no assessment id in {created}") }
         })

@@ -12,11 +12,10 @@ use std::time::{Duration, Instant};
 use app::conversation::{Answer, AnswerStatus};
 use app::responses::StreamFrame;
 use app::sse::SseParser;
-use futures::StreamExt;
 use tokio::sync::watch;
 
 use super::{AnswerRecord, ChatStore, MessageStatus, fallback_title};
-use crate::llm::{ChatDelta, ChatMessage, ChatModel, ChatRequest, UserContent};
+use crate::llm::{ChatMessage, ChatModel, ChatRequest, UserContent};
 
 /// Where an answer goes: its chat, its row, and what the title task needs.
 pub struct AnswerTarget {
@@ -136,13 +135,7 @@ async fn generate_title(store: &ChatStore, chat_id: &str, job: TitleJob, answer:
         ..ChatRequest::default()
     };
     let title = async {
-        let mut deltas = job.model.chat(request, false).await.ok()?;
-        let mut text = String::new();
-        while let Some(delta) = deltas.next().await {
-            if let Ok(ChatDelta::Text(t)) = delta {
-                text.push_str(&t);
-            }
-        }
+        let text = crate::llm::complete_text(job.model.as_ref(), request).await.ok()?;
         let line = text.lines().map(str::trim).find(|l| !l.is_empty())?.to_string();
         Some(line.trim_matches(['"', '\'', '*', '#', ' ', '.']).to_string())
     };

@@ -11,11 +11,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
+use rmcp::ServiceExt;
 use rmcp::model::{CallToolRequestParams, ClientCapabilities, ClientConfig, Implementation};
 use rmcp::service::{RoleClient, RunningService};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
-use rmcp::ServiceExt;
 use serde::Deserialize;
 use serde_json::Value;
 use tokio::sync::Mutex;
@@ -435,7 +435,8 @@ impl McpHub {
             .stderr(std::process::Stdio::inherit())
             .spawn()
             .map_err(|e| ConnectError::Connect(format!("cannot start `{command}`: {e}")))?;
-        let client = Arc::new(client_config().serve(transport).await.map_err(|e| ConnectError::Connect(e.to_string()))?);
+        let client =
+            Arc::new(client_config().serve(transport).await.map_err(|e| ConnectError::Connect(e.to_string()))?);
         *process = Some(client.clone());
         Ok(client)
     }
@@ -589,7 +590,10 @@ impl Tool for McpTool {
                 Value::Object(map) => map,
                 Value::Null => Default::default(),
                 other => {
-                    return Err(ToolError::InvalidArguments { tool, reason: format!("expected an object, got {other}") });
+                    return Err(ToolError::InvalidArguments {
+                        tool,
+                        reason: format!("expected an object, got {other}"),
+                    });
                 }
             };
             let params = CallToolRequestParams::new(self.remote_name.clone()).with_arguments(arguments);
