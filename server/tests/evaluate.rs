@@ -315,3 +315,55 @@ async fn the_embedded_model_evaluates_offline() {
     assert!(safety["value"] == "yes" || safety["value"] == "no" || safety["error"] == true, "{safety}");
     assert!(Path::new(&run_dir.dir.path().join("out/report.html")).is_file());
 }
+
+/// Any agent at a URL (here this server on its own port), with a bearer token.
+#[tokio::test]
+async fn an_agent_at_a_url_is_evaluated_over_its_api() {
+    use axum::http::HeaderMap;
+    let (agent, judge) = (FakeModel::start().await, FakeModel::start().await);
+    let state = server::AppState::new(
+        server::Settings {
+            openai_base_url: Some(agent.base_url()),
+            chat_history: false,
+            tracing: false,
+            ..Default::default()
+        },
+        server::agent::agent(),
+    )
+    .unwrap();
+    // In front of it, a check that the token arrives (as a deployed app's proxy would).
+    let seen: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+    let app = server::app(state).layer(axum::middleware::from_fn({
+        let seen = seen.clone();
+        move |headers: HeaderMap, request: axum::extract::Request, next: axum::middleware::Next| {
+            let seen = seen.clone();
+            async move {
+                let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+                seen.lock().unwrap().push(auth);
+                next.run(request).await
+            }
+        }
+    }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    agent.push(Reply::text("Paris."));
+    judge.push(verdict("yes", "Relevant."));
+    let run_dir = Run::new(r#"{"input": "Capital of France?", "expectations": {"contains": ["paris"]}}"#);
+    let output = run({
+        let mut cmd = run_dir.command(None);
+        cmd.args(["--url", &format!("{url}/invocations"), "--scorers", "RelevanceToQuery,Contains"])
+            .env("AGENT_EVAL_TOKEN", "eval-token")
+            .env("AGENT_JUDGE_BASE_URL", judge.base_url())
+            .env("AGENT_JUDGE_MODEL", "judge");
+        cmd
+    })
+    .await;
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let results = run_dir.results();
+    assert_eq!(results["target"], url);
+    assert_eq!(score(&results, 0, "RelevanceToQuery")["pass"], true);
+    assert_eq!(score(&results, 0, "Contains")["pass"], true);
+    assert_eq!(*seen.lock().unwrap(), ["Bearer eval-token"]);
+}

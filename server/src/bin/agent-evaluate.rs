@@ -129,7 +129,10 @@ async fn run(args: Args) -> Result<std::process::ExitCode, String> {
             Target::new(&url, None, timeout)
         }
     };
-    state.runner.model.ready().map_err(|e| format!("the model is not usable: {e}"))?;
+    // The configured model is needed to serve the agent here, and as the judge unless one is named.
+    if served.is_some() || args.judge_base_url.is_none() {
+        state.runner.model.ready().map_err(|e| format!("the model is not usable: {e}"))?;
+    }
 
     let judge_model = match &args.judge_base_url {
         Some(base) => openai_model(base, args.judge_api_key.clone(), &state.settings),
