@@ -167,6 +167,15 @@ pub struct Settings {
     #[arg(long, env = "AGENT_MCP_TOOLS_TTL_SECONDS", default_value_t = 300.0)]
     pub mcp_tools_ttl_seconds: f64,
 
+    /// Requests a minute each user may send to the agent (`/invocations`, `/responses`, the chat);
+    /// 0: no limit. The user is the one the Apps proxy forwards (`X-Forwarded-Email`).
+    #[arg(long, env = "AGENT_RATE_LIMIT_PER_MINUTE", default_value_t = 0)]
+    pub rate_limit_per_minute: u32,
+
+    /// Requests a user may send at once before the per-minute rate applies (default: a minute's worth).
+    #[arg(long, env = "AGENT_RATE_LIMIT_BURST")]
+    pub rate_limit_burst: Option<u32>,
+
     /// Model calls per request before the agent gives up (the reference's max_turns).
     #[arg(long, env = "AGENT_MAX_TURNS", default_value_t = 10)]
     pub max_turns: usize,

@@ -325,6 +325,48 @@ async fn oversized_and_overlong_requests_are_refused() {
     assert_eq!(status, 200);
 }
 
+/// The limit follows the forwarded user: one user over it gets 429 (API shape, Retry-After) while
+/// another user, through the same proxy address, is unaffected; other routes are not limited.
+#[tokio::test]
+async fn each_user_has_their_own_rate_limit() {
+    let server = start_with(
+        |s| {
+            s.rate_limit_per_minute = 2;
+            s.rate_limit_burst = Some(2);
+        },
+        server::agent::agent(),
+    )
+    .await;
+    let ask = |who: &'static str| {
+        let server = &server;
+        async move {
+            server.fake.push(Reply::text("ok"));
+            let response = server
+                .client
+                .post(format!("{}/invocations", server.url))
+                .header("x-forwarded-email", who)
+                .json(&user("hi"))
+                .send()
+                .await
+                .unwrap();
+            let retry_after = response.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string());
+            (response.status().as_u16(), retry_after, response.json::<Value>().await.unwrap())
+        }
+    };
+    assert_eq!(ask("alice@example.com").await.0, 200);
+    assert_eq!(ask("alice@example.com").await.0, 200);
+    let (status, retry_after, body) = ask("alice@example.com").await;
+    assert_eq!(status, 429);
+    let seconds: u64 = retry_after.expect("Retry-After").parse().unwrap();
+    assert!((1..=30).contains(&seconds), "{seconds}");
+    assert!(body["detail"].as_str().unwrap().starts_with("Rate limit exceeded: at most 2 requests a minute per user"));
+    assert_eq!(ask("bob@example.com").await.0, 200, "another user is not limited by alice's requests");
+    let info = server.client.get(format!("{}/agent/info", server.url)).header("x-forwarded-email", "alice@example.com");
+    assert_eq!(info.send().await.unwrap().status(), 200, "only the agent routes are limited");
+    // Leftover scripted replies would confuse nothing else; the refused request took none.
+    assert_eq!(server.fake.pending(), 1);
+}
+
 #[tokio::test]
 async fn wrong_method_is_405() {
     let server = start().await;

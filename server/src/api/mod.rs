@@ -5,6 +5,7 @@
 pub mod error;
 pub mod history;
 pub mod meta;
+pub mod rate_limit;
 pub mod responses;
 pub mod traces;
 
@@ -15,10 +16,18 @@ use axum::routing::{get, post};
 use crate::state::AppState;
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    // The routes that run the agent, rate-limited per user when a limit is set.
+    let mut agent = Router::new()
         .route("/invocations", post(responses::create))
         .route("/responses", post(responses::create))
-        .route("/api/chat", post(responses::chat))
+        .route("/api/chat", post(responses::chat));
+    if let Some(limit) =
+        rate_limit::UserRateLimit::new(state.settings.rate_limit_per_minute, state.settings.rate_limit_burst)
+    {
+        agent = agent.layer(axum::middleware::from_fn_with_state(limit, rate_limit::limit));
+    }
+    Router::new()
+        .merge(agent)
         .route("/api/chat/{id}", get(history::get).patch(history::update).delete(history::delete))
         .route("/api/history", get(history::list))
         .route("/api/feedback", post(history::feedback))
