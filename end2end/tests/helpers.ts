@@ -49,6 +49,8 @@ export function watchErrors(page: Page) {
 export async function openChat(page: Page) {
   const response = await page.goto("/");
   expect(response?.status()).toBe(200);
+  // The page runs under its Content-Security-Policy (a violation is a console error: see watchErrors).
+  expect(response?.headers()["content-security-policy"]).toContain("script-src 'self' 'wasm-unsafe-eval' 'sha256-");
   await page.locator("body[data-hydrated]").waitFor();
 }
 

@@ -44,6 +44,7 @@ pub fn app(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     api::router(state)
         .merge(web)
+        .layer(axum::middleware::from_fn(web::security::headers))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),

@@ -475,3 +475,39 @@ async fn the_page_is_server_rendered_with_hydration_scripts() {
     let resp = server.client.get(format!("{}/no-such-page", server.url)).send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 404);
 }
+
+/// Pages carry a policy that lets exactly their own inline scripts run (by hash) and WebAssembly,
+/// plus the usual headers; the browser tests run the app under it.
+#[tokio::test]
+async fn pages_have_a_content_security_policy_for_their_own_scripts() {
+    use base64::Engine;
+    use sha2::Digest;
+    let server = start().await;
+    for path in ["/", "/traces"] {
+        let resp = server.client.get(format!("{}{path}", server.url)).send().await.unwrap();
+        let headers = resp.headers().clone();
+        let html = resp.text().await.unwrap();
+        let policy = headers["content-security-policy"].to_str().unwrap().to_string();
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        assert_eq!(headers["x-frame-options"], "SAMEORIGIN");
+        assert!(policy.contains("script-src 'self' 'wasm-unsafe-eval' 'sha256-"), "{policy}");
+        assert!(!policy.contains("'unsafe-inline' ;") && !policy.contains("script-src 'unsafe-inline'"), "{policy}");
+        // Every inline script of the page is allowed by its hash, and nothing more.
+        let mut hashes = 0;
+        for chunk in html.split("<script").skip(1) {
+            let (tag, body) = chunk.split_once('>').unwrap();
+            if tag.contains(" src=") {
+                continue;
+            }
+            let script = body.split("</script>").next().unwrap();
+            let hash = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(script.as_bytes()));
+            assert!(policy.contains(&format!("'sha256-{hash}'")), "{path}: {script} not allowed by {policy}");
+            hashes += 1;
+        }
+        assert_eq!(policy.matches("'sha256-").count(), hashes, "{policy}");
+    }
+    // API answers are not pages: no policy, still no sniffing.
+    let resp = server.client.get(format!("{}/health", server.url)).send().await.unwrap();
+    assert!(resp.headers().get("content-security-policy").is_none());
+    assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
+}

@@ -1,6 +1,7 @@
 //! The browser UI: server-rendered Leptos pages, their server functions (`/api/<name>`), and the built
 //! site's static files (`/pkg/...`); the trace viewer (`/traces`, server-rendered only).
 
+pub mod security;
 mod traces;
 
 use app::config::UiSettings;
