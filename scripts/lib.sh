@@ -194,6 +194,15 @@ ensure_mlflow() {
   "$MLFLOW_VENV/bin/pip" install -q --disable-pip-version-check "mlflow==$MLFLOW_VERSION"
 }
 
+# cargo-fuzz, for scripts/fuzz.sh.
+CARGO_FUZZ_VERSION=0.13.1
+
+ensure_cargo_fuzz() {
+  cargo fuzz --version 2>/dev/null | grep -q "$CARGO_FUZZ_VERSION" && return
+  log "installing cargo-fuzz $CARGO_FUZZ_VERSION (once)"
+  cargo install cargo-fuzz --locked --version "$CARGO_FUZZ_VERSION"
+}
+
 # The official MCP Python SDK (PyPI `mcp`), for the MCP servers the tests start
 # (server/tests/mcp/test_server.py).
 MCP_VERSION=2.3.0

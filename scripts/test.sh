@@ -65,6 +65,10 @@ fi
 grep -q "PREFLIGHT FAIL.*could not reach the model endpoint" target/preflight-fail.log \
   || { cat target/preflight-fail.log >&2; echo "preflight failed without the reason" >&2; exit 1; }
 
+# A bounded fuzzing run of the parsers and the markdown renderer (longer by hand: scripts/fuzz.sh 600).
+log "fuzzing (bounded)"
+scripts/fuzz.sh 15
+
 # Debug build: this checks that the benchmark runs and sees no errors, not how fast (see README).
 log "benchmark smoke run"
 ./target/debug/agent-bench --quick --server target/debug/server
