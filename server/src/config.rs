@@ -192,6 +192,11 @@ pub struct Settings {
     #[arg(long, env = "AGENT_MAX_TOOL_OUTPUT_BYTES", default_value_t = 256 * 1024)]
     pub max_tool_output_bytes: usize,
 
+    /// A model answer (one call: text, reasoning and tool arguments) longer than this many bytes is
+    /// stopped and reported as an error: a runaway model cannot fill memory or the client.
+    #[arg(long, env = "AGENT_MAX_MODEL_OUTPUT_BYTES", default_value_t = 1024 * 1024)]
+    pub max_model_output_bytes: usize,
+
     /// Seconds between SSE keep-alive comments while a stream is otherwise silent.
     #[arg(long, env = "AGENT_SSE_KEEPALIVE_SECONDS", default_value_t = 15.0)]
     pub sse_keepalive_seconds: f64,

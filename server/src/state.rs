@@ -67,6 +67,7 @@ impl AppState {
                 max_turns: settings.max_turns.max(1),
                 tool_timeout: settings.tool_timeout(),
                 max_tool_output_bytes: settings.max_tool_output_bytes,
+                max_model_output_bytes: settings.max_model_output_bytes,
             },
             mcp: Arc::new(McpHub::new(mcp_servers, workspace.clone(), settings.mcp_timeouts())),
         };

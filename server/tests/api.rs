@@ -511,3 +511,35 @@ async fn pages_have_a_content_security_policy_for_their_own_scripts() {
     assert!(resp.headers().get("content-security-policy").is_none());
     assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
 }
+
+/// The static file service stays in the site folder, however the path is spelled. The requests go
+/// out byte for byte over TCP: an HTTP client would normalise the dot segments away.
+#[tokio::test]
+async fn static_files_cannot_escape_the_site_folder() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = start().await;
+    let address = server.url.trim_start_matches("http://").to_string();
+    for path in [
+        "/pkg/../../Cargo.toml",
+        "/pkg/%2e%2e/%2e%2e/Cargo.toml",
+        "/pkg/..%2f..%2fCargo.toml",
+        "/%2e%2e/%2e%2e/Cargo.toml",
+        "/pkg/%2e%2e%5c%2e%2e%5cCargo.toml",
+        "/pkg/..%00/Cargo.toml",
+        "/pkg/../../../../../../etc/passwd",
+        "/pkg//etc/passwd",
+    ] {
+        let mut tcp = tokio::net::TcpStream::connect(&address).await.unwrap();
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+        tcp.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        tcp.read_to_end(&mut answer).await.unwrap();
+        let answer = String::from_utf8_lossy(&answer);
+        let status: u16 = answer.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        assert!(!answer.contains("[workspace]") && !answer.contains("root:x:0:0"), "{path} leaked a file ({status})");
+        assert!(
+            matches!(status, 400 | 404) || (status == 200 && answer.contains("<title>agent-app</title>")),
+            "{path}: {status}"
+        );
+    }
+}

@@ -184,3 +184,29 @@ async fn upstream_error_object_in_the_stream() {
     let s = server.stream("/invocations", user_stream("hi"), &[]).await;
     assert_stream_error(&s, "INTERNAL_ERROR", "reported an error: context length exceeded");
 }
+
+/// A model that does not stop talking is stopped: the answer so far is kept (incomplete), the client
+/// gets an error, the model connection is closed, and tool-call arguments count too.
+#[tokio::test]
+async fn a_runaway_answer_is_cut_off_at_the_output_limit() {
+    let server = start_with(|s| s.max_model_output_bytes = 2_000, server::agent::agent()).await;
+    let long = "word ".repeat(2_000);
+    server.fake.push(Reply::text_with_delay(&long, Duration::from_millis(0)));
+    let s = server.stream("/invocations", user_stream("talk"), &[]).await;
+    assert_stream_error(&s, "OUTPUT_TOO_LARGE", "passed 2000 bytes");
+    let said = s.text();
+    assert!(said.len() > 1_000 && said.len() <= 2_100, "{}", said.len());
+    let message = s.done_items().into_iter().find(|i| i["type"] == "message").unwrap();
+    assert_eq!(message["status"], "incomplete");
+    // Not streamed: a 500 with the reason.
+    server.fake.push(Reply::tool_call("get_current_time", &format!("{{\"pad\": \"{}\"}}", "x".repeat(5_000))));
+    let (status, body) = server.post("/invocations", user("time")).await;
+    assert_eq!(status, 500);
+    assert!(body["detail"].as_str().unwrap().contains("AGENT_MAX_MODEL_OUTPUT_BYTES"), "{body}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while server.fake.open_streams() > 0 {
+        assert!(Instant::now() < deadline, "the model stream was not closed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    still_works(&server).await;
+}

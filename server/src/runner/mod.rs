@@ -75,6 +75,7 @@ pub struct Limits {
     pub max_turns: usize,
     pub tool_timeout: Duration,
     pub max_tool_output_bytes: usize,
+    pub max_model_output_bytes: usize,
 }
 
 /// Why a run ended without an answer.
@@ -84,6 +85,8 @@ pub enum RunError {
     Model(#[from] ModelError),
     #[error("the agent made {0} model calls without reaching a final answer (raise AGENT_MAX_TURNS to allow more)")]
     MaxTurns(usize),
+    #[error("the model's answer passed {0} bytes and was stopped (AGENT_MAX_MODEL_OUTPUT_BYTES)")]
+    OutputTooLarge(usize),
 }
 
 impl RunError {
@@ -91,6 +94,7 @@ impl RunError {
         match self {
             RunError::Model(e) => e.error_code(),
             RunError::MaxTurns(_) => "MAX_TURNS_EXCEEDED",
+            RunError::OutputTooLarge(_) => "OUTPUT_TOO_LARGE",
         }
     }
 }
@@ -253,8 +257,24 @@ impl Runner {
         let mut message: Option<OpenMessage> = None;
         let mut reasoning: Option<OpenReasoning> = None;
         let mut pending: Vec<PendingCall> = Vec::new();
+        let mut produced = 0usize;
         while let Some(delta) = deltas.next().await {
+            produced += match &delta {
+                Ok(ChatDelta::Text(t) | ChatDelta::Reasoning(t)) => t.len(),
+                Ok(ChatDelta::ToolCall { arguments, .. }) => arguments.len(),
+                _ => 0,
+            };
             let delta = match delta {
+                Ok(_) if produced > self.limits.max_model_output_bytes => {
+                    // Dropping the stream hangs up on the model; what was said is kept, as incomplete.
+                    if let Some(r) = reasoning.take() {
+                        out.reasoning_done(r);
+                    }
+                    if let Some(m) = message.take() {
+                        out.message_done(m, false);
+                    }
+                    return Err(RunError::OutputTooLarge(self.limits.max_model_output_bytes));
+                }
                 Ok(delta) => delta,
                 Err(error) => {
                     // Keep what was said: close the open items as incomplete, then report.
