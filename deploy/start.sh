@@ -1,12 +1,12 @@
 #!/bin/sh
-# The Databricks Apps start command: unpacks the server binary shipped beside this script (gzipped:
-# Apps take no file over 10 MB) where the container can write, and runs it.
+# The Databricks Apps start command: joins and unpacks the server binary shipped beside this script
+# (gzipped, in parts: Apps take no file over 10 MB) where the container can write, and runs it.
 # Databricks Apps set DATABRICKS_APP_PORT, DATABRICKS_HOST and the service principal's
 # DATABRICKS_CLIENT_ID/SECRET; app.yaml adds the MLflow experiment.
 set -e
 here="$(cd "$(dirname "$0")" && pwd)"
 bin="${TMPDIR:-/tmp}/agent-app-server"
-gzip -dc "$here/server.gz" > "$bin.partial"
+cat "$here"/server.gz.[0-9][0-9] | gzip -dc > "$bin.partial"
 chmod +x "$bin.partial"
 mv "$bin.partial" "$bin"
 export LEPTOS_SITE_ROOT="${LEPTOS_SITE_ROOT:-$here/site}"

@@ -142,13 +142,44 @@ test("markdown and HTML injection in an answer never runs", async ({ page, reque
     "<a href=\"javascript:window.__xss='a'\">raw link</a>",
     "<iframe src=\"javascript:window.__xss='iframe'\"></iframe>",
     "![pic](javascript:window.__xss='image')",
+    // A wider corpus: case and whitespace tricks, other schemes, entities, autolinks, references,
+    // event handlers on other tags, and mutation-XSS shapes.
+    "[case](JaVaScRiPt:window.__xss='case')",
+    "[tab](java\tscript:window.__xss='tab')",
+    "[data](data:text/html,<script>window.__xss='data'</script>)",
+    "[vb](vbscript:msgbox(1))",
+    "<a href=\"&#106;avascript:window.__xss='entity'\">entity</a>",
+    "<javascript:window.__xss='autolink'>",
+    "[ref][r]\n\n[r]: javascript:window.__xss='ref'",
+    "<svg onload=\"window.__xss='svg'\"></svg>",
+    "<details open ontoggle=\"window.__xss='details'\">x</details>",
+    "<math><mtext><table><mglyph><style><img src=x onerror=\"window.__xss='mxss'\">",
+    "<body onload=\"window.__xss='body'\">",
+    "`<img src=x onerror=window.__xss='code'>` and ```\n<script>window.__xss='fence'</script>\n```",
   ].join("\n\n");
   await script(request, { kind: "text", text: payload });
   await send(page, "Inject");
   await waitForAnswer(page);
   const markdown = lastAnswer(page).locator(".markdown");
   await expect(markdown).toContainText("<img src=x onerror=");
-  await expect(markdown.locator("img[onerror], script, iframe, a[href^='javascript']")).toHaveCount(0);
+  await expect(markdown.locator("img[onerror], script, iframe, svg, math, details, a[href^='javascript']")).toHaveCount(0);
+  // No element of the answer has an event handler, and every link and image target is harmless.
+  const unsafe = await markdown.evaluate((root) => {
+    const found: string[] = [];
+    for (const el of Array.from(root.querySelectorAll("*"))) {
+      for (const attr of Array.from(el.attributes)) {
+        if (attr.name.startsWith("on")) found.push(`${el.tagName} ${attr.name}`);
+        if ((attr.name === "href" || attr.name === "src") && !/^(https?:|mailto:|#|\/|[^:]*$)/i.test(attr.value.trim()))
+          found.push(`${el.tagName} ${attr.name}=${attr.value}`);
+      }
+    }
+    return found;
+  });
+  expect(unsafe).toEqual([]);
+  for (const text of ["case", "tab", "data", "vb", "ref"]) {
+    const link = markdown.getByText(text, { exact: true });
+    if ((await link.count()) > 0) await link.first().click({ noWaitAfter: true }).catch(() => {});
+  }
   await markdown.getByText("click me").click();
   await page.waitForTimeout(200);
   expect(await page.evaluate(() => (window as unknown as { __xss?: string }).__xss)).toBeUndefined();

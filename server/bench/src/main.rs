@@ -82,6 +82,13 @@ struct Args {
     /// The question each request asks.
     #[arg(long, default_value = "hi")]
     question: String,
+    /// Soak: hold `--soak-streams` concurrent streams for this many seconds, in 10 s windows, and
+    /// report errors, throughput and memory (peak RSS per stream, growth between windows).
+    #[arg(long)]
+    soak_seconds: Option<f64>,
+    /// Concurrent streams of the soak.
+    #[arg(long, default_value_t = 1000)]
+    soak_streams: usize,
 }
 
 /// The reference's figures, tracing off and on, from research/anchor-perf.md (1 core, LLM 0 ms).
@@ -128,6 +135,11 @@ async fn main() -> anyhow::Result<()> {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
 
+    if let Some(seconds) = args.soak_seconds {
+        let result = soak(&binary, &model_env, &client, &args, seconds).await;
+        let _ = std::fs::remove_dir_all(&data_dir);
+        return result;
+    }
     if args.tracing_only {
         let errors = tracing_cost(&binary, &model_env, &client, &args, if args.quick { 16 } else { 64 }).await?;
         let _ = std::fs::remove_dir_all(&data_dir);
@@ -550,4 +562,50 @@ async fn tracing_cost(
         (ref_on / ref_off - 1.0) * 100.0
     );
     Ok(errors)
+}
+
+/// Many concurrent streams for a while: every request must succeed, and memory must level off.
+async fn soak(
+    binary: &Path,
+    model_env: &[(&str, String)],
+    client: &reqwest::Client,
+    args: &Args,
+    seconds: f64,
+) -> anyhow::Result<()> {
+    let mut server = Server::start(binary, model_env, args.pin)?;
+    server.first_answer(client).await?;
+    let pid = server.pid();
+    let idle = rss_mb(pid, "VmRSS");
+    let streams = args.soak_streams.max(1);
+    let windows = (seconds / 10.0).ceil().max(1.0) as usize;
+    let window = Duration::from_secs_f64(seconds / windows as f64);
+    println!(
+        "soak: {streams} concurrent streams for {seconds:.0} s ({windows} windows; fake model {} ms between tokens); idle RSS {idle:.1} MB",
+        args.token_delay_ms
+    );
+    let (mut requests, mut errors, mut peak) = (0, 0, idle);
+    let mut after = Vec::new();
+    for i in 1..=windows {
+        let row = load(client, &server, true, streams, window).await;
+        let rss = rss_mb(pid, "VmRSS");
+        after.push(rss);
+        requests += row.requests;
+        errors += row.errors;
+        peak = peak.max(row.peak_rss_mb);
+        println!(
+            "  window {i}: {:>7.0} req/s  total p50 {:>7.1} ms p99 {:>7.1} ms  errors {}  peak RSS {:.1} MB  RSS after {:.1} MB",
+            row.rps, row.total.p50, row.total.p99, row.errors, row.peak_rss_mb, rss
+        );
+    }
+    server.stop();
+    let per_stream_kb = (peak - idle).max(0.0) * 1024.0 / streams as f64;
+    let growth = after.last().copied().unwrap_or(idle) - after.first().copied().unwrap_or(idle);
+    println!(
+        "soak result: {requests} streamed requests, {errors} errors; peak RSS {peak:.1} MB = {per_stream_kb:.1} KB per open stream \
+         above idle; RSS after the first window {:.1} MB, after the last {:.1} MB (growth {growth:+.1} MB)",
+        after.first().copied().unwrap_or(idle),
+        after.last().copied().unwrap_or(idle)
+    );
+    anyhow::ensure!(errors == 0, "{errors} of {requests} streamed requests failed");
+    Ok(())
 }
