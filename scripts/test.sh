@@ -72,6 +72,10 @@ scripts/fuzz.sh 15
 # Debug build: this checks that the benchmark runs and sees no errors, not how fast (see README).
 log "benchmark smoke run"
 ./target/debug/agent-bench --quick --server target/debug/server
+# 1,000 streams open at once (20 ms between tokens: each stream lasts ~1.3 s), held for 20 s: every
+# request must succeed (it fails otherwise) and the memory figures are printed.
+log "load: 1,000 concurrent streams"
+./target/debug/agent-bench --server target/debug/server --soak-seconds 20 --soak-streams 1000 --token-delay-ms 20
 
 cargo_passed=$(awk '/^test result:/ {n += $4} END {print n + 0}' target/cargo-test.log)
 e2e_passed=$(sed -n 's/^ *\([0-9][0-9]*\) passed.*/\1/p' target/e2e.log | tail -1)
