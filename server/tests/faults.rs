@@ -26,7 +26,14 @@ fn assert_stream_error(s: &common::Stream, code: &str, needle: &str) -> Value {
     error
 }
 
+/// After a fault: no model connection is left open (the failed call was hung up on), and the next
+/// request is answered normally.
 async fn still_works(server: &common::TestServer) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.fake.open_streams() > 0 {
+        assert!(Instant::now() < deadline, "{} model streams left open after the fault", server.fake.open_streams());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     server.fake.push(Reply::text("fine"));
     let (status, body) = server.post("/invocations", user("again")).await;
     assert_eq!(status, 200, "{body}");
@@ -64,6 +71,7 @@ async fn retry_after_is_honoured() {
     let (status, _) = server.post("/invocations", user("hi")).await;
     assert_eq!(status, 200);
     assert!(started.elapsed() >= Duration::from_millis(950), "waited {:?}", started.elapsed());
+    still_works(&server).await;
 }
 
 #[tokio::test]
@@ -96,6 +104,7 @@ async fn client_errors_are_not_retried() {
     server.fake.push(Reply::status(401, "invalid token"));
     let s = server.stream("/invocations", user_stream("hi"), &[]).await;
     assert_stream_error(&s, "UNAUTHENTICATED", "HTTP 401: invalid token");
+    still_works(&server).await;
 }
 
 #[tokio::test]
@@ -183,6 +192,7 @@ async fn upstream_error_object_in_the_stream() {
     server.fake.push(Reply::Raw { payloads: vec![r#"{"error": {"message": "context length exceeded"}}"#.into()] });
     let s = server.stream("/invocations", user_stream("hi"), &[]).await;
     assert_stream_error(&s, "INTERNAL_ERROR", "reported an error: context length exceeded");
+    still_works(&server).await;
 }
 
 /// A model that does not stop talking is stopped: the answer so far is kept (incomplete), the client
