@@ -10,7 +10,7 @@ pub mod output;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use app::responses::ResponsesRequest;
+use app::responses::{Item, ResponsesRequest};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use serde_json::value::RawValue;
@@ -119,9 +119,20 @@ struct PendingCall {
     index: u32,
     id: Option<String>,
     name: Option<String>,
-    /// Arguments that arrived before the name (the item can only start once it has a name).
+    /// Arguments that arrived before the name (the item can only start once it has a name), or all
+    /// of them for a call that needs approval (it is never streamed as a function call).
     early_arguments: String,
     open: Option<OpenCall>,
+    /// Known once the name is: whether the tool must be approved by the client first.
+    approval: Option<bool>,
+}
+
+/// A tool call to run: the model's, or one the client approved.
+#[derive(Debug, Clone)]
+pub struct PlannedCall {
+    pub call_id: String,
+    pub name: String,
+    pub arguments: String,
 }
 
 impl Runner {
@@ -136,7 +147,8 @@ impl Runner {
     ) -> Result<(), RunError> {
         out.created();
         let toolset = self.request_tools(context, out).await;
-        let mut messages = history::chat_messages(&self.instructions(&toolset), &request.input);
+        let input = self.resolve_approvals(&request.input, &toolset.set, context, out, parent).await;
+        let mut messages = history::chat_messages(&self.instructions(&toolset), &input);
         let toolset = toolset.set;
         let tools = toolset.specs();
         let agent_span =
@@ -157,14 +169,28 @@ impl Runner {
                 max_tokens: request.max_output_tokens,
                 parallel_tool_calls: request.parallel_tool_calls,
             };
-            let (text, calls) = match self.model_turn(call, out, &agent_span, traced_tools.as_deref()).await {
-                Ok(turn) => turn,
-                Err(error) => {
-                    agent_span.fail(&error.to_string(), || payload(&answer));
-                    return Err(error);
-                }
-            };
+            let (text, calls, approvals) =
+                match self.model_turn(call, &toolset, out, &agent_span, traced_tools.as_deref()).await {
+                    Ok(turn) => turn,
+                    Err(error) => {
+                        agent_span.fail(&error.to_string(), || payload(&answer));
+                        return Err(error);
+                    }
+                };
             answer.push_str(&text);
+            if !approvals.is_empty() {
+                // The client decides: run the calls that need no approval, ask for the others, and end
+                // the answer here. The next request carries the decisions (see `resolve_approvals`).
+                if !calls.is_empty() {
+                    self.run_tools(&toolset, &calls, context, out, &agent_span).await;
+                }
+                for a in &approvals {
+                    out.approval_request(&a.call_id, &a.name, &a.arguments, &self.agent.name);
+                }
+                agent_span.end(|| payload(&answer));
+                out.completed();
+                return Ok(());
+            }
             if calls.is_empty() {
                 agent_span.end(|| payload(&answer));
                 out.completed();
@@ -200,6 +226,70 @@ impl Runner {
         RequestToolSet { set: self.agent.tools.with(mcp.tools), unavailable: mcp.unavailable }
     }
 
+    /// The client's answers to approval requests (`mcp_approval_response` items whose request is in
+    /// the input and not yet answered): approved calls run now, denied ones get the denial as their
+    /// output; either way the output is streamed and replaces the answer in the history the model
+    /// sees. Only tools that ask for approval can be run this way.
+    async fn resolve_approvals(
+        &self,
+        input: &[Item],
+        tools: &ToolSet,
+        context: &ToolContext,
+        out: &mut Output,
+        parent: &Span,
+    ) -> Vec<Item> {
+        let answered: std::collections::HashSet<&str> = input
+            .iter()
+            .filter_map(|i| match i {
+                Item::FunctionCallOutput(o) => Some(o.call_id.as_str()),
+                _ => None,
+            })
+            .collect();
+        let mut items = Vec::with_capacity(input.len());
+        for item in input {
+            let Item::McpApprovalResponse(response) = item else {
+                items.push(item.clone());
+                continue;
+            };
+            let id = response.approval_request_id.as_str();
+            if answered.contains(id) {
+                continue; // decided in an earlier turn: its output is in the history
+            }
+            let request = input.iter().find_map(|i| match i {
+                Item::McpApprovalRequest(r) if r.id == id => Some(r),
+                _ => None,
+            });
+            let Some(request) = request else {
+                items.push(item.clone());
+                continue;
+            };
+            let output = match (response.approve, tools.get(&request.name)) {
+                (true, Some(tool)) if tool.requires_approval() => {
+                    let call = PlannedCall {
+                        call_id: id.to_string(),
+                        name: request.name.clone(),
+                        arguments: request.arguments.clone(),
+                    };
+                    self.run_tool(tools, &call, context, parent).await
+                }
+                (true, _) => format!("Error: `{}` is not a tool that takes approvals; it was not run.", request.name),
+                (false, _) => match response.reason.as_deref().map(str::trim).filter(|r| !r.is_empty()) {
+                    Some(reason) => format!("The user did not approve this call: {reason}"),
+                    None => "The user did not approve this call.".to_string(),
+                },
+            };
+            out.tool_output(id, output.clone());
+            items.push(Item::FunctionCallOutput(app::responses::FunctionCallOutput {
+                id: None,
+                call_id: id.to_string(),
+                output: output.into(),
+                status: Some("completed".into()),
+                extra: Default::default(),
+            }));
+        }
+        items
+    }
+
     /// The system prompt, with a note on tool servers that are down (so the model can say why it
     /// cannot do something, rather than pretend).
     fn instructions(&self, tools: &RequestToolSet) -> String {
@@ -219,10 +309,11 @@ impl Runner {
     async fn model_turn(
         &self,
         call: ChatRequest,
+        toolset: &ToolSet,
         out: &mut Output,
         parent: &Span,
         tools: Option<&RawValue>,
-    ) -> Result<(String, Vec<OpenCall>), RunError> {
+    ) -> Result<(String, Vec<OpenCall>, Vec<PlannedCall>), RunError> {
         let span = parent.child(&format!("chat {}", call.model), SpanType::ChatModel, || {
             payload(&ChatInputs {
                 model: &call.model,
@@ -235,12 +326,17 @@ impl Runner {
         span.update(|s| genai::chat_model(s, &call.model, self.model.backend(), tools));
         let mut usage: Option<TokenUsage> = None;
         let mut finish = None;
-        let result = self.stream_turn(call, out, &mut usage, &mut finish).await;
+        let result = self.stream_turn(call, toolset, out, &mut usage, &mut finish).await;
         if let Some(usage) = usage {
             span.update(|s| s.usage = Some(usage));
         }
         match &result {
-            Ok((text, calls)) => span.end(|| chat_outputs(text, calls, finish.as_deref(), usage)),
+            Ok((text, calls, approvals)) => span.end(|| {
+                let mut tool_calls: Vec<ToolCall> =
+                    calls.iter().map(|c| ToolCall::function(&c.call_id, &c.name, &c.arguments)).collect();
+                tool_calls.extend(approvals.iter().map(|c| ToolCall::function(&c.call_id, &c.name, &c.arguments)));
+                chat_outputs(text, &tool_calls, finish.as_deref(), usage)
+            }),
             Err(error) => span.fail(&error.to_string(), || None),
         }
         result
@@ -249,10 +345,11 @@ impl Runner {
     async fn stream_turn(
         &self,
         call: ChatRequest,
+        tools: &ToolSet,
         out: &mut Output,
         usage_seen: &mut Option<TokenUsage>,
         finish_seen: &mut Option<String>,
-    ) -> Result<(String, Vec<OpenCall>), RunError> {
+    ) -> Result<(String, Vec<OpenCall>, Vec<PlannedCall>), RunError> {
         let mut deltas = self.model.chat(call, out.is_streaming()).await?;
         let mut message: Option<OpenMessage> = None;
         let mut reasoning: Option<OpenReasoning> = None;
@@ -315,6 +412,7 @@ impl Runner {
                                 name: None,
                                 early_arguments: String::new(),
                                 open: None,
+                                approval: None,
                             });
                             pending.len() - 1
                         }
@@ -322,11 +420,14 @@ impl Runner {
                     let p = &mut pending[at];
                     p.id = p.id.take().or(id);
                     p.name = p.name.take().or(name);
+                    if let (Some(name), None) = (&p.name, p.approval) {
+                        p.approval = Some(tools.get(name).is_some_and(|t| t.requires_approval()));
+                    }
                     if let Some(open) = p.open.as_mut() {
                         if !arguments.is_empty() {
                             out.call_arguments_delta(open, &arguments);
                         }
-                    } else if let Some(name) = p.name.clone() {
+                    } else if let (Some(name), Some(false)) = (p.name.clone(), p.approval) {
                         let call_id = p.id.clone().unwrap_or_else(|| new_id("call"));
                         let mut open = out.call_start(call_id, name);
                         let early = std::mem::take(&mut p.early_arguments) + &arguments;
@@ -353,16 +454,22 @@ impl Runner {
             None => String::new(),
         };
         let mut calls = Vec::with_capacity(pending.len());
+        let mut approvals = Vec::new();
         for p in pending {
-            match p.open {
-                Some(open) => {
+            match (p.open, p.approval, p.name) {
+                (Some(open), _, _) => {
                     out.call_done(&open);
                     calls.push(open);
                 }
-                None => tracing::warn!(index = p.index, "the model sent a tool call without a name; ignored"),
+                (None, Some(true), Some(name)) => approvals.push(PlannedCall {
+                    call_id: p.id.unwrap_or_else(|| new_id("call")),
+                    name,
+                    arguments: p.early_arguments,
+                }),
+                _ => tracing::warn!(index = p.index, "the model sent a tool call without a name; ignored"),
             }
         }
-        Ok((text, calls))
+        Ok((text, calls, approvals))
     }
 
     /// Runs the calls concurrently; each output is streamed as soon as it is ready. Returns the
@@ -378,7 +485,14 @@ impl Runner {
         let mut running: FuturesUnordered<_> = calls
             .iter()
             .enumerate()
-            .map(|(i, call)| async move { (i, self.run_tool(tools, call, context, parent).await) })
+            .map(|(i, call)| async move {
+                let planned = PlannedCall {
+                    call_id: call.call_id.clone(),
+                    name: call.name.clone(),
+                    arguments: call.arguments.clone(),
+                };
+                (i, self.run_tool(tools, &planned, context, parent).await)
+            })
             .collect();
         let mut outputs = vec![String::new(); calls.len()];
         while let Some((i, output)) = running.next().await {
@@ -389,7 +503,7 @@ impl Runner {
     }
 
     /// One tool call. Whatever goes wrong becomes the output, so the model can react to it.
-    async fn run_tool(&self, tools: &ToolSet, call: &OpenCall, context: &ToolContext, parent: &Span) -> String {
+    async fn run_tool(&self, tools: &ToolSet, call: &PlannedCall, context: &ToolContext, parent: &Span) -> String {
         let started = Instant::now();
         let tool = tools.get(&call.name);
         let retriever = tool.as_ref().and_then(|t| t.retriever_schema().cloned());
@@ -462,9 +576,8 @@ fn tool_specs(tools: &[ToolSpec]) -> Value {
 }
 
 /// A CHAT_MODEL span's outputs: the answer as an OpenAI chat completion.
-fn chat_outputs(text: &str, calls: &[OpenCall], finish: Option<&str>, usage: Option<TokenUsage>) -> Payload {
-    let tool_calls: Vec<ToolCall> =
-        calls.iter().map(|c| ToolCall::function(&c.call_id, &c.name, &c.arguments)).collect();
+fn chat_outputs(text: &str, tool_calls: &[ToolCall], finish: Option<&str>, usage: Option<TokenUsage>) -> Payload {
+    let calls = tool_calls;
     let mut message = json!({"role": "assistant", "content": (!text.is_empty()).then_some(text)});
     if !tool_calls.is_empty() {
         message["tool_calls"] = json!(tool_calls);

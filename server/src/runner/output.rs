@@ -6,8 +6,8 @@
 //! only the items are collected.
 
 use app::responses::{
-    Content, ContentPart, Extra, FunctionCall, FunctionCallOutput, Item, MessageItem, ReasoningItem, ResponseObject,
-    Role, StreamEvent, Usage,
+    Content, ContentPart, Extra, FunctionCall, FunctionCallOutput, Item, McpApprovalRequest, MessageItem,
+    ReasoningItem, ResponseObject, Role, StreamEvent, Usage,
 };
 use std::sync::{Arc, Mutex};
 
@@ -278,6 +278,21 @@ impl Output {
             sequence_number,
         });
         self.item_done(index, call_item(open, "completed"))
+    }
+
+    /// A call the client must approve first: an `mcp_approval_request` item (its id is the call id).
+    pub fn approval_request(&mut self, call_id: &str, name: &str, arguments: &str, server_label: &str) {
+        let index = self.take_index();
+        let item = Item::McpApprovalRequest(McpApprovalRequest {
+            id: call_id.to_string(),
+            name: name.to_string(),
+            arguments: arguments.to_string(),
+            server_label: server_label.to_string(),
+            status: None,
+            extra: Extra::new(),
+        });
+        self.item_added(index, || item.clone());
+        self.item_done(index, item)
     }
 
     pub fn tool_output(&mut self, call_id: &str, output: String) {

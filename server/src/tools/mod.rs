@@ -61,6 +61,37 @@ pub trait Tool: Send + Sync + 'static {
     fn retriever_schema(&self) -> Option<&RetrieverSchema> {
         None
     }
+    /// Whether the client must approve each call first (see [`with_approval`]).
+    fn requires_approval(&self) -> bool {
+        false
+    }
+}
+
+/// Makes a tool ask first: when the model calls it, the answer ends with an `mcp_approval_request`
+/// item instead of running it; the client answers with an `mcp_approval_response` (approve, or deny
+/// with a reason) in its next request, and the turn goes on from there: the call runs, or the model
+/// is told it was denied.
+pub fn with_approval(tool: Arc<dyn Tool>) -> Arc<dyn Tool> {
+    Arc::new(ApprovalTool { tool })
+}
+
+struct ApprovalTool {
+    tool: Arc<dyn Tool>,
+}
+
+impl Tool for ApprovalTool {
+    fn spec(&self) -> &ToolSpec {
+        self.tool.spec()
+    }
+    fn call<'a>(&'a self, arguments: Value, context: ToolContext) -> BoxFuture<'a, Result<String, ToolError>> {
+        self.tool.call(arguments, context)
+    }
+    fn retriever_schema(&self) -> Option<&RetrieverSchema> {
+        self.tool.retriever_schema()
+    }
+    fn requires_approval(&self) -> bool {
+        true
+    }
 }
 
 /// Marks a tool as a retriever: its calls are traced as RETRIEVER spans whose outputs are the
@@ -84,6 +115,9 @@ impl Tool for RetrieverTool {
     }
     fn retriever_schema(&self) -> Option<&RetrieverSchema> {
         Some(&self.schema)
+    }
+    fn requires_approval(&self) -> bool {
+        self.tool.requires_approval()
     }
 }
 
