@@ -247,6 +247,26 @@ pub struct Settings {
     #[arg(long, env = "AGENT_LOCAL_TRACES", default_value_t = 1000)]
     pub local_traces: usize,
 
+    /// Background responses (`"background": true`): longest a task may run before it is stopped
+    /// and marked failed.
+    #[arg(long, env = "TASK_TIMEOUT_SECONDS", default_value_t = 3600.0)]
+    pub task_timeout_seconds: f64,
+
+    /// Background responses: how often a reader checks the database for events of a task that
+    /// another process runs.
+    #[arg(long, env = "POLL_INTERVAL_SECONDS", default_value_t = 1.0)]
+    pub poll_interval_seconds: f64,
+
+    /// Background responses: a task whose process has not shown signs of life for this long (it
+    /// stopped or crashed) is taken over and resumed by another process, or by this one after a
+    /// restart.
+    #[arg(long, env = "AGENT_BACKGROUND_LEASE_SECONDS", default_value_t = 15.0)]
+    pub background_lease_seconds: f64,
+
+    /// Background responses are kept (to poll, resume and replay) for this many hours after they end.
+    #[arg(long, env = "AGENT_BACKGROUND_RETENTION_HOURS", default_value_t = 720.0)]
+    pub background_retention_hours: f64,
+
     /// Folder with the built site (pkg/, favicon…); default: target/site, else site/ next to the binary.
     #[arg(long, env = "LEPTOS_SITE_ROOT")]
     pub site_root: Option<PathBuf>,
@@ -286,6 +306,15 @@ impl Settings {
             connect: secs(self.mcp_connect_timeout_seconds),
             read: secs(self.mcp_read_timeout_seconds),
             tools_ttl: secs(self.mcp_tools_ttl_seconds),
+        }
+    }
+
+    pub fn background_timings(&self) -> crate::background::Timings {
+        crate::background::Timings {
+            task_timeout: secs(self.task_timeout_seconds),
+            poll_interval: secs(self.poll_interval_seconds).max(Duration::from_millis(10)),
+            lease: secs(self.background_lease_seconds).max(Duration::from_millis(300)),
+            retention: secs(self.background_retention_hours * 3600.0),
         }
     }
 

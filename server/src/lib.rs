@@ -3,11 +3,12 @@
 //!
 //! - [`agent`]: the user's agent definition (instructions, model, tools).
 //! - [`api`]: HTTP handlers. [`web`]: the Leptos pages.
-//! - [`runner`]: the agent loop and its stream output. [`llm`]: model providers. [`tools`]: tools.
+//! - [`runner`]: the agent loop and its stream output. [`background`]: background responses. [`llm`]: model providers. [`tools`]: tools.
 //! - [`observability`]: traces (MLflow, local). [`store`]: chat history. [`config`]: settings. [`state`]: what handlers share.
 
 pub mod agent;
 pub mod api;
+pub mod background;
 pub mod config;
 pub mod databricks;
 pub mod evaluate;
@@ -40,6 +41,9 @@ pub const MLFLOW_API_VERSION: &str = "3.17.2";
 
 /// The whole application: API, pages and static files, with logging and request ids.
 pub fn app(state: AppState) -> Router {
+    if let Some(background) = &state.background {
+        background.spawn_recovery(state.clone());
+    }
     let web = web::router(&state);
     let request_id = HeaderName::from_static("x-request-id");
     api::router(state)

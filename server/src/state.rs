@@ -32,6 +32,8 @@ pub struct AppState {
     pub runner: Arc<Runner>,
     /// Chat history; `None` when off, or when its database could not be opened at start-up.
     pub store: Option<ChatStore>,
+    /// Background responses (`"background": true`), kept in the chat history's database.
+    pub background: Option<crate::background::BackgroundTasks>,
     /// Where votes go besides the chat history (MLflow assessments, with tracing).
     pub feedback: Arc<dyn FeedbackSink>,
     /// Where traces go.
@@ -75,6 +77,7 @@ impl AppState {
             settings: Arc::new(settings),
             runner: Arc::new(runner),
             store: None,
+            background: None,
             feedback: Arc::new(NoFeedbackSink),
             observability: Observability::off(),
             workspace,
@@ -113,6 +116,8 @@ impl AppState {
                 if let (Some(credentials), Some(renew_at)) = (oauth, renew_at) {
                     tokio::spawn(renew_database_password(store.clone(), credentials, renew_at));
                 }
+                self.background =
+                    Some(crate::background::BackgroundTasks::new(store.clone(), self.settings.background_timings()));
                 self.store = Some(store);
             }
             Err(error) => tracing::error!(%error, "chat history is off: its database could not be opened"),

@@ -1,7 +1,8 @@
 //! The HTTP API (spec §1): `POST /invocations`, `POST /responses`, `GET /health`, `GET /agent/info`;
 //! and the chat UI's stream, `POST /api/chat`, and its history routes (`/api/history`, `/api/chat/{id}`,
-//! `/api/feedback`); the local traces (`/api/traces`, `/api/traces/{id}`).
+//! `/api/feedback`); background responses (`GET /responses/{id}`, `POST /responses/{id}/cancel`); the local traces (`/api/traces`, `/api/traces/{id}`).
 
+pub mod background;
 pub mod error;
 pub mod history;
 pub mod meta;
@@ -28,6 +29,8 @@ pub fn router(state: AppState) -> Router {
     }
     Router::new()
         .merge(agent)
+        .route("/responses/{id}", get(background::get))
+        .route("/responses/{id}/cancel", post(background::cancel))
         .route("/api/chat/{id}", get(history::get).patch(history::update).delete(history::delete))
         .route("/api/history", get(history::list))
         .route("/api/feedback", post(history::feedback))

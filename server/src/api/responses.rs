@@ -103,18 +103,17 @@ async fn handle(
     })?;
 
     let user = forwarded_user(&headers);
+    let background = caller == Caller::Api && request.extra.get("background").is_some_and(is_truthy);
+    if background {
+        let context = tool_context(&state, &user, &request, headers);
+        return super::background::start(&state, user_key(&user), request, context, stream).await;
+    }
     let (recorder, notice) = match chat_target {
         Some(target) => start_recording(&state, &user, &target, &request).await?,
         None => (None, None),
     };
 
-    let context = ToolContext {
-        session_id: request.session_id().map(str::to_string),
-        user: user.id().map(str::to_string).or_else(|| request.user_id().map(str::to_string)),
-        headers: Arc::new(headers),
-        cancel: CancellationToken::new(),
-        workspace: state.workspace.clone(),
-    };
+    let context = tool_context(&state, &user, &request, headers);
     let trace = Trace::start(&state.observability.exporter, || TraceStart {
         name: if stream { "stream_handler" } else { "invoke_handler" }.into(),
         session: context.session_id.clone(),
@@ -133,6 +132,17 @@ async fn handle(
         caller,
     };
     if stream { Ok(run.stream(state.settings.sse_keepalive(), recorder, notice)) } else { run.invoke().await }
+}
+
+/// What the tools of this request know of it.
+fn tool_context(state: &AppState, user: &User, request: &ResponsesRequest, headers: HeaderMap) -> ToolContext {
+    ToolContext {
+        session_id: request.session_id().map(str::to_string),
+        user: user.id().map(str::to_string).or_else(|| request.user_id().map(str::to_string)),
+        headers: Arc::new(headers),
+        cancel: CancellationToken::new(),
+        workspace: state.workspace.clone(),
+    }
 }
 
 /// Where the chat page's exchange is saved: `{"id": chat, "position": n, "question_id", "answer_id"}`.
@@ -186,7 +196,7 @@ async fn start_recording(
 }
 
 /// What the user asked last (the question a chat saves, the trace's request preview).
-fn last_user_text(request: &ResponsesRequest) -> String {
+pub fn last_user_text(request: &ResponsesRequest) -> String {
     let text = request.input.iter().rev().find_map(|item| match item {
         Item::Message(m) if m.role == Role::User => Some(m.content.text()),
         _ => None,
@@ -289,14 +299,19 @@ impl Run {
             recorder,
             _cancel_when_dropped: cancel.drop_guard(),
         };
-        let mut response = Response::new(Body::from_stream(body));
-        let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream; charset=utf-8"));
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        // Tell nginx-style proxies not to buffer the stream.
-        headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-        response
+        event_stream(Body::from_stream(body))
     }
+}
+
+/// A `text/event-stream` response.
+pub fn event_stream(body: Body) -> Response {
+    let mut response = Response::new(body);
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream; charset=utf-8"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    // Tell nginx-style proxies not to buffer the stream.
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response
 }
 
 /// The body of a streamed response. It drives the run itself: each time the connection is ready for

@@ -53,6 +53,8 @@ pub struct Output {
     /// Whether the client reads `agent_app.notice` events (the chat page does; API clients get
     /// the same facts in `custom_outputs`).
     pub notices: bool,
+    /// Picked up from a stopped process: `response.created` was already sent.
+    resumed: bool,
 }
 
 pub struct OpenMessage {
@@ -83,7 +85,26 @@ impl Output {
         response.created_at = Some(now_seconds());
         response.model = Some(model);
         response.status = Some("in_progress".into());
-        Self { frames, sequence: 0, next_index: 0, indices: Vec::new(), response, notices: false }
+        Self { frames, sequence: 0, next_index: 0, indices: Vec::new(), response, notices: false, resumed: false }
+    }
+
+    /// A run picked up where a stopped process left it: sequence numbers and output indices go on
+    /// from there, and the items it finished are already part of the response.
+    pub fn resume(frames: FrameBuffer, response: ResponseObject, next_sequence: u64, done: Vec<(u32, Item)>) -> Self {
+        let mut out = Self::new(Some(frames), String::new(), String::new());
+        out.response = ResponseObject { output: Vec::new(), status: Some("in_progress".into()), ..response };
+        out.sequence = next_sequence;
+        out.resumed = true;
+        for (index, item) in done {
+            out.next_index = out.next_index.max(index + 1);
+            out.push_item(index, item);
+        }
+        out
+    }
+
+    /// Items finished so far, in output order.
+    pub fn done_items(&self) -> &[Item] {
+        &self.response.output
     }
 
     /// A message about the answer rather than part of it, for the chat page.
@@ -157,7 +178,9 @@ impl Output {
             return;
         }
         let snapshot = self.response.clone();
-        self.emit(|sequence_number| StreamEvent::Created { response: snapshot.clone(), sequence_number });
+        if !self.resumed {
+            self.emit(|sequence_number| StreamEvent::Created { response: snapshot.clone(), sequence_number });
+        }
         self.emit(|sequence_number| StreamEvent::InProgress { response: snapshot, sequence_number })
     }
 
@@ -292,6 +315,12 @@ impl Output {
             extra: Extra::new(),
         });
         self.item_added(index, || item.clone());
+        self.item_done(index, item)
+    }
+
+    /// Closes an item a stopped process left open (it was `added` at `index`, never `done`).
+    pub fn interrupted(&mut self, index: u32, item: Item) {
+        self.next_index = self.next_index.max(index + 1);
         self.item_done(index, item)
     }
 

@@ -8,6 +8,7 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "chats", include_str!("../../migrations/0001_chats.sql")),
     (2, "vote assessments", include_str!("../../migrations/0002_vote_assessments.sql")),
+    (3, "background responses", include_str!("../../migrations/0003_background_responses.sql")),
 ];
 
 pub fn migrator() -> Migrator {

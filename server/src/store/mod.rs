@@ -8,6 +8,7 @@
 pub mod feedback;
 mod migrations;
 pub mod recorder;
+pub mod responses;
 
 use std::time::Duration;
 

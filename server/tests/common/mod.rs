@@ -102,18 +102,41 @@ impl TestServer {
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        let mut resp = req.send().await.unwrap();
-        let status = resp.status().as_u16();
-        let content_type = resp.headers().get("content-type").map(|v| v.to_str().unwrap().to_string());
-        let mut parser = SseParser::default();
-        let mut data = Vec::new();
-        let mut raw = Vec::new();
-        while let Some(chunk) = resp.chunk().await.unwrap() {
-            raw.extend_from_slice(&chunk);
-            data.extend(parser.push(&chunk).unwrap().into_iter().map(|f| f.data));
-        }
-        Stream { status, content_type, data, raw: String::from_utf8(raw).unwrap() }
+        read_stream(req.send().await.unwrap()).await
     }
+
+    /// `GET` of a stream (a background response's events), read to the end.
+    pub async fn get_stream(&self, path: &str, headers: &[(&str, &str)]) -> Stream {
+        let mut req = self.client.get(format!("{}{path}", self.url));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        read_stream(req.send().await.unwrap()).await
+    }
+
+    pub async fn get(&self, path: &str, headers: &[(&str, &str)]) -> (u16, Value) {
+        let mut req = self.client.get(format!("{}{path}", self.url));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+}
+
+/// Reads a streamed response to its end.
+pub async fn read_stream(mut resp: reqwest::Response) -> Stream {
+    let status = resp.status().as_u16();
+    let content_type = resp.headers().get("content-type").map(|v| v.to_str().unwrap().to_string());
+    let mut parser = SseParser::default();
+    let mut data = Vec::new();
+    let mut raw = Vec::new();
+    while let Some(chunk) = resp.chunk().await.unwrap() {
+        raw.extend_from_slice(&chunk);
+        data.extend(parser.push(&chunk).unwrap().into_iter().map(|f| f.data));
+    }
+    Stream { status, content_type, data, raw: String::from_utf8(raw).unwrap() }
 }
 
 pub struct Stream {
