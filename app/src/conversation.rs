@@ -21,6 +21,18 @@ pub enum Block {
     Tool(ToolCall),
     /// A reasoning summary.
     Reasoning { id: String, text: String },
+    /// A tool call that waits for the user's approval (`mcp_approval_request`), and their decision.
+    Approval(Approval),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Approval {
+    /// The request's id (`approval_request_id` of the answer).
+    pub id: String,
+    pub name: String,
+    pub arguments: String,
+    /// `Some(true)` approved, `Some(false)` denied, `None` not decided yet.
+    pub decision: Option<bool>,
 }
 
 impl Block {
@@ -30,6 +42,7 @@ impl Block {
             Block::Text { id, .. } => format!("text:{id}"),
             Block::Tool(call) => format!("tool:{}", call.call_id),
             Block::Reasoning { id, .. } => format!("reasoning:{id}"),
+            Block::Approval(approval) => format!("approval:{}", approval.id),
         }
     }
 }
@@ -118,6 +131,12 @@ impl Answer {
         self.error = Some(message.into());
     }
 
+    /// The answer goes on (after the user decided its approvals): what it has stays.
+    pub fn resume(&mut self) {
+        self.status = AnswerStatus::Streaming;
+        self.error = None;
+    }
+
     /// The user stopped the stream: what arrived stays.
     pub fn stop(&mut self) {
         if self.is_streaming() {
@@ -174,11 +193,16 @@ impl Answer {
                 if let Some(call) = self.tools_mut().find(|c| c.call_id == output.call_id) {
                     call.output = Some(text);
                 } else {
+                    // The output of an approved (or denied) call: its card says what was asked.
+                    let (name, arguments) = match self.approval_mut(&output.call_id) {
+                        Some(approval) => (approval.name.clone(), approval.arguments.clone()),
+                        None => Default::default(),
+                    };
                     self.blocks.push(Block::Tool(ToolCall {
                         call_id: output.call_id.clone(),
                         item_id: None,
-                        name: String::new(),
-                        arguments: String::new(),
+                        name,
+                        arguments,
                         output: Some(text),
                     }));
                 }
@@ -192,9 +216,50 @@ impl Answer {
                     None => self.blocks.push(Block::Reasoning { id, text }),
                 }
             }
+            Item::McpApprovalRequest(request) => self.blocks.push(Block::Approval(Approval {
+                id: request.id.clone(),
+                name: request.name.clone(),
+                arguments: request.arguments.clone(),
+                decision: None,
+            })),
+            Item::McpApprovalResponse(response) => {
+                if let Some(approval) = self.approval_mut(&response.approval_request_id) {
+                    approval.decision = Some(response.approve);
+                }
+            }
             _ => {}
         }
         self.items.push(item);
+    }
+
+    fn approval_mut(&mut self, request_id: &str) -> Option<&mut Approval> {
+        self.blocks.iter_mut().find_map(|b| match b {
+            Block::Approval(approval) if approval.id == request_id => Some(approval),
+            _ => None,
+        })
+    }
+
+    /// Approval requests still waiting for the user.
+    pub fn pending_approvals(&self) -> usize {
+        self.blocks.iter().filter(|b| matches!(b, Block::Approval(Approval { decision: None, .. }))).count()
+    }
+
+    /// Records the user's decision on an approval request, as the `mcp_approval_response` item the
+    /// next request carries. False if there is no such request waiting.
+    pub fn decide(&mut self, request_id: &str, approve: bool, reason: Option<String>) -> bool {
+        match self.approval_mut(request_id) {
+            Some(approval) if approval.decision.is_none() => approval.decision = Some(approve),
+            _ => return false,
+        }
+        self.items.push(Item::McpApprovalResponse(crate::responses::McpApprovalResponse {
+            id: None,
+            approval_request_id: request_id.to_string(),
+            approve,
+            reason: reason.map(|r| r.trim().to_string()).filter(|r| !r.is_empty()),
+            status: None,
+            extra: Default::default(),
+        }));
+        true
     }
 
     fn upsert_call(&mut self, call: &crate::responses::FunctionCall, complete: bool) {
@@ -277,12 +342,30 @@ pub struct Exchange {
 
 /// The request body for `POST /api/chat`: the whole conversation so far, ending with the new message.
 pub fn chat_request(chat_id: &str, previous: &[Exchange], message: &str) -> Value {
+    let mut input = history(previous);
+    input.push(Item::user(message));
+    request_body(chat_id, input)
+}
+
+/// The request that goes on with an answer the user just decided approvals of: the conversation,
+/// the question, and the answer so far with the decisions (`mcp_approval_response` items).
+pub fn continue_request(chat_id: &str, previous: &[Exchange], current: &Exchange) -> Value {
+    let mut input = history(previous);
+    input.push(Item::user(current.user.clone()));
+    input.extend(current.answer.history_items());
+    request_body(chat_id, input)
+}
+
+fn history(previous: &[Exchange]) -> Vec<Item> {
     let mut input: Vec<Item> = Vec::new();
     for exchange in previous {
         input.push(Item::user(exchange.user.clone()));
         input.extend(exchange.answer.history_items());
     }
-    input.push(Item::user(message));
+    input
+}
+
+fn request_body(chat_id: &str, input: Vec<Item>) -> Value {
     let mut context = Map::new();
     context.insert("conversation_id".into(), json!(chat_id));
     json!({"input": input, "context": context})
@@ -400,6 +483,32 @@ mod tests {
         assert_eq!(answer.text(), "Half");
         answer.finish_unexpectedly();
         assert_eq!(answer.status, AnswerStatus::Stopped);
+    }
+
+    #[test]
+    fn approvals_wait_for_a_decision_that_goes_into_the_next_request() {
+        let mut answer =
+            run(vec![json!({"type": "response.output_item.done", "item": {"type": "mcp_approval_request",
+            "id": "call_1", "name": "delete_file", "arguments": "{\"path\":\"/tmp/a\"}", "server_label": "Files"}})]);
+        answer.apply(StreamFrame::Done);
+        assert_eq!(answer.pending_approvals(), 1);
+        assert_eq!(answer.blocks[0].key(), "approval:call_1");
+        assert!(!answer.decide("call_other", true, None));
+        assert!(answer.decide("call_1", false, Some("  not that one ".into())));
+        assert!(!answer.decide("call_1", true, None), "decided once");
+        assert_eq!(answer.pending_approvals(), 0);
+        let current = Exchange { user: "delete /tmp/a".into(), answer: answer.clone() };
+        let body = continue_request("chat-1", &[], &current);
+        let input = body["input"].as_array().unwrap();
+        let kinds: Vec<&str> = input.iter().map(|i| i["type"].as_str().unwrap_or("message")).collect();
+        assert_eq!(kinds, ["message", "mcp_approval_request", "mcp_approval_response"]);
+        assert_eq!(input[2]["approve"], false);
+        assert_eq!(input[2]["reason"], "not that one");
+        crate::responses::ResponsesRequest::from_value(body).unwrap();
+        // A saved answer shows the decision it had.
+        let restored = Answer::restored(answer.items.clone(), AnswerStatus::Done, None, None);
+        assert_eq!(restored.pending_approvals(), 0);
+        assert!(matches!(&restored.blocks[0], Block::Approval(a) if a.decision == Some(false)));
     }
 
     #[test]

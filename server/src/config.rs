@@ -176,6 +176,21 @@ pub struct Settings {
     #[arg(long, env = "AGENT_RATE_LIMIT_BURST")]
     pub rate_limit_burst: Option<u32>,
 
+    /// A folder of documents (Markdown, text, HTML) the agent can search: adds the `search_documents`
+    /// retriever tool, whose answers cite their sources.
+    #[arg(long, env = "AGENT_DOCS_DIR")]
+    pub docs_dir: Option<PathBuf>,
+
+    /// Where the documents of AGENT_DOCS_DIR are read by people (their citations link there): a
+    /// file's path is appended. Default: the app serves them itself at `/docs/`.
+    #[arg(long, env = "AGENT_DOCS_BASE_URL")]
+    pub docs_base_url: Option<String>,
+
+    /// Tools that wait for the user's approval before they run, comma-separated names (`server__*`
+    /// for all tools of an MCP server, `*` for every tool), besides those `agent.rs` marks.
+    #[arg(long, env = "AGENT_REQUIRE_APPROVAL", value_delimiter = ',')]
+    pub require_approval: Vec<String>,
+
     /// Model calls per request before the agent gives up (the reference's max_turns).
     #[arg(long, env = "AGENT_MAX_TURNS", default_value_t = 10)]
     pub max_turns: usize,

@@ -50,6 +50,13 @@ impl AppState {
         if let Some(model) = &settings.model {
             agent.model = model.clone();
         }
+        if let Some(dir) = &settings.docs_dir {
+            let base_url = settings.docs_base_url.clone().unwrap_or_else(|| "/docs/".into());
+            agent.tools.add(crate::tools::docs::document_search(dir, base_url));
+        }
+        agent
+            .approval_required
+            .extend(settings.require_approval.iter().map(|n| n.trim().to_string()).filter(|n| !n.is_empty()));
         let workspace = WorkspaceAuth::from_settings(&settings).map_err(|e| e.to_string())?;
         if let Some(workspace) = &workspace {
             tracing::info!(host = %workspace.host, auth = workspace.auth_type(), "Databricks workspace");

@@ -270,3 +270,45 @@ async fn servers_come_from_the_config_file_too() {
     let error = AppState::new(settings, server::agent::agent()).err().unwrap();
     assert!(error.contains("bad.json") && error.contains("exactly one of"), "{error}");
 }
+
+/// MCP tools can be made to wait for the user's approval by name pattern (`AGENT_REQUIRE_APPROVAL`
+/// or `Agent::require_approval`): the approved call then goes to the MCP server.
+#[tokio::test]
+async fn mcp_tools_matching_an_approval_pattern_wait_for_the_user() {
+    let Some(python) = python() else { return };
+    let fake = FakeModel::start().await;
+    let mut settings = test_settings(&fake);
+    settings.require_approval = vec!["local__*".into()];
+    let mut state = AppState::new(settings, server::agent::agent()).unwrap();
+    let timeouts = McpTimeouts {
+        connect: Duration::from_secs(10),
+        read: Duration::from_secs(5),
+        tools_ttl: Duration::from_secs(60),
+    };
+    state.runner = Arc::new(Runner {
+        agent: state.runner.agent.clone(),
+        model: state.runner.model.clone(),
+        limits: state.runner.limits.clone(),
+        mcp: Arc::new(McpHub::new(vec![McpServer::stdio("local", &python, [SCRIPT, "stdio"])], None, timeouts)),
+    });
+    let app = serve_state(fake, state).await;
+    app.fake.push(Reply::tool_call("local__add", r#"{"a": 20, "b": 22}"#));
+    let question = serde_json::json!({"role": "user", "content": "add"});
+    let (status, first) = app.post("/invocations", serde_json::json!({"input": [question]})).await;
+    assert_eq!(status, 200, "{first}");
+    assert!(outputs(&first).is_empty(), "not run before approval: {first}");
+    let request =
+        first["output"].as_array().unwrap().iter().find(|i| i["type"] == "mcp_approval_request").unwrap().clone();
+    assert_eq!(request["name"], "local__add");
+
+    app.fake.push(Reply::text("It is 42."));
+    let approval =
+        serde_json::json!({"type": "mcp_approval_response", "approval_request_id": request["id"], "approve": true});
+    let (status, body) = app.post("/invocations", serde_json::json!({"input": [question, request, approval]})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(outputs(&body), ["42"], "the MCP server ran the approved call");
+    // Tools that match no pattern run as before.
+    app.fake.push(Reply::tool_call("get_current_time", "{}")).push(Reply::text("ok"));
+    let (_, body) = app.post("/invocations", user("time?")).await;
+    assert_eq!(outputs(&body).len(), 1, "{body}");
+}

@@ -6,7 +6,7 @@ use leptos::prelude::*;
 
 use super::{Chat, ExchangeHandle};
 use crate::client;
-use crate::conversation::{Answer, AnswerStatus, Block, ToolCall};
+use crate::conversation::{Answer, AnswerStatus, Approval, Block, ToolCall};
 use crate::markdown;
 
 #[component]
@@ -93,7 +93,7 @@ fn AnswerView(exchange: ExchangeHandle) -> impl IntoView {
             <div class="avatar assistant-avatar" aria-hidden="true">"✦"</div>
             <div class="answer">
                 <For each=move || keys.get() key=|k| k.clone() let:key>
-                    <BlockView answer key/>
+                    <BlockView exchange key/>
                 </For>
                 {move || waiting.get().then(|| view! {
                     <div class="thinking" aria-label="Waiting for the answer"><span></span><span></span><span></span></div>
@@ -133,12 +133,14 @@ fn AnswerView(exchange: ExchangeHandle) -> impl IntoView {
 
 /// One block, redrawn only when its own content changes.
 #[component]
-fn BlockView(answer: RwSignal<Answer>, key: String) -> impl IntoView {
+fn BlockView(exchange: ExchangeHandle, key: String) -> impl IntoView {
+    let answer = exchange.answer;
     let kind = key.split(':').next().unwrap_or("").to_string();
     let block = Memo::new(move |_| answer.with(|a| a.blocks.iter().find(|b| b.key() == key).cloned()));
     let streaming = Memo::new(move |_| answer.with(Answer::is_streaming));
     match kind.as_str() {
         "tool" => view! { <ToolCard block streaming/> }.into_any(),
+        "approval" => view! { <ApprovalCard exchange block/> }.into_any(),
         "reasoning" => {
             let text = move || match block.get() {
                 Some(Block::Reasoning { text, .. }) => text,
@@ -209,6 +211,57 @@ fn ToolCard(block: Memo<Option<Block>>, streaming: Memo<bool>) -> impl IntoView 
                 </div>
             })}
         </details>
+    }
+}
+
+/// A tool call waiting for the user's say-so: what it would do, and Approve / Deny (with an optional
+/// reason the model is told). Once decided, the decision stays on the card.
+#[component]
+fn ApprovalCard(exchange: ExchangeHandle, block: Memo<Option<Block>>) -> impl IntoView {
+    let chat = expect_context::<Chat>();
+    let approval = Memo::new(move |_| match block.get() {
+        Some(Block::Approval(approval)) => Some(approval),
+        _ => None,
+    });
+    let reason = RwSignal::new(String::new());
+    let decision = move || approval.with(|a| a.as_ref().and_then(|a| a.decision));
+    let field = move |f: fn(&Approval) -> String| move || approval.with(|a| a.as_ref().map(f).unwrap_or_default());
+    let decide = move |approve: bool| {
+        if let Some(approval) = approval.get_untracked() {
+            let reason = (!approve).then(|| reason.get_untracked());
+            chat.decide(exchange, approval.id, approve, reason);
+        }
+    };
+    let blocked = move || chat.busy() || chat.read_only.get();
+    view! {
+        <div class="approval-card" data-decision=move || match decision() {
+            Some(true) => "approved",
+            Some(false) => "denied",
+            None => "pending",
+        }>
+            <div class="approval-title">
+                <span class="tool-icon" aria-hidden="true">"⚠"</span>
+                "Approve this tool call? "
+                <span class="tool-name">{field(|a| a.name.clone())}</span>
+            </div>
+            <pre class="tool-arguments">{field(|a| pretty_json(&a.arguments))}</pre>
+            {move || match decision() {
+                None => Either::Left(view! {
+                    <div class="approval-actions">
+                        <input class="approval-reason" type="text" aria-label="Reason for denying (optional)"
+                            placeholder="Reason (optional, if you deny)" prop:value=move || reason.get()
+                            on:input=move |ev| reason.set(event_target_value(&ev))/>
+                        <button type="button" class="button secondary deny" disabled=blocked
+                            on:click=move |_| decide(false)>"Deny"</button>
+                        <button type="button" class="button primary approve" disabled=blocked
+                            on:click=move |_| decide(true)>"Approve"</button>
+                    </div>
+                }),
+                Some(approved) => Either::Right(view! {
+                    <div class="approval-decision">{if approved { "Approved" } else { "Denied" }}</div>
+                }),
+            }}
+        </div>
     }
 }
 

@@ -10,7 +10,7 @@ use leptos::task::spawn_local;
 
 use crate::client::{self, StreamControl, StreamEnd};
 use crate::config::ChatConfig;
-use crate::conversation::{Answer, AnswerStatus, Exchange, chat_request};
+use crate::conversation::{Answer, AnswerStatus, Exchange, chat_request, continue_request};
 use crate::history::{ChatPage as ChatListPage, ChatSummary, MessageStatus, StoredChat, Visibility};
 use composer::Composer;
 use message::ExchangeView;
@@ -142,9 +142,48 @@ impl Chat {
                 "id": chat_id, "position": position, "question_id": client::new_chat_id(), "answer_id": answer_id,
             });
         }
-        let body = body.to_string();
         handle.vote.set(None);
         handle.answer.set(Answer::default());
+        self.stream_into(handle, body.to_string(), position);
+    }
+
+    /// The user approved or denied a tool call of `handle`'s answer: the answer goes on, in place.
+    pub fn decide(&self, handle: ExchangeHandle, request_id: String, approve: bool, reason: Option<String>) {
+        if self.busy_untracked()
+            || !handle.answer.try_update(|a| a.decide(&request_id, approve, reason)).unwrap_or(false)
+        {
+            return;
+        }
+        let (previous, current) = self.exchanges.with_untracked(|list| {
+            let mut previous = Vec::new();
+            for e in list {
+                let exchange = Exchange { user: e.user.get_untracked(), answer: e.answer.get_untracked() };
+                if e.id == handle.id {
+                    return (previous, Some(exchange));
+                }
+                previous.push(exchange);
+            }
+            (previous, None)
+        });
+        let Some(current) = current else { return };
+        // Other requests of the same answer wait for their own decision: go on once all are decided.
+        if current.answer.pending_approvals() > 0 {
+            return;
+        }
+        let chat_id = self.open_id.get_untracked().unwrap_or_default();
+        let position = previous.len();
+        let mut body = continue_request(&chat_id, &previous, &current);
+        if self.history_on {
+            body["chat"] = serde_json::json!({
+                "id": chat_id, "position": position, "answer_id": handle.answer_id.get_value(), "continues": true,
+            });
+        }
+        handle.answer.update(Answer::resume);
+        self.stream_into(handle, body.to_string(), position);
+    }
+
+    /// Streams the agent's answer to `body` into `handle`'s answer.
+    fn stream_into(&self, handle: ExchangeHandle, body: String, position: usize) {
         self.updates.update(|n| *n += 1);
         let chat = *self;
         spawn_local(async move {

@@ -150,8 +150,12 @@ fn tool_context(state: &AppState, user: &User, request: &ResponsesRequest, heade
 struct ChatTarget {
     id: String,
     position: i64,
+    #[serde(default)]
     question_id: String,
     answer_id: String,
+    /// The answer goes on (the user decided its approvals): no new question, the answer grows.
+    #[serde(default)]
+    continues: bool,
 }
 
 /// Writes the question and an empty answer, and returns the recorder that fills the answer in. With
@@ -165,12 +169,15 @@ async fn start_recording(
     let Some(store) = &state.store else { return Ok((None, None)) };
     let target: ChatTarget = serde_json::from_value(target.clone())
         .map_err(|e| ApiError::bad_request(format!("Invalid chat target: {e}")))?;
+    let owner = user_key(user);
+    if target.continues {
+        return continue_recording(store, &owner, target, request).await;
+    }
     if target.position < 0 || [&target.question_id, &target.answer_id].iter().any(|id| id.is_empty() || id.len() > 128)
     {
         return Err(ApiError::bad_request("Invalid chat target: position must be >= 0 and ids 1 to 128 characters"));
     }
     let question = last_user_text(request);
-    let owner = user_key(user);
     match store
         .begin_exchange(&owner, &target.id, target.position, &target.question_id, &question, &target.answer_id)
         .await
@@ -193,6 +200,35 @@ async fn start_recording(
     let recorder =
         Recorder::start(AnswerTarget { store: store.clone(), chat_id: target.id, answer_id: target.answer_id, title });
     Ok((Some(recorder), None))
+}
+
+/// Records an answer that goes on: it starts from what the request carries after the question (the
+/// answer so far and the user's decisions), and grows in place.
+async fn continue_recording(
+    store: &crate::store::ChatStore,
+    owner: &str,
+    target: ChatTarget,
+    request: &ResponsesRequest,
+) -> Result<(Option<Recorder>, Option<String>), ApiError> {
+    if target.answer_id.is_empty() || target.answer_id.len() > 128 {
+        return Err(ApiError::bad_request("Invalid chat target: answer_id must be 1 to 128 characters"));
+    }
+    match store.check_answer(owner, &target.id, &target.answer_id).await {
+        Ok(()) => {}
+        Err(error @ (StoreError::NotFound | StoreError::Invalid(_))) => return Err(error.into()),
+        Err(error) => {
+            tracing::warn!(%error, "chat history unavailable; answering without saving");
+            return Ok((
+                None,
+                Some(format!("Chat history is unavailable, so this chat is not being saved ({error}).")),
+            ));
+        }
+    }
+    let question_at = request.input.iter().rposition(|i| matches!(i, Item::Message(m) if m.role == Role::User));
+    let so_far = request.input[question_at.map_or(0, |i| i + 1)..].to_vec();
+    let answer = app::conversation::Answer::restored(so_far, app::conversation::AnswerStatus::Streaming, None, None);
+    let target = AnswerTarget { store: store.clone(), chat_id: target.id, answer_id: target.answer_id, title: None };
+    Ok((Some(Recorder::start_with(target, answer)), None))
 }
 
 /// What the user asked last (the question a chat saves, the trace's request preview).

@@ -32,6 +32,9 @@ pub struct Agent {
     pub tools: ToolSet,
     /// MCP servers whose tools the agent also gets, per request.
     pub mcp_servers: Vec<McpServer>,
+    /// Tools that must be approved by the user before they run, by name (`AGENT_REQUIRE_APPROVAL`
+    /// adds to it); `server__*` matches every tool of an MCP server, `*` every tool.
+    pub approval_required: Vec<String>,
 }
 
 impl Agent {
@@ -42,7 +45,24 @@ impl Agent {
             model: String::new(),
             tools: ToolSet::default(),
             mcp_servers: Vec::new(),
+            approval_required: Vec::new(),
         }
+    }
+
+    /// Tools (by name, or `prefix*`) that ask the user before they run, like [`crate::tools::with_approval`]
+    /// does for one tool: MCP tools too (`"files__*"`).
+    pub fn require_approval<S: Into<String>>(mut self, names: impl IntoIterator<Item = S>) -> Self {
+        self.approval_required.extend(names.into_iter().map(Into::into));
+        self
+    }
+
+    /// Whether a call of `name` waits for the user's approval.
+    pub fn needs_approval(&self, name: &str, tool: &dyn Tool) -> bool {
+        tool.requires_approval()
+            || self.approval_required.iter().any(|pattern| match pattern.strip_suffix('*') {
+                Some(prefix) => name.starts_with(prefix),
+                None => pattern == name,
+            })
     }
 
     /// The system prompt.
@@ -264,7 +284,7 @@ impl Runner {
                 continue;
             };
             let output = match (response.approve, tools.get(&request.name)) {
-                (true, Some(tool)) if tool.requires_approval() => {
+                (true, Some(tool)) if self.agent.needs_approval(&request.name, tool.as_ref()) => {
                     let call = PlannedCall {
                         call_id: id.to_string(),
                         name: request.name.clone(),
@@ -421,7 +441,7 @@ impl Runner {
                     p.id = p.id.take().or(id);
                     p.name = p.name.take().or(name);
                     if let (Some(name), None) = (&p.name, p.approval) {
-                        p.approval = Some(tools.get(name).is_some_and(|t| t.requires_approval()));
+                        p.approval = Some(tools.get(name).is_some_and(|t| self.agent.needs_approval(name, t.as_ref())));
                     }
                     if let Some(open) = p.open.as_mut() {
                         if !arguments.is_empty() {
@@ -496,6 +516,11 @@ impl Runner {
             .collect();
         let mut outputs = vec![String::new(); calls.len()];
         while let Some((i, output)) = running.next().await {
+            // Documents from a retriever are numbered for the model to cite (and the answer's sources).
+            let output = match tools.get(&calls[i].name).and_then(|t| t.retriever_schema().cloned()) {
+                Some(schema) => out.cite_sources(output, &schema),
+                None => output,
+            };
             out.tool_output(&calls[i].call_id, output.clone());
             outputs[i] = output;
         }

@@ -12,6 +12,9 @@ use app::responses::{
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
+use serde_json::Value;
+
+use crate::tools::RetrieverSchema;
 
 pub fn new_id(prefix: &str) -> String {
     format!("{prefix}_{:032x}", fastrand::u128(..))
@@ -55,6 +58,15 @@ pub struct Output {
     pub notices: bool,
     /// Picked up from a stopped process: `response.created` was already sent.
     resumed: bool,
+    /// Documents retrievers returned in this run, numbered from 1 (`[n]` in the answer cites them).
+    sources: Vec<Source>,
+}
+
+/// A document an answer can cite.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Source {
+    pub url: String,
+    pub title: String,
 }
 
 pub struct OpenMessage {
@@ -85,7 +97,16 @@ impl Output {
         response.created_at = Some(now_seconds());
         response.model = Some(model);
         response.status = Some("in_progress".into());
-        Self { frames, sequence: 0, next_index: 0, indices: Vec::new(), response, notices: false, resumed: false }
+        Self {
+            frames,
+            sequence: 0,
+            next_index: 0,
+            indices: Vec::new(),
+            response,
+            notices: false,
+            resumed: false,
+            sources: Vec::new(),
+        }
     }
 
     /// A run picked up where a stopped process left it: sequence numbers and output indices go on
@@ -227,8 +248,21 @@ impl Output {
     pub fn message_done(&mut self, open: OpenMessage, complete: bool) -> String {
         let OpenMessage { id, index, text } = open;
         let status = if complete { "completed" } else { "incomplete" };
-        let item = message_item(&id, vec![ContentPart::output_text(text.clone())], status);
+        let annotations = self.citations(&text);
+        let part = ContentPart { annotations: Some(annotations.clone()), ..ContentPart::output_text(text.clone()) };
+        let item = message_item(&id, vec![part.clone()], status);
         if self.is_streaming() {
+            for (n, annotation) in annotations.into_iter().enumerate() {
+                let item_id = id.clone();
+                self.emit(|s| StreamEvent::AnnotationAdded {
+                    item_id,
+                    annotation_index: n as u32,
+                    annotation,
+                    output_index: Some(index),
+                    content_index: Some(0),
+                    sequence_number: Some(s),
+                });
+            }
             let (item_id, part_text) = (id.clone(), text.clone());
             self.emit(|sequence_number| StreamEvent::OutputTextDone {
                 item_id: item_id.clone(),
@@ -241,12 +275,77 @@ impl Output {
                 item_id,
                 output_index: index,
                 content_index: 0,
-                part: ContentPart::output_text(part_text),
+                part: ContentPart { text: Some(part_text), ..part },
                 sequence_number,
             });
         }
         self.item_done(index, item);
         text
+    }
+
+    /// Numbers the documents a retriever returned: each gets `cite_as: "[n]"` (the same document the
+    /// same number) so the model can cite it, and is remembered for the answer's `url_citation`
+    /// annotations. Output that is not JSON documents with a `doc_uri` is left as it is.
+    pub fn cite_sources(&mut self, output: String, schema: &RetrieverSchema) -> String {
+        let Some(uri_field) = &schema.doc_uri else { return output };
+        let Ok(mut parsed) = serde_json::from_str::<Value>(&output) else { return output };
+        let rows = match &mut parsed {
+            Value::Array(rows) => rows,
+            Value::Object(o) => match ["documents", "results", "data", "rows"].iter().find(|k| o.contains_key(**k)) {
+                Some(key) => match o.get_mut(*key) {
+                    Some(Value::Array(rows)) => rows,
+                    _ => return output,
+                },
+                None => return output,
+            },
+            _ => return output,
+        };
+        let mut numbered = false;
+        for row in rows.iter_mut() {
+            let Value::Object(row) = row else { continue };
+            let Some(url) = row.get(uri_field).and_then(Value::as_str).map(str::to_string) else { continue };
+            let title = row.get("title").and_then(Value::as_str).map_or_else(|| url.clone(), str::to_string);
+            let n = match self.sources.iter().position(|s| s.url == url) {
+                Some(at) => at + 1,
+                None => {
+                    self.sources.push(Source { url, title });
+                    self.sources.len()
+                }
+            };
+            row.insert("cite_as".into(), Value::String(format!("[{n}]")));
+            numbered = true;
+        }
+        if numbered { parsed.to_string() } else { output }
+    }
+
+    /// `url_citation` annotations for the `[n]` markers in `text` that name a source of this run; if
+    /// the text cites none, every source it could draw on (without positions).
+    fn citations(&self, text: &str) -> Vec<Value> {
+        if self.sources.is_empty() {
+            return Vec::new();
+        }
+        static MARKER: std::sync::LazyLock<regex::Regex> =
+            std::sync::LazyLock::new(|| regex::Regex::new(r"\[(\d{1,4})\]").expect("valid regex"));
+        let mut annotations: Vec<Value> = MARKER
+            .captures_iter(text)
+            .filter_map(|c| {
+                let whole = c.get(0)?;
+                let source = self.sources.get(c[1].parse::<usize>().ok()?.checked_sub(1)?)?;
+                let start = text[..whole.start()].chars().count();
+                Some(serde_json::json!({
+                    "type": "url_citation", "url": source.url, "title": source.title,
+                    "start_index": start, "end_index": start + whole.as_str().chars().count(),
+                }))
+            })
+            .collect();
+        if annotations.is_empty() {
+            annotations = self
+                .sources
+                .iter()
+                .map(|s| serde_json::json!({"type": "url_citation", "url": s.url, "title": s.title}))
+                .collect();
+        }
+        annotations
     }
 
     // --- reasoning ----------------------------------------------------------------------------

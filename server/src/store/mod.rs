@@ -162,6 +162,20 @@ impl ChatStore {
         Ok(())
     }
 
+    /// Whether `answer_id` is an answer in the user's chat (before an answer goes on).
+    pub async fn check_answer(&self, user: &str, chat_id: &str, answer_id: &str) -> Result<(), StoreError> {
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT m.position FROM messages m JOIN chats c ON c.id = m.chat_id \
+             WHERE m.id = $1 AND m.chat_id = $2 AND c.user_id = $3 AND m.role = 'assistant'",
+        )
+        .bind(answer_id)
+        .bind(chat_id)
+        .bind(user)
+        .fetch_optional(&self.pool)
+        .await?;
+        found.map(|_| ()).ok_or(StoreError::NotFound)
+    }
+
     /// Saves an answer as it stands (called as it grows, and once more at its end).
     pub async fn save_answer(&self, chat_id: &str, answer: &AnswerRecord) -> Result<(), StoreError> {
         sqlx::query(

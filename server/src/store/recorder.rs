@@ -45,7 +45,12 @@ const SAVE_EVERY: Duration = Duration::from_millis(500);
 
 impl Recorder {
     pub fn start(target: AnswerTarget) -> Self {
-        let (snapshots, mut updates) = watch::channel(Answer::default());
+        Self::start_with(target, Answer::default())
+    }
+
+    /// Records an answer that goes on from `answer` (the user decided its approvals).
+    pub fn start_with(target: AnswerTarget, answer: Answer) -> Self {
+        let (snapshots, mut updates) = watch::channel(answer.clone());
         tokio::spawn(async move {
             loop {
                 let open = updates.changed().await.is_ok();
@@ -66,8 +71,8 @@ impl Recorder {
         });
         Self {
             parser: SseParser::default(),
-            answer: Answer::default(),
-            items_seen: 0,
+            items_seen: answer.items.len(),
+            answer,
             last_sent: Instant::now(),
             snapshots,
         }

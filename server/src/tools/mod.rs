@@ -2,6 +2,7 @@
 //! schema derived from the argument type.
 
 pub mod builtin;
+pub mod docs;
 pub mod mcp;
 
 use std::fmt::Display;

@@ -1,5 +1,6 @@
 //! The browser UI: server-rendered Leptos pages, their server functions (`/api/<name>`), and the built
-//! site's static files (`/pkg/...`); the trace viewer (`/traces`, server-rendered only).
+//! site's static files (`/pkg/...`); the trace viewer (`/traces`, server-rendered only); the documents
+//! of `AGENT_DOCS_DIR` (`/docs/...`).
 
 pub mod security;
 mod traces;
@@ -32,7 +33,12 @@ pub fn router(state: &AppState) -> Router {
         .route("/traces/style.css", get(traces::style))
         .route("/traces/{id}", get(traces::show))
         .with_state(state.clone());
-    Router::new()
+    let mut router = Router::new();
+    // The documents `search_documents` cites, readable where their citations link.
+    if let (Some(dir), None) = (&settings.docs_dir, &settings.docs_base_url) {
+        router = router.nest_service("/docs", tower_http::services::ServeDir::new(dir));
+    }
+    router
         .leptos_routes_with_context(&options, routes, move || provide_context(ui.clone()), {
             let options = options.clone();
             move || shell(options.clone())
