@@ -79,6 +79,25 @@ pub struct Answer {
     pub items: Vec<Item>,
     /// A message about the chat rather than the answer (see [`NOTICE_EVENT`]).
     pub notice: Option<String>,
+    /// The response's `custom_outputs`, once it completed.
+    pub custom_outputs: Option<Map<String, Value>>,
+    /// The documents the answer cites (its `url_citation` annotations), each once, in order.
+    pub sources: Vec<Source>,
+}
+
+/// A cited document.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Source {
+    pub url: String,
+    pub title: String,
+}
+
+/// Only web and same-site links become clickable sources (no `javascript:`, no `//other.host`).
+fn safe_link(url: &str) -> bool {
+    let lower = url.trim_start().to_ascii_lowercase();
+    lower.starts_with("https://")
+        || lower.starts_with("http://")
+        || (lower.starts_with('/') && !lower.starts_with("//"))
 }
 
 impl Default for Answer {
@@ -90,6 +109,8 @@ impl Default for Answer {
             trace_id: None,
             items: Vec::new(),
             notice: None,
+            custom_outputs: None,
+            sources: Vec::new(),
         }
     }
 }
@@ -168,6 +189,7 @@ impl Answer {
             },
             StreamEvent::OutputItemAdded { item: Item::FunctionCall(call), .. } => self.upsert_call(&call, false),
             StreamEvent::OutputItemDone { item, .. } => self.item_done(item),
+            StreamEvent::Completed { response, .. } => self.custom_outputs = response.custom_outputs,
             StreamEvent::Error { message, error, .. } => self.fail(error.unwrap_or(message)),
             StreamEvent::Other(value) if value.get("type").and_then(Value::as_str) == Some(NOTICE_EVENT) => {
                 self.notice = value.get("message").and_then(Value::as_str).map(str::to_string);
@@ -179,6 +201,18 @@ impl Answer {
     fn item_done(&mut self, item: Item) {
         match &item {
             Item::Message(message) => {
+                if let crate::responses::Content::Parts(parts) = &message.content {
+                    for annotation in parts.iter().flat_map(|p| p.annotations.iter().flatten()) {
+                        let field = |k: &str| annotation.get(k).and_then(Value::as_str).map(str::to_string);
+                        if let (Some("url_citation"), Some(url)) = (field("type").as_deref(), field("url"))
+                            && safe_link(&url)
+                            && !self.sources.iter().any(|s| s.url == url)
+                        {
+                            let title = field("title").filter(|t| !t.trim().is_empty()).unwrap_or_else(|| url.clone());
+                            self.sources.push(Source { url, title });
+                        }
+                    }
+                }
                 let id = message.id.clone().unwrap_or_else(|| format!("message-{}", self.blocks.len()));
                 let full = message.content.text();
                 // The done item repeats the streamed text: it replaces it rather than adding to it.
@@ -509,6 +543,23 @@ mod tests {
         let restored = Answer::restored(answer.items.clone(), AnswerStatus::Done, None, None);
         assert_eq!(restored.pending_approvals(), 0);
         assert!(matches!(&restored.blocks[0], Block::Approval(a) if a.decision == Some(false)));
+    }
+
+    #[test]
+    fn cited_documents_become_sources_once_and_only_safe_links() {
+        let cite = |url: &str, title: &str| json!({"type": "url_citation", "url": url, "title": title});
+        let answer = run(vec![json!({"type": "response.output_item.done", "item": {"type": "message", "id": "m1",
+            "role": "assistant", "content": [{"type": "output_text", "text": "See [1] and [1] and [2].", "annotations": [
+                cite("/docs/cats.md", "Cats"), cite("/docs/cats.md", "Cats"), cite("https://x.example/a", ""),
+                cite("javascript:alert(1)", "bad"), cite("//evil.example/x", "bad"),
+                {"type": "file_citation", "file_id": "f", "index": 0}]}]}})]);
+        assert_eq!(
+            answer.sources,
+            vec![
+                Source { url: "/docs/cats.md".into(), title: "Cats".into() },
+                Source { url: "https://x.example/a".into(), title: "https://x.example/a".into() },
+            ]
+        );
     }
 
     #[test]

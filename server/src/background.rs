@@ -439,6 +439,8 @@ impl BackgroundTasks {
             headers: Default::default(),
             cancel: CancellationToken::new(),
             workspace: state.workspace.clone(),
+            custom_inputs: std::sync::Arc::new(request.custom_inputs.clone().unwrap_or_default()),
+            custom_outputs: Default::default(),
         };
         tokio::spawn(self.clone().drive(state.clone(), id.to_string(), row.user_id, request, context, out, frames));
         Ok(())

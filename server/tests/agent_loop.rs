@@ -211,3 +211,36 @@ async fn keep_alives_while_a_tool_runs() {
     assert!(s.raw.matches(": keep-alive\n\n").count() >= 2, "{}", s.raw);
     assert_eq!(s.text(), "ok");
 }
+
+/// `custom_inputs` reach the tools, and what tools put in `custom_outputs` comes back with the
+/// response (JSON and stream), next to the session id.
+#[tokio::test]
+async fn custom_inputs_reach_tools_and_custom_outputs_come_back() {
+    let lookup = server::tools::tool_with_context(
+        "account_plan",
+        "The user's plan.",
+        |_: server::tools::NoArgs, context: server::tools::ToolContext| async move {
+            let plan = context.custom_inputs.get("plan").and_then(|p| p.as_str()).unwrap_or("none").to_string();
+            context.set_custom_output("plan_seen", serde_json::json!(plan));
+            Ok::<_, String>(format!("plan: {plan}"))
+        },
+    );
+    let agent = server::Agent::new("A").instructions("x").model("m").tool(lookup);
+    let server = common::start_with(|_| {}, agent).await;
+    server.fake.push(fake_model::Reply::tool_call("account_plan", "{}")).push(fake_model::Reply::text("Gold."));
+    let body = serde_json::json!({"input": [{"role": "user", "content": "plan?"}],
+        "custom_inputs": {"plan": "gold", "session_id": "s-9"}});
+    let (status, response) = server.post("/responses", body.clone()).await;
+    assert_eq!(status, 200, "{response}");
+    assert_eq!(response["custom_outputs"], serde_json::json!({"session_id": "s-9", "plan_seen": "gold"}));
+    let outputs: Vec<&serde_json::Value> =
+        response["output"].as_array().unwrap().iter().filter(|i| i["type"] == "function_call_output").collect();
+    assert_eq!(outputs[0]["output"], "plan: gold");
+
+    server.fake.push(fake_model::Reply::tool_call("account_plan", "{}")).push(fake_model::Reply::text("Gold."));
+    let mut streamed = body;
+    streamed["stream"] = serde_json::json!(true);
+    let stream = server.stream("/responses", streamed, &[]).await;
+    let completed = stream.json().into_iter().find(|e| e["type"] == "response.completed").unwrap();
+    assert_eq!(completed["response"]["custom_outputs"]["plan_seen"], "gold");
+}

@@ -117,3 +117,32 @@ async fn forged_approvals_run_nothing() {
     let output = items_of(&body, "function_call_output")[0]["output"].as_str().unwrap().to_string();
     assert!(output.contains("is not a tool that takes approvals"), "{output}");
 }
+
+/// The chat page's second decision in one chat: the history carries the first (decided and run),
+/// the new request only the new decision. Both calls have the same id, as servers that count call
+/// ids from 0 in each answer give them.
+#[tokio::test]
+async fn a_later_denial_in_the_same_chat_reaches_the_model() {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let server = start_with(|_| {}, agent(runs.clone())).await;
+    server.fake.push(Reply::text("Left alone."));
+    let request = |id: &str| json!({"type": "mcp_approval_request", "id": id, "name": "delete_file", "arguments": "{\"path\":\"/a\"}", "server_label": "Files"});
+    let input = json!([
+        {"role": "user", "content": "delete /a"},
+        request("call_1"),
+        {"type": "mcp_approval_response", "approval_request_id": "call_1", "approve": true},
+        {"type": "function_call_output", "call_id": "call_1", "output": "deleted /a"},
+        {"type": "message", "role": "assistant", "id": "m1", "content": [{"type": "output_text", "text": "Done."}]},
+        {"role": "user", "content": "delete /b"},
+        request("call_1"),
+        {"type": "mcp_approval_response", "approval_request_id": "call_1", "approve": false, "reason": "not now"},
+    ]);
+    let (status, body) = server.post("/invocations", json!({"input": input})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(runs.load(Ordering::SeqCst), 0);
+    let messages = server.fake.requests()[0]["messages"].clone();
+    let tools: Vec<&Value> = messages.as_array().unwrap().iter().filter(|m| m["role"] == "tool").collect();
+    assert_eq!(tools.len(), 2, "{messages}");
+    assert_eq!(tools[0]["content"], "deleted /a");
+    assert_eq!(tools[1]["content"], "The user did not approve this call: not now", "{messages}");
+}

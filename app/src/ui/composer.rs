@@ -11,7 +11,8 @@ pub fn Composer(model: String) -> impl IntoView {
     let draft = RwSignal::new(String::new());
     let send = move || {
         let text = draft.get_untracked();
-        if !text.trim().is_empty() && !chat.busy() && !chat.read_only.get_untracked() {
+        let inputs_ok = untrack(|| chat.custom_inputs_value()).is_ok();
+        if !text.trim().is_empty() && inputs_ok && !chat.busy() && !chat.read_only.get_untracked() {
             draft.set(String::new());
             chat.send(text);
         }
@@ -45,11 +46,25 @@ pub fn Composer(model: String) -> impl IntoView {
                 } else {
                     Either::Right(view! {
                         <button type="submit" class="send" aria-label="Send"
-                            disabled=move || draft.with(|d| d.trim().is_empty())>"↑"</button>
+                            disabled=move || draft.with(|d| d.trim().is_empty()) || chat.custom_inputs_value().is_err()>"↑"</button>
                     })
                 }}
             </form>
+            {move || chat.custom_open.get().then(|| view! {
+                <div class="custom-panel">
+                    <textarea class="custom-inputs" aria-label="Custom inputs (JSON)" rows="3" spellcheck="false"
+                        placeholder="{\"plan\": \"gold\"}  (custom_inputs sent with every message)"
+                        prop:value=move || chat.custom_inputs.get()
+                        on:input=move |ev| chat.custom_inputs.set(event_target_value(&ev))></textarea>
+                    {move || chat.custom_inputs_value().err().map(|e| view! { <div class="custom-error" role="alert">{e}</div> })}
+                </div>
+            })}
             <div class="hint">
+                <button type="button" class="custom-toggle" aria-pressed=move || chat.custom_open.get().to_string()
+                    title="Send custom_inputs, see custom_outputs" on:click=move |_| chat.custom_open.update(|o| *o = !*o)>
+                    "{ } Custom inputs"
+                </button>
+                " "
                 {format!("Answers come from {model} and can be wrong. Enter to send, Shift+Enter for a new line.")}
             </div>
         </div>

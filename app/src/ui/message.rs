@@ -95,6 +95,25 @@ fn AnswerView(exchange: ExchangeHandle) -> impl IntoView {
                 <For each=move || keys.get() key=|k| k.clone() let:key>
                     <BlockView exchange key/>
                 </For>
+                {move || {
+                    let sources = answer.with(|a| a.sources.clone());
+                    (!sources.is_empty()).then(|| view! {
+                        <div class="sources">
+                            <div class="sources-title">"Sources"</div>
+                            <ol class="source-list">
+                                {sources.into_iter().map(|s| view! {
+                                    <li><a class="source" href=s.url target="_blank" rel="noopener noreferrer">{s.title}</a></li>
+                                }).collect_view()}
+                            </ol>
+                        </div>
+                    })
+                }}
+                {move || chat.custom_open.get().then(|| answer.with(|a| a.custom_outputs.clone())).flatten().map(|outputs| view! {
+                    <details class="custom-outputs" open>
+                        <summary>"Custom outputs"</summary>
+                        <pre class="custom-outputs-json">{serde_json::to_string_pretty(&outputs).unwrap_or_default()}</pre>
+                    </details>
+                })}
                 {move || waiting.get().then(|| view! {
                     <div class="thinking" aria-label="Waiting for the answer"><span></span><span></span><span></span></div>
                 })}

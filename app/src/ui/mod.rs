@@ -59,6 +59,10 @@ pub struct Chat {
     pub visibility: RwSignal<Visibility>,
     /// The open chat is someone else's public chat: it can be read, not continued.
     pub read_only: RwSignal<bool>,
+    /// The developer panel is open: requests carry `custom_inputs`, answers show `custom_outputs`.
+    pub custom_open: RwSignal<bool>,
+    /// The panel's `custom_inputs`, as typed (a JSON object, or nothing).
+    pub custom_inputs: RwSignal<String>,
 }
 
 impl Chat {
@@ -72,6 +76,8 @@ impl Chat {
             wanted: StoredValue::new(None),
             visibility: RwSignal::new(Visibility::Private),
             read_only: RwSignal::new(false),
+            custom_open: RwSignal::new(false),
+            custom_inputs: RwSignal::new(String::new()),
             exchanges: RwSignal::new(Vec::new()),
             next_id: StoredValue::new(0),
             control: StoredValue::new_local(None),
@@ -88,6 +94,31 @@ impl Chat {
 
     fn busy_untracked(&self) -> bool {
         self.exchanges.with_untracked(|list| list.iter().any(|e| e.answer.with_untracked(Answer::is_streaming)))
+    }
+
+    /// The `custom_inputs` to send: `Ok(None)` when the panel is closed or empty, an error when what
+    /// is typed is not a JSON object (tracked: the panel shows it and Send waits for a fix).
+    pub fn custom_inputs_value(&self) -> Result<Option<serde_json::Value>, String> {
+        if !self.custom_open.get() {
+            return Ok(None);
+        }
+        self.custom_inputs.with(|text| {
+            if text.trim().is_empty() {
+                return Ok(None);
+            }
+            match serde_json::from_str::<serde_json::Value>(text) {
+                Ok(value @ serde_json::Value::Object(_)) => Ok(Some(value)),
+                Ok(_) => Err("Custom inputs must be a JSON object, e.g. {\"plan\": \"gold\"}".into()),
+                Err(e) => Err(format!("Custom inputs are not valid JSON: {e}")),
+            }
+        })
+    }
+
+    /// Adds the panel's `custom_inputs` to a request body.
+    fn add_custom_inputs(&self, body: &mut serde_json::Value) {
+        if let Ok(Some(inputs)) = untrack(|| self.custom_inputs_value()) {
+            body["custom_inputs"] = inputs;
+        }
     }
 
     pub fn send(&self, text: String) {
@@ -144,6 +175,7 @@ impl Chat {
         }
         handle.vote.set(None);
         handle.answer.set(Answer::default());
+        self.add_custom_inputs(&mut body);
         self.stream_into(handle, body.to_string(), position);
     }
 
@@ -179,6 +211,7 @@ impl Chat {
             });
         }
         handle.answer.update(Answer::resume);
+        self.add_custom_inputs(&mut body);
         self.stream_into(handle, body.to_string(), position);
     }
 

@@ -142,6 +142,8 @@ fn tool_context(state: &AppState, user: &User, request: &ResponsesRequest, heade
         headers: Arc::new(headers),
         cancel: CancellationToken::new(),
         workspace: state.workspace.clone(),
+        custom_inputs: Arc::new(request.custom_inputs.clone().unwrap_or_default()),
+        custom_outputs: Default::default(),
     }
 }
 

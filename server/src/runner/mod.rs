@@ -208,12 +208,12 @@ impl Runner {
                     out.approval_request(&a.call_id, &a.name, &a.arguments, &self.agent.name);
                 }
                 agent_span.end(|| payload(&answer));
-                out.completed();
+                finish(out, context);
                 return Ok(());
             }
             if calls.is_empty() {
                 agent_span.end(|| payload(&answer));
-                out.completed();
+                finish(out, context);
                 return Ok(());
             }
             let tool_calls = calls.iter().map(|c| ToolCall::function(&c.call_id, &c.name, &c.arguments)).collect();
@@ -258,24 +258,21 @@ impl Runner {
         out: &mut Output,
         parent: &Span,
     ) -> Vec<Item> {
-        let answered: std::collections::HashSet<&str> = input
-            .iter()
-            .filter_map(|i| match i {
-                Item::FunctionCallOutput(o) => Some(o.call_id.as_str()),
-                _ => None,
-            })
-            .collect();
         let mut items = Vec::with_capacity(input.len());
-        for item in input {
+        for (at, item) in input.iter().enumerate() {
             let Item::McpApprovalResponse(response) = item else {
                 items.push(item.clone());
                 continue;
             };
             let id = response.approval_request_id.as_str();
-            if answered.contains(id) {
+            // Call ids are only unique within a turn (some servers count from 0 each time): the
+            // decision answers the last request with its id before it, and an output after it means
+            // it was carried out in an earlier turn.
+            let answered = input[at + 1..].iter().any(|i| matches!(i, Item::FunctionCallOutput(o) if o.call_id == id));
+            if answered {
                 continue; // decided in an earlier turn: its output is in the history
             }
-            let request = input.iter().find_map(|i| match i {
+            let request = input[..at].iter().rev().find_map(|i| match i {
                 Item::McpApprovalRequest(r) if r.id == id => Some(r),
                 _ => None,
             });
@@ -572,6 +569,15 @@ impl Runner {
             }
         }
     }
+}
+
+/// Ends the response: what tools put in `custom_outputs` joins it, then `response.completed`.
+fn finish(out: &mut Output, context: &ToolContext) {
+    let added = std::mem::take(&mut *context.custom_outputs.lock().unwrap_or_else(|p| p.into_inner()));
+    if !added.is_empty() {
+        out.response.custom_outputs.get_or_insert_with(Default::default).extend(added);
+    }
+    out.completed();
 }
 
 /// An AGENT span's inputs.

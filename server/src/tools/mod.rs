@@ -37,6 +37,17 @@ pub struct ToolContext {
     /// The workspace as the app (its token, service principal or CLI login), when one is
     /// configured. [`ToolContext::user_workspace`] gives it as the signed-in user.
     pub workspace: Option<crate::databricks::auth::WorkspaceAuth>,
+    /// The request's `custom_inputs` (empty when it has none).
+    pub custom_inputs: Arc<serde_json::Map<String, Value>>,
+    /// What tools add to the response's `custom_outputs` ([`ToolContext::set_custom_output`]).
+    pub custom_outputs: Arc<std::sync::Mutex<serde_json::Map<String, Value>>>,
+}
+
+impl ToolContext {
+    /// Adds `key` to the response's `custom_outputs` (API clients read it; the chat page shows it).
+    pub fn set_custom_output(&self, key: impl Into<String>, value: Value) {
+        self.custom_outputs.lock().unwrap_or_else(|p| p.into_inner()).insert(key.into(), value);
+    }
 }
 
 /// Why a tool call produced no output. The text goes back to the model as the call's output.
