@@ -81,6 +81,8 @@ pub struct Answer {
     pub notice: Option<String>,
     /// The response's `custom_outputs`, once it completed.
     pub custom_outputs: Option<Map<String, Value>>,
+    /// Which agent wrote each message (by item id), when the agent hands conversations over.
+    pub speakers: Vec<(String, String)>,
     /// The documents the answer cites (its `url_citation` annotations), each once, in order.
     pub sources: Vec<Source>,
 }
@@ -110,6 +112,7 @@ impl Default for Answer {
             items: Vec::new(),
             notice: None,
             custom_outputs: None,
+            speakers: Vec::new(),
             sources: Vec::new(),
         }
     }
@@ -188,6 +191,7 @@ impl Answer {
                 None => self.blocks.push(Block::Reasoning { id: item_id, text: delta }),
             },
             StreamEvent::OutputItemAdded { item: Item::FunctionCall(call), .. } => self.upsert_call(&call, false),
+            StreamEvent::OutputItemAdded { item: Item::Message(message), .. } => self.note_speaker(&message),
             StreamEvent::OutputItemDone { item, .. } => self.item_done(item),
             StreamEvent::Completed { response, .. } => self.custom_outputs = response.custom_outputs,
             StreamEvent::Error { message, error, .. } => self.fail(error.unwrap_or(message)),
@@ -201,6 +205,7 @@ impl Answer {
     fn item_done(&mut self, item: Item) {
         match &item {
             Item::Message(message) => {
+                self.note_speaker(message);
                 if let crate::responses::Content::Parts(parts) = &message.content {
                     for annotation in parts.iter().flat_map(|p| p.annotations.iter().flatten()) {
                         let field = |k: &str| annotation.get(k).and_then(Value::as_str).map(str::to_string);
@@ -264,6 +269,19 @@ impl Answer {
             _ => {}
         }
         self.items.push(item);
+    }
+
+    fn note_speaker(&mut self, message: &crate::responses::MessageItem) {
+        if let (Some(id), Some(agent)) = (&message.id, message.extra.get("agent").and_then(Value::as_str))
+            && !self.speakers.iter().any(|(known, _)| known == id)
+        {
+            self.speakers.push((id.clone(), agent.to_string()));
+        }
+    }
+
+    /// The agent that wrote message `id`, when the answer names one.
+    pub fn speaker(&self, id: &str) -> Option<&str> {
+        self.speakers.iter().find(|(known, _)| known == id).map(|(_, agent)| agent.as_str())
     }
 
     fn approval_mut(&mut self, request_id: &str) -> Option<&mut Approval> {
@@ -560,6 +578,17 @@ mod tests {
                 Source { url: "https://x.example/a".into(), title: "https://x.example/a".into() },
             ]
         );
+    }
+
+    #[test]
+    fn messages_name_the_agent_that_wrote_them() {
+        let answer = run(vec![
+            json!({"type": "response.output_item.added", "item": {"type": "message", "id": "m1", "role": "assistant",
+                   "content": [], "agent": "Billing"}}),
+            json!({"type": "response.output_text.delta", "item_id": "m1", "delta": "Refunded."}),
+        ]);
+        assert_eq!(answer.speaker("m1"), Some("Billing"));
+        assert_eq!(answer.speaker("m2"), None);
     }
 
     #[test]

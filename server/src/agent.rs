@@ -27,7 +27,14 @@
 //! .mcp_server(McpServer::http("search", "https://example.com/mcp"))
 //! .mcp_server(McpServer::stdio("files", "npx", ["-y", "@modelcontextprotocol/server-filesystem", "."]))
 //! ```
+//!
+//! More: `.require_approval(["delete_*"])` (the user approves those calls), `.handoff(other_agent)`
+//! (the model can hand the conversation over), `.tool(other_agent.as_tool("name", "what it does"))`,
+//! `.tool(RemoteAgent::app("name", "what it does", "app-name").into_tool())` (an agent served
+//! elsewhere). README: "Make the agent yours".
 
+#[allow(unused_imports)]
+use crate::tools::agents::RemoteAgent;
 #[allow(unused_imports)]
 use crate::tools::mcp::McpServer;
 #[allow(unused_imports)]

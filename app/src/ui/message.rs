@@ -155,6 +155,7 @@ fn AnswerView(exchange: ExchangeHandle) -> impl IntoView {
 fn BlockView(exchange: ExchangeHandle, key: String) -> impl IntoView {
     let answer = exchange.answer;
     let kind = key.split(':').next().unwrap_or("").to_string();
+    let id = key.strip_prefix("text:").unwrap_or_default().to_string();
     let block = Memo::new(move |_| answer.with(|a| a.blocks.iter().find(|b| b.key() == key).cloned()));
     let streaming = Memo::new(move |_| answer.with(Answer::is_streaming));
     match kind.as_str() {
@@ -172,9 +173,11 @@ fn BlockView(exchange: ExchangeHandle, key: String) -> impl IntoView {
                 Some(Block::Text { text, .. }) => text,
                 _ => String::new(),
             });
+            let speaker = move || answer.with(|a| a.speaker(&id).map(str::to_string));
             let thinking = move || text.with(|t| markdown::split_think(t).0.map(str::to_string));
             let html = move || text.with(|t| markdown::render(markdown::split_think(t).1));
             view! {
+                {move || speaker().map(|agent| view! { <div class="agent-name">{agent}</div> })}
                 {move || thinking().map(|t| view! { <Reasoning text=Signal::derive(move || t.clone())/> })}
                 <div class="markdown" inner_html=html></div>
             }

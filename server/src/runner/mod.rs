@@ -35,6 +35,10 @@ pub struct Agent {
     /// Tools that must be approved by the user before they run, by name (`AGENT_REQUIRE_APPROVAL`
     /// adds to it); `server__*` matches every tool of an MCP server, `*` every tool.
     pub approval_required: Vec<String>,
+    /// Agents this one can hand the conversation to (`transfer_to_<name>` tools).
+    pub handoffs: Vec<Arc<Agent>>,
+    /// When to hand over to this agent, told to the agent handing over.
+    pub handoff_description: Option<String>,
 }
 
 impl Agent {
@@ -46,7 +50,33 @@ impl Agent {
             tools: ToolSet::default(),
             mcp_servers: Vec::new(),
             approval_required: Vec::new(),
+            handoffs: Vec::new(),
+            handoff_description: None,
         }
+    }
+
+    /// Lets this agent hand the conversation to `agent`, which then answers with its own
+    /// instructions and tools (the model calls `transfer_to_<agent name>`).
+    pub fn handoff(mut self, agent: Agent) -> Self {
+        self.handoffs.push(Arc::new(agent));
+        self
+    }
+
+    /// When another agent should hand over to this one.
+    pub fn handoff_description(mut self, description: impl Into<String>) -> Self {
+        self.handoff_description = Some(description.into());
+        self
+    }
+
+    /// This agent as a tool of another: it gets `{"input": "…"}`, runs its own loop (same model
+    /// unless it names one), and its answer is the tool's output.
+    pub fn as_tool(self, name: &str, description: &str) -> Arc<dyn Tool> {
+        crate::tools::agents::agent_tool(self, name, description)
+    }
+
+    /// Whether the conversation can move between agents (items then name their agent).
+    fn has_handoffs(&self) -> bool {
+        !self.handoffs.is_empty()
     }
 
     /// Tools (by name, or `prefix*`) that ask the user before they run, like [`crate::tools::with_approval`]
@@ -166,20 +196,24 @@ impl Runner {
         parent: &Span,
     ) -> Result<(), RunError> {
         out.created();
+        if self.agent.has_handoffs() {
+            out.agent = Some(self.agent.name.clone());
+        }
         let toolset = self.request_tools(context, out).await;
         let input = self.resolve_approvals(&request.input, &toolset.set, context, out, parent).await;
         let mut messages = history::chat_messages(&self.instructions(&toolset), &input);
-        let toolset = toolset.set;
-        let tools = toolset.specs();
-        let agent_span =
+        let mut active = self.agent.clone();
+        let mut toolset = with_handoffs(toolset.set, &active);
+        let mut tools = toolset.specs();
+        let mut agent_span =
             parent.child(&self.agent.name, SpanType::Agent, || payload(&MessagesIn { messages: &messages }));
         agent_span.update(|s| genai::agent(s, &self.agent.name, tools.iter().map(|t| t.name.clone()).collect()));
         // The tools as the model sees them, written once for every model call's span.
-        let traced_tools = if parent.is_recording() { payload(&tool_specs(&tools)) } else { None };
+        let mut traced_tools = if parent.is_recording() { payload(&tool_specs(&tools)) } else { None };
         let mut answer = String::new();
         for turn in 1..=self.limits.max_turns {
             let call = ChatRequest {
-                model: self.agent.model.clone(),
+                model: if active.model.is_empty() { self.agent.model.clone() } else { active.model.clone() },
                 messages: messages.clone(),
                 tools: tools.clone(),
                 // Forcing a tool on every turn would loop forever: it applies to the first call only.
@@ -205,7 +239,7 @@ impl Runner {
                     self.run_tools(&toolset, &calls, context, out, &agent_span).await;
                 }
                 for a in &approvals {
-                    out.approval_request(&a.call_id, &a.name, &a.arguments, &self.agent.name);
+                    out.approval_request(&a.call_id, &a.name, &a.arguments, &active.name);
                 }
                 agent_span.end(|| payload(&answer));
                 finish(out, context);
@@ -220,6 +254,21 @@ impl Runner {
             messages.push(ChatMessage::Assistant { content: (!text.is_empty()).then_some(text), tool_calls });
             for (call, output) in calls.iter().zip(self.run_tools(&toolset, &calls, context, out, &agent_span).await) {
                 messages.push(ChatMessage::Tool { tool_call_id: call.call_id.clone(), content: output });
+            }
+            // A hand-off: the other agent answers from here, with its instructions and tools.
+            if let Some(next) = calls.iter().find_map(|c| toolset.get(&c.name).and_then(|t| t.handoff().cloned())) {
+                agent_span.end(|| payload(&answer));
+                match messages.first_mut() {
+                    Some(ChatMessage::System { content }) => content.clone_from(&next.instructions),
+                    _ => messages.insert(0, ChatMessage::System { content: next.instructions.clone() }),
+                }
+                toolset = with_handoffs(next.tools.clone(), &next);
+                tools = toolset.specs();
+                traced_tools = if parent.is_recording() { payload(&tool_specs(&tools)) } else { None };
+                agent_span = parent.child(&next.name, SpanType::Agent, || payload(&MessagesIn { messages: &messages }));
+                agent_span.update(|s| genai::agent(s, &next.name, tools.iter().map(|t| t.name.clone()).collect()));
+                out.agent = Some(next.name.clone());
+                active = next;
             }
         }
         let error = RunError::MaxTurns(self.limits.max_turns);
@@ -524,6 +573,40 @@ impl Runner {
         outputs
     }
 
+    /// Another agent called as a tool: its own loop on this model (unless it names another), its
+    /// spans under the tool's; its answer's text is the output. What its tools put in
+    /// `custom_outputs` joins this response's.
+    fn run_agent_tool<'a>(
+        &'a self,
+        agent: Arc<Agent>,
+        arguments: Value,
+        context: &'a ToolContext,
+        span: &'a Span,
+    ) -> futures::future::BoxFuture<'a, Result<String, ToolError>> {
+        Box::pin(async move {
+            let input: crate::tools::agents::AgentInput = serde_json::from_value(arguments)
+                .map_err(|e| ToolError::InvalidArguments { tool: agent.name.clone(), reason: e.to_string() })?;
+            let mut agent = (*agent).clone();
+            if agent.model.is_empty() {
+                agent.model.clone_from(&self.agent.model);
+            }
+            let runner = Runner {
+                model: self.model.clone(),
+                limits: self.limits.clone(),
+                mcp: Arc::new(McpHub::new(Vec::new(), None, self.mcp.timeouts().clone())),
+                agent: Arc::new(agent),
+            };
+            let mut out = Output::new(None, new_id("resp"), runner.agent.model.clone());
+            let request = ResponsesRequest::user(input.input);
+            let result = runner.run(&request, context, &mut out, span).await;
+            for (key, value) in out.response.custom_outputs.take().unwrap_or_default() {
+                context.set_custom_output(key, value);
+            }
+            result.map_err(|e| ToolError::Failed { tool: runner.agent.name.clone(), reason: e.to_string() })?;
+            Ok(out.response.output_text())
+        })
+    }
+
     /// One tool call. Whatever goes wrong becomes the output, so the model can react to it.
     async fn run_tool(&self, tools: &ToolSet, call: &PlannedCall, context: &ToolContext, parent: &Span) -> String {
         let started = Instant::now();
@@ -543,7 +626,11 @@ impl Runner {
             Some(tool) => match parse_arguments(&call.arguments) {
                 Err(reason) => Err(ToolError::InvalidArguments { tool: call.name.clone(), reason }),
                 Ok(arguments) => {
-                    match tokio::time::timeout(self.limits.tool_timeout, tool.call(arguments, context.clone())).await {
+                    let running = match tool.agent() {
+                        Some(agent) => self.run_agent_tool(agent.clone(), arguments, context, &span),
+                        None => tool.call(arguments, context.clone()),
+                    };
+                    match tokio::time::timeout(self.limits.tool_timeout, running).await {
                         Ok(result) => result,
                         Err(_) => Err(ToolError::Timeout { tool: call.name.clone(), limit: self.limits.tool_timeout }),
                     }
@@ -569,6 +656,14 @@ impl Runner {
             }
         }
     }
+}
+
+/// An agent's tools and a `transfer_to_<agent>` tool for each agent it can hand over to.
+fn with_handoffs(tools: ToolSet, agent: &Agent) -> ToolSet {
+    if agent.handoffs.is_empty() {
+        return tools;
+    }
+    tools.with(agent.handoffs.iter().map(|a| crate::tools::agents::handoff_tool(a.clone())).collect())
 }
 
 /// Ends the response: what tools put in `custom_outputs` joins it, then `response.completed`.

@@ -60,6 +60,8 @@ pub struct Output {
     resumed: bool,
     /// Documents retrievers returned in this run, numbered from 1 (`[n]` in the answer cites them).
     sources: Vec<Source>,
+    /// With several agents: the one speaking, named on the messages and calls it writes.
+    pub agent: Option<String>,
 }
 
 /// A document an answer can cite.
@@ -106,6 +108,7 @@ impl Output {
             notices: false,
             resumed: false,
             sources: Vec::new(),
+            agent: None,
         }
     }
 
@@ -219,8 +222,10 @@ impl Output {
     pub fn message_start(&mut self) -> OpenMessage {
         let open = OpenMessage { id: new_id("msg"), index: self.take_index(), text: String::new() };
         if self.is_streaming() {
-            let (item_id, output_index) = (open.id.clone(), open.index);
-            self.item_added(output_index, || message_item(&item_id, Vec::new(), "in_progress"));
+            let (item_id, output_index, agent) = (open.id.clone(), open.index, self.agent.clone());
+            self.item_added(output_index, || {
+                tagged(message_item(&item_id, Vec::new(), "in_progress"), agent.as_deref())
+            });
             self.emit(|sequence_number| StreamEvent::ContentPartAdded {
                 item_id,
                 output_index,
@@ -250,7 +255,7 @@ impl Output {
         let status = if complete { "completed" } else { "incomplete" };
         let annotations = self.citations(&text);
         let part = ContentPart { annotations: Some(annotations.clone()), ..ContentPart::output_text(text.clone()) };
-        let item = message_item(&id, vec![part.clone()], status);
+        let item = tagged(message_item(&id, vec![part.clone()], status), self.agent.as_deref());
         if self.is_streaming() {
             for (n, annotation) in annotations.into_iter().enumerate() {
                 let item_id = id.clone();
@@ -376,7 +381,8 @@ impl Output {
 
     pub fn call_start(&mut self, call_id: String, name: String) -> OpenCall {
         let open = OpenCall { id: new_id("fc"), index: self.take_index(), call_id, name, arguments: String::new() };
-        self.item_added(open.index, || call_item(&open, "in_progress"));
+        let agent = self.agent.clone();
+        self.item_added(open.index, || tagged(call_item(&open, "in_progress"), agent.as_deref()));
         open
     }
 
@@ -399,7 +405,7 @@ impl Output {
             arguments: arguments.clone(),
             sequence_number,
         });
-        self.item_done(index, call_item(open, "completed"))
+        self.item_done(index, tagged(call_item(open, "completed"), self.agent.as_deref()))
     }
 
     /// A call the client must approve first: an `mcp_approval_request` item (its id is the call id).
@@ -445,6 +451,19 @@ fn message_item(id: &str, content: Vec<ContentPart>, status: &str) -> Item {
         status: Some(status.to_string()),
         extra: Extra::new(),
     })
+}
+
+/// Names the agent that wrote an item (only when there are several).
+fn tagged(mut item: Item, agent: Option<&str>) -> Item {
+    if let Some(agent) = agent {
+        let extra = match &mut item {
+            Item::Message(m) => &mut m.extra,
+            Item::FunctionCall(c) => &mut c.extra,
+            _ => return item,
+        };
+        extra.insert("agent".into(), Value::String(agent.to_string()));
+    }
+    item
 }
 
 fn reasoning_item(id: &str, summary: Vec<ContentPart>) -> Item {

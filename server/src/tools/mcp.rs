@@ -327,6 +327,10 @@ enum ConnectError {
 }
 
 impl McpHub {
+    pub fn timeouts(&self) -> &McpTimeouts {
+        &self.timeouts
+    }
+
     pub fn new(servers: Vec<McpServer>, workspace: Option<WorkspaceAuth>, timeouts: McpTimeouts) -> Self {
         let servers = servers
             .into_iter()

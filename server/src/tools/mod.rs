@@ -1,6 +1,7 @@
 //! Tools the agent can call: a small trait, and typed Rust functions turned into tools with their JSON
 //! schema derived from the argument type.
 
+pub mod agents;
 pub mod builtin;
 pub mod docs;
 pub mod mcp;
@@ -76,6 +77,14 @@ pub trait Tool: Send + Sync + 'static {
     /// Whether the client must approve each call first (see [`with_approval`]).
     fn requires_approval(&self) -> bool {
         false
+    }
+    /// For another agent called as a tool: that agent (the runner runs it; see [`agents::agent_tool`]).
+    fn agent(&self) -> Option<&Arc<crate::runner::Agent>> {
+        None
+    }
+    /// For a hand-off: the agent that takes the conversation over (see `Agent::handoff`).
+    fn handoff(&self) -> Option<&Arc<crate::runner::Agent>> {
+        None
     }
 }
 

@@ -1,0 +1,148 @@
+//! Multi-agent over HTTP: hand-offs (the other agent takes over, items name who speaks), another
+//! agent as a tool (its own loop on the same model), and an agent served by another app as a tool.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use common::*;
+use fake_model::Reply;
+use serde_json::{Value, json};
+use server::Agent;
+use server::tools::agents::RemoteAgent;
+use server::tools::{NoArgs, tool};
+
+fn items(body: &Value) -> Vec<Value> {
+    body["output"].as_array().unwrap().clone()
+}
+
+fn tool_names(request: &Value) -> Vec<String> {
+    request["tools"]
+        .as_array()
+        .map_or_else(Vec::new, |t| t.iter().map(|t| t["function"]["name"].as_str().unwrap().to_string()).collect())
+}
+
+#[tokio::test]
+async fn a_handoff_gives_the_conversation_to_the_other_agent() {
+    let refunds = Arc::new(AtomicUsize::new(0));
+    let counter = refunds.clone();
+    let billing = Agent::new("Billing")
+        .instructions("You handle billing.")
+        .handoff_description("questions about invoices and refunds")
+        .tool(tool("refund", "Refunds the last invoice.", move |_: NoArgs| {
+            let counter = counter.clone();
+            async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                Ok::<_, String>("refunded")
+            }
+        }));
+    let triage = Agent::new("Triage").instructions("Route the user.").model("m").handoff(billing);
+    let server = start_with(|_| {}, triage).await;
+    server
+        .fake
+        .push(Reply::tool_call("transfer_to_billing", "{}"))
+        .push(Reply::tool_call("refund", "{}"))
+        .push(Reply::text("Your refund is on its way."));
+    let stream = server.stream("/responses", user_stream("I want my money back"), &[]).await;
+    assert_eq!(stream.status, 200);
+    assert_eq!(refunds.load(Ordering::SeqCst), 1);
+
+    let requests = server.fake.requests();
+    let first_tools = tool_names(&requests[0]);
+    assert!(first_tools.contains(&"transfer_to_billing".to_string()), "{first_tools:?}");
+    assert!(!first_tools.contains(&"refund".to_string()));
+    let transfer = requests[0]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["function"]["name"] == "transfer_to_billing")
+        .unwrap();
+    assert!(transfer["function"]["description"].as_str().unwrap().contains("invoices and refunds"));
+    // After the hand-off: Billing's instructions and tools, the conversation so far.
+    assert_eq!(requests[1]["messages"][0], json!({"role": "system", "content": "You handle billing."}));
+    assert_eq!(tool_names(&requests[1]), ["refund"]);
+    assert_eq!(requests[1]["messages"][1]["content"], "I want my money back");
+
+    // Every message and call says which agent wrote it, from the first event on.
+    let done = stream.done_items();
+    let speakers: Vec<(String, String)> = done
+        .iter()
+        .filter(|i| i["type"] == "function_call" || i["type"] == "message")
+        .map(|i| (i["type"].as_str().unwrap().to_string(), i["agent"].as_str().unwrap_or("?").to_string()))
+        .collect();
+    assert_eq!(
+        speakers,
+        [
+            ("function_call".into(), "Triage".into()),
+            ("function_call".into(), "Billing".into()),
+            ("message".into(), "Billing".into())
+        ]
+    );
+    let added = stream
+        .json()
+        .into_iter()
+        .find(|e| e["type"] == "response.output_item.added" && e["item"]["type"] == "message")
+        .unwrap();
+    assert_eq!(added["item"]["agent"], "Billing");
+    assert_eq!(stream.text(), "Your refund is on its way.");
+}
+
+#[tokio::test]
+async fn single_agents_do_not_name_themselves() {
+    let server = start().await;
+    server.fake.push(Reply::text("hi"));
+    let (_, body) = server.post("/responses", user("hello")).await;
+    assert!(body["output"][0].get("agent").is_none(), "{body}");
+}
+
+#[tokio::test]
+async fn another_agent_runs_as_a_tool() {
+    let researcher = Agent::new("Researcher").instructions("Research carefully.");
+    let root =
+        Agent::new("Writer").instructions("Write.").model("m").tool(researcher.as_tool("researcher", "Finds facts."));
+    let server = start_with(|_| {}, root).await;
+    server
+        .fake
+        .push(Reply::tool_call("researcher", r#"{"input": "What is the answer?"}"#))
+        .push(Reply::text("The answer is 42."))
+        .push(Reply::text("Research says: 42."));
+    let (status, body) = server.post("/responses", user("write it up")).await;
+    assert_eq!(status, 200, "{body}");
+    let outputs: Vec<Value> = items(&body).into_iter().filter(|i| i["type"] == "function_call_output").collect();
+    assert_eq!(outputs[0]["output"], "The answer is 42.");
+    assert_eq!(items(&body).last().unwrap()["content"][0]["text"], "Research says: 42.");
+    // The researcher ran its own loop: its instructions, the task as its question, on the same model.
+    let nested = &server.fake.requests()[1];
+    assert_eq!(nested["messages"][0]["content"], "Research carefully.");
+    assert_eq!(nested["messages"][1]["content"], "What is the answer?");
+    assert_eq!(nested["model"], "m");
+}
+
+#[tokio::test]
+async fn an_agent_served_elsewhere_is_called_as_a_tool() {
+    let remote = start().await;
+    remote.fake.push(Reply::text("Hello from the remote agent."));
+    let root = Agent::new("Root")
+        .instructions("Delegate.")
+        .model("m")
+        .tool(RemoteAgent::url("ask_remote", "Asks the remote agent.", &remote.url).into_tool())
+        .tool(RemoteAgent::url("ask_dead", "Asks an agent that is down.", "http://127.0.0.1:9").into_tool());
+    let server = start_with(|_| {}, root).await;
+    server
+        .fake
+        .push(Reply::tool_call("ask_remote", r#"{"input": "Say hello"}"#))
+        .push(Reply::tool_call("ask_dead", r#"{"input": "Anyone?"}"#))
+        .push(Reply::text("Done."));
+    let (status, body) = server.post("/responses", user("delegate")).await;
+    assert_eq!(status, 200, "{body}");
+    let outputs: Vec<String> = items(&body)
+        .into_iter()
+        .filter(|i| i["type"] == "function_call_output")
+        .map(|i| i["output"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(outputs[0], "Hello from the remote agent.");
+    assert!(outputs[1].starts_with("Error: tool `ask_dead` failed"), "{}", outputs[1]);
+    assert_eq!(remote.fake.requests()[0]["messages"].as_array().unwrap().last().unwrap()["content"], "Say hello");
+    assert_eq!(items(&body).last().unwrap()["content"][0]["text"], "Done.");
+}
