@@ -79,6 +79,8 @@ pub struct Answer {
     pub items: Vec<Item>,
     /// A message about the chat rather than the answer (see [`NOTICE_EVENT`]).
     pub notice: Option<String>,
+    /// The response's id (`response.created`): a background response can be reattached to or cancelled.
+    pub response_id: Option<String>,
     /// The response's `custom_outputs`, once it completed.
     pub custom_outputs: Option<Map<String, Value>>,
     /// Which agent wrote each message (by item id), when the agent hands conversations over.
@@ -111,6 +113,7 @@ impl Default for Answer {
             trace_id: None,
             items: Vec::new(),
             notice: None,
+            response_id: None,
             custom_outputs: None,
             speakers: Vec::new(),
             sources: Vec::new(),
@@ -193,7 +196,14 @@ impl Answer {
             StreamEvent::OutputItemAdded { item: Item::FunctionCall(call), .. } => self.upsert_call(&call, false),
             StreamEvent::OutputItemAdded { item: Item::Message(message), .. } => self.note_speaker(&message),
             StreamEvent::OutputItemDone { item, .. } => self.item_done(item),
-            StreamEvent::Completed { response, .. } => self.custom_outputs = response.custom_outputs,
+            StreamEvent::Created { response, .. } => {
+                self.response_id = response.id;
+                self.take_trace_id(response.metadata.as_ref());
+            }
+            StreamEvent::Completed { response, .. } => {
+                self.take_trace_id(response.metadata.as_ref());
+                self.custom_outputs = response.custom_outputs;
+            }
             StreamEvent::Error { message, error, .. } => self.fail(error.unwrap_or(message)),
             StreamEvent::Other(value) if value.get("type").and_then(Value::as_str) == Some(NOTICE_EVENT) => {
                 self.notice = value.get("message").and_then(Value::as_str).map(str::to_string);
@@ -269,6 +279,13 @@ impl Answer {
             _ => {}
         }
         self.items.push(item);
+    }
+
+    /// A background response names its trace in its metadata (its stream has no `trace_id` frame).
+    fn take_trace_id(&mut self, metadata: Option<&Map<String, Value>>) {
+        if let Some(id) = metadata.and_then(|m| m.get("trace_id")).and_then(Value::as_str) {
+            self.trace_id = Some(id.to_string());
+        }
     }
 
     fn note_speaker(&mut self, message: &crate::responses::MessageItem) {

@@ -72,6 +72,9 @@ pub struct StoredMessage {
     pub status: MessageStatus,
     pub error: Option<String>,
     pub trace_id: Option<String>,
+    /// The background response that writes it (the page reattaches to it after a reload).
+    #[serde(default)]
+    pub response_id: Option<String>,
     /// This user's vote on it: true = thumbs up.
     pub vote: Option<bool>,
     pub created_at: i64,

@@ -28,6 +28,7 @@ use crate::observability::{Trace, TraceStart};
 use crate::runner::RunError;
 use crate::runner::output::{FrameBuffer, Output};
 use crate::state::AppState;
+use crate::store::recorder::Recorder;
 use crate::store::responses::{StoredEvent, StoredResponse, is_terminal};
 use crate::store::{ChatStore, StoreError};
 use crate::tools::ToolContext;
@@ -64,8 +65,61 @@ struct Inner {
 /// A task this process runs.
 struct Running {
     cancel: CancellationToken,
-    /// The sequence number of the last saved event (readers wake up when it moves).
-    saved: watch::Receiver<i64>,
+    /// The sequence number of the last event written (readers wake up when it moves).
+    written: watch::Receiver<i64>,
+    /// Its events so far: readers in this process read them here (they go on if the database
+    /// stumbles); readers elsewhere read the saved copies.
+    log: Arc<Mutex<EventLog>>,
+}
+
+#[derive(Default)]
+struct EventLog {
+    events: Vec<StoredEvent>,
+    ended: bool,
+}
+
+/// How a task is run, besides its request.
+#[derive(Default)]
+pub struct TaskOptions {
+    /// The chat page's answer, saved as it grows (the chat page's runs are background tasks, so a
+    /// reload or a closed tab does not stop them).
+    pub recorder: Option<Recorder>,
+    /// Write `agent_app.notice` events (the chat page reads them).
+    pub notices: bool,
+    /// Name the trace in the response's `metadata.trace_id`.
+    pub return_trace_id: bool,
+}
+
+/// A task to run.
+struct Run {
+    id: String,
+    owner: String,
+    request: ResponsesRequest,
+    context: ToolContext,
+    out: Output,
+    frames: FrameBuffer,
+    options: TaskOptions,
+    sink: Sink,
+}
+
+/// Where a running task's events go for readers in this process.
+struct Sink {
+    log: Arc<Mutex<EventLog>>,
+    written: watch::Sender<i64>,
+}
+
+impl Sink {
+    fn push(&self, events: &[StoredEvent]) {
+        if let Some(last) = events.last().map(|e| e.sequence) {
+            self.log.lock().expect("event log lock").events.extend_from_slice(events);
+            self.written.send_replace(last);
+        }
+    }
+
+    fn end(&self) {
+        self.log.lock().expect("event log lock").ended = true;
+        self.written.send_modify(|_| {});
+    }
 }
 
 /// How a run ended.
@@ -103,6 +157,7 @@ impl BackgroundTasks {
         owner: String,
         request: ResponsesRequest,
         context: ToolContext,
+        options: TaskOptions,
     ) -> Result<ResponseObject, StoreError> {
         let id = crate::runner::output::new_id("resp");
         let saved = serde_json::to_value(&request).map_err(|e| StoreError::Invalid(e.to_string()))?;
@@ -110,6 +165,7 @@ impl BackgroundTasks {
         let frames = FrameBuffer::default();
         let mut out = Output::new(Some(frames.clone()), id.clone(), state.runner.agent.model.clone());
         out.response.extra.insert("background".into(), json!(true));
+        out.notices = options.notices;
         if let Some(session) = &context.session_id {
             out.response
                 .custom_outputs
@@ -117,29 +173,17 @@ impl BackgroundTasks {
                 .insert("session_id".into(), json!(session));
         }
         let snapshot = out.response.clone();
-        tokio::spawn(self.clone().drive(state.clone(), id, owner, request, context, out, frames));
+        let sink = self.register(&id, &context);
+        let run = Run { id, owner, request, context, out, frames, options, sink };
+        tokio::spawn(self.clone().drive(state.clone(), run));
         Ok(snapshot)
     }
 
     /// Runs a task to its end, saving its events as they come, then its final response.
-    #[allow(clippy::too_many_arguments)]
-    async fn drive(
-        self,
-        state: AppState,
-        id: String,
-        owner: String,
-        request: ResponsesRequest,
-        context: ToolContext,
-        mut out: Output,
-        frames: FrameBuffer,
-    ) {
+    async fn drive(self, state: AppState, run: Run) {
+        let Run { id, owner, request, context, mut out, frames, options, sink } = run;
+        let mut recorder = options.recorder;
         let cancel = context.cancel.clone();
-        let (saved_tx, saved_rx) = watch::channel(-1_i64);
-        self.0
-            .running
-            .lock()
-            .expect("running lock")
-            .insert(id.clone(), Running { cancel: cancel.clone(), saved: saved_rx });
         let trace = Trace::start(&state.observability.exporter, || TraceStart {
             name: "stream_handler".into(),
             session: context.session_id.clone(),
@@ -148,6 +192,9 @@ impl BackgroundTasks {
             request_preview: crate::api::responses::last_user_text(&request),
             inputs: payload(&request),
         });
+        if let (true, Some(trace_id)) = (options.return_trace_id, trace.id()) {
+            out.response.metadata.get_or_insert_with(Default::default).insert("trace_id".into(), json!(trace_id));
+        }
         let mut pending = Vec::new();
         let timings = self.0.timings;
         let end = {
@@ -161,7 +208,7 @@ impl BackgroundTasks {
             loop {
                 tokio::select! {
                     result = &mut run => break End::Finished(result),
-                    _ = flush.tick() => self.save(&id, &frames, &mut pending, &saved_tx).await,
+                    _ = flush.tick() => self.save(&id, &frames, &mut pending, &sink, &mut recorder).await,
                     _ = heartbeat.tick() => match self.0.store.heartbeat(&id, &self.0.worker).await {
                         Ok((_, worker)) if worker != self.0.worker => break End::Lost,
                         Ok((status, _)) if status == "cancelled" => break End::Cancelled,
@@ -177,6 +224,7 @@ impl BackgroundTasks {
         let (status, error) = match end {
             End::Lost => {
                 tracing::warn!(response = %id, "background task taken over by another process; stopping here");
+                sink.end();
                 self.0.running.lock().expect("running lock").remove(&id);
                 trace.finish(|| None, "", Some("taken over by another process".into()));
                 return;
@@ -199,11 +247,18 @@ impl BackgroundTasks {
                 Some(app::responses::ResponseError { code: Some(code.clone()), message: message.clone() });
         }
         out.response.status = Some(status.into());
+        if status != "cancelled" && recorder.is_some() {
+            // The chat page's answer ends as its stream would: saved complete (or failed).
+            self.save(&id, &frames, &mut pending, &sink, &mut recorder).await;
+            if let Some(recorder) = &mut recorder {
+                recorder.observe(b"data: [DONE]\n\n");
+            }
+        }
         trace.finish(|| payload(&out.response), &out.response.output_text(), error.as_ref().map(|(_, m)| m.clone()));
         let response = serde_json::to_value(&out.response).unwrap_or(Value::Null);
         // The end must be saved, or the task would look orphaned and run again: retry for a while.
         for attempt in 0..20u32 {
-            self.save(&id, &frames, &mut pending, &saved_tx).await;
+            self.save(&id, &frames, &mut pending, &sink, &mut recorder).await;
             let finished = match pending.is_empty() {
                 true => self.0.store.finish_response(&id, &self.0.worker, status, &response).await,
                 false => Err(StoreError::Invalid("events not saved yet".into())),
@@ -216,23 +271,50 @@ impl BackgroundTasks {
                 }
             }
         }
+        sink.end();
+        drop(recorder);
         self.0.running.lock().expect("running lock").remove(&id);
     }
 
-    /// Saves what the run wrote since the last call (kept for the next call if the database fails).
-    async fn save(&self, id: &str, frames: &FrameBuffer, pending: &mut Vec<StoredEvent>, saved: &watch::Sender<i64>) {
+    /// Makes a task this process runs known to its readers here (before it starts, so that no
+    /// reader looks for it in the database in the meantime).
+    fn register(&self, id: &str, context: &ToolContext) -> Sink {
+        let (written_tx, written_rx) = watch::channel(-1_i64);
+        let log = Arc::new(Mutex::new(EventLog::default()));
+        let running = Running { cancel: context.cancel.clone(), written: written_rx, log: log.clone() };
+        self.0.running.lock().expect("running lock").insert(id.to_string(), running);
+        Sink { log, written: written_tx }
+    }
+
+    /// Hands what the run wrote since the last call to this process's readers and the recorder,
+    /// and saves it (kept for the next call if the database fails).
+    async fn save(
+        &self,
+        id: &str,
+        frames: &FrameBuffer,
+        pending: &mut Vec<StoredEvent>,
+        sink: &Sink,
+        recorder: &mut Option<Recorder>,
+    ) {
+        if let Some(recorder) = recorder.as_mut() {
+            match frames.take() {
+                Some(bytes) => {
+                    recorder.observe(&bytes);
+                    frames.write_raw(&bytes);
+                }
+                None => recorder.tick(),
+            }
+        }
         if let Some(bytes) = frames.take() {
-            pending.extend(events_of(&bytes));
+            let events = events_of(&bytes);
+            sink.push(&events);
+            pending.extend(events);
         }
         if pending.is_empty() {
             return;
         }
         match self.0.store.append_events(id, pending).await {
-            Ok(()) => {
-                let last = pending.last().map_or(-1, |e| e.sequence);
-                pending.clear();
-                saved.send_replace(last);
-            }
+            Ok(()) => pending.clear(),
             Err(error) => tracing::warn!(%error, response = %id, "could not save background events; will retry"),
         }
     }
@@ -289,7 +371,29 @@ impl BackgroundTasks {
     async fn next_events(&self, id: &str, after: i64, keepalive: Duration) -> (Bytes, Option<i64>) {
         let quiet_since = Instant::now();
         loop {
-            let saved = self.0.running.lock().expect("running lock").get(id).map(|r| r.saved.clone());
+            let local =
+                self.0.running.lock().expect("running lock").get(id).map(|r| (r.log.clone(), r.written.clone()));
+            if let Some((log, mut written)) = local {
+                // Seen up to now (a clone starts at the channel's first value): the wait below
+                // wakes for what is written after the log is read.
+                written.borrow_and_update();
+                let (events, ended) = {
+                    let log = log.lock().expect("event log lock");
+                    let start = log.events.partition_point(|e| e.sequence <= after);
+                    (log.events[start..].iter().take(500).cloned().collect::<Vec<_>>(), log.ended)
+                };
+                if let Some(last) = events.last().map(|e| e.sequence) {
+                    return (frames_of(&events), Some(last));
+                }
+                if ended {
+                    return (Bytes::from_static(b"data: [DONE]\n\n"), None);
+                }
+                if quiet_since.elapsed() >= keepalive {
+                    return (Bytes::from_static(b": keep-alive\n\n"), Some(after));
+                }
+                let _ = tokio::time::timeout(keepalive, written.changed()).await;
+                continue;
+            }
             // The status first: if the task had ended, all its events were saved before it.
             let read = async {
                 let status = self.0.store.response_status(id).await?;
@@ -305,13 +409,7 @@ impl BackgroundTasks {
                 }
             };
             if let Some(last) = events.last().map(|e| e.sequence) {
-                let mut text = String::new();
-                for event in &events {
-                    text.push_str("data: ");
-                    text.push_str(&event.event);
-                    text.push_str("\n\n");
-                }
-                return (Bytes::from(text), Some(last));
+                return (frames_of(&events), Some(last));
             }
             if is_terminal(&status) {
                 return (Bytes::from_static(b"data: [DONE]\n\n"), None);
@@ -319,13 +417,7 @@ impl BackgroundTasks {
             if quiet_since.elapsed() >= keepalive {
                 return (Bytes::from_static(b": keep-alive\n\n"), Some(after));
             }
-            let poll = self.0.timings.poll_interval;
-            match saved {
-                Some(mut saved) => {
-                    let _ = tokio::time::timeout(poll, saved.changed()).await;
-                }
-                None => tokio::time::sleep(poll).await,
-            }
+            tokio::time::sleep(self.0.timings.poll_interval).await;
         }
     }
 
@@ -442,7 +534,10 @@ impl BackgroundTasks {
             custom_inputs: std::sync::Arc::new(request.custom_inputs.clone().unwrap_or_default()),
             custom_outputs: Default::default(),
         };
-        tokio::spawn(self.clone().drive(state.clone(), id.to_string(), row.user_id, request, context, out, frames));
+        let options = TaskOptions { return_trace_id: true, ..TaskOptions::default() };
+        let sink = self.register(id, &context);
+        let run = Run { id: id.to_string(), owner: row.user_id, request, context, out, frames, options, sink };
+        tokio::spawn(self.clone().drive(state.clone(), run));
         Ok(())
     }
 }
@@ -487,6 +582,17 @@ impl Progress {
         progress.open = added.into_iter().filter(|(index, _)| !progress.done.contains_key(index)).collect();
         progress
     }
+}
+
+/// Events as SSE frames.
+fn frames_of(events: &[StoredEvent]) -> Bytes {
+    let mut text = String::new();
+    for event in events {
+        text.push_str("data: ");
+        text.push_str(&event.event);
+        text.push_str("\n\n");
+    }
+    Bytes::from(text)
 }
 
 /// The stream events in a run's frames (`data: {…}\n\n`), with their sequence numbers. Frames

@@ -215,8 +215,10 @@ async fn a_streamed_exchange_is_saved_and_restored_with_its_tool_call_and_vote()
 
 /// Polls the stored chat until `ready` (the answer is written by a background task).
 async fn wait_for(server: &TestServer, user: &str, chat: &str, ready: impl Fn(&StoredChat) -> bool) -> StoredChat {
+    let mut last = Value::Null;
     for _ in 0..100 {
         let (status, body) = get_json(server, user, &format!("/api/chat/{chat}")).await;
+        last = body.clone();
         if status == 200 {
             let stored: StoredChat = serde_json::from_value(body).unwrap();
             if ready(&stored) {
@@ -225,11 +227,11 @@ async fn wait_for(server: &TestServer, user: &str, chat: &str, ready: impl Fn(&S
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("the chat {chat} never reached the expected state");
+    panic!("the chat {chat} never reached the expected state: {last}");
 }
 
 #[tokio::test]
-async fn an_interrupted_answer_is_kept_and_marked_incomplete() {
+async fn an_answer_goes_on_without_the_page_and_a_cancelled_one_is_kept_as_incomplete() {
     let dir = tempfile::tempdir().unwrap();
     for url in database_urls(&dir) {
         let server = start_with(with_history(&url, false), server::agent::agent()).await;
@@ -245,12 +247,28 @@ async fn an_interrupted_answer_is_kept_and_marked_incomplete() {
             .send()
             .await
             .unwrap();
-        // Read until the partial text has gone out, then hang up.
+        // Read until the partial text has gone out, then hang up (a reload, a closed tab).
         let mut seen = String::new();
         while !seen.contains("an answer") {
             seen.push_str(&String::from_utf8_lossy(&resp.chunk().await.unwrap().unwrap()));
         }
         drop(resp);
+        // The answer is still being written: the page can reattach to its response.
+        let stored = wait_for(&server, &ana, &chat, |c| {
+            c.messages.get(1).is_some_and(|m| m.text == "Half an answer" && m.response_id.is_some())
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let response_id = stored.messages[1].response_id.clone().unwrap();
+        let (_, task) = server.get(&format!("/responses/{response_id}"), &[("x-forwarded-email", &ana)]).await;
+        assert_eq!(task["status"], "in_progress", "{url}: the answer goes on without the page");
+        assert_eq!(server.fake.open_streams(), 1, "{url}: the model call goes on without the page");
+        // Stop: the page cancels the response; what arrived is kept, marked incomplete.
+        let cancel = server
+            .client
+            .post(format!("{}/responses/{response_id}/cancel", server.url))
+            .header("x-forwarded-email", &ana);
+        assert_eq!(cancel.send().await.unwrap().status(), 200);
         let stored = wait_for(&server, &ana, &chat, |c| {
             c.messages.get(1).is_some_and(|m| m.text == "Half an answer" && m.status == MessageStatus::Incomplete)
         })

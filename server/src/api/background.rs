@@ -4,17 +4,16 @@
 
 use std::collections::HashMap;
 
-use app::responses::{ResponsesRequest, is_truthy};
+use app::responses::ResponsesRequest;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use serde_json::Value;
 
 use super::error::ApiError;
 use super::responses::{event_stream, forwarded_user, user_key};
-use crate::background::BackgroundTasks;
+use crate::background::{BackgroundTasks, TaskOptions};
 use crate::state::AppState;
 use crate::store::StoreError;
 use crate::tools::ToolContext;
@@ -42,11 +41,12 @@ pub async fn start(
     owner: String,
     request: ResponsesRequest,
     context: ToolContext,
+    options: TaskOptions,
     stream: bool,
 ) -> Result<Response, ApiError> {
     let tasks = tasks(state)?;
     let response = tasks
-        .start(state, owner, request, context)
+        .start(state, owner, request, context, options)
         .await
         .map_err(|e| ApiError::unavailable(format!("Could not start the background response: {e}")))?;
     if !stream {
@@ -65,7 +65,9 @@ pub async fn get(
 ) -> Result<Response, ApiError> {
     let tasks = tasks(&state)?;
     let owner = user_key(&forwarded_user(&headers));
-    let stream = query.get("stream").is_some_and(|s| is_truthy(&Value::String(s.clone())));
+    // A query string's "false" is false (not Python's truthy non-empty string).
+    let stream =
+        query.get("stream").is_some_and(|s| ["true", "1", "yes"].contains(&s.trim().to_ascii_lowercase().as_str()));
     let starting_after = match query.get("starting_after") {
         None => None,
         Some(_) if !stream => {

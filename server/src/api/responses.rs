@@ -25,6 +25,7 @@ use tokio::time::{Instant, Sleep};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::error::ApiError;
+use crate::background::TaskOptions;
 use crate::llm::ModelError;
 use crate::observability::trace::{MAX_PAYLOAD_BYTES, payload};
 use crate::observability::{Trace, TraceStart};
@@ -106,12 +107,20 @@ async fn handle(
     let background = caller == Caller::Api && request.extra.get("background").is_some_and(is_truthy);
     if background {
         let context = tool_context(&state, &user, &request, headers);
-        return super::background::start(&state, user_key(&user), request, context, stream).await;
+        let options = TaskOptions { return_trace_id, ..TaskOptions::default() };
+        return super::background::start(&state, user_key(&user), request, context, options, stream).await;
     }
     let (recorder, notice) = match chat_target {
         Some(target) => start_recording(&state, &user, &target, &request).await?,
         None => (None, None),
     };
+    // A saved chat's answer runs as a background task: a reload or a closed tab does not stop it,
+    // and the page reattaches to it (Stop cancels it).
+    if recorder.is_some() && state.background.is_some() {
+        let context = tool_context(&state, &user, &request, headers);
+        let options = TaskOptions { recorder, notices: true, return_trace_id: true };
+        return super::background::start(&state, user_key(&user), request, context, options, true).await;
+    }
 
     let context = tool_context(&state, &user, &request, headers);
     let trace = Trace::start(&state.observability.exporter, || TraceStart {

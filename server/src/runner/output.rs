@@ -133,10 +133,11 @@ impl Output {
 
     /// A message about the answer rather than part of it, for the chat page.
     pub fn notice(&mut self, message: &str) {
-        if self.notices
-            && let Some(frames) = &self.frames
-        {
-            frames.write(&serde_json::json!({"type": app::conversation::NOTICE_EVENT, "message": message}));
+        if self.notices && self.frames.is_some() {
+            // Numbered like the events around it: a resumed chat stream replays it in its place.
+            let sequence = self.next_sequence();
+            let notice = serde_json::json!({"type": app::conversation::NOTICE_EVENT, "message": message, "sequence_number": sequence});
+            self.frames.as_ref().expect("checked above").write(&notice);
         }
     }
 

@@ -9,6 +9,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "chats", include_str!("../../migrations/0001_chats.sql")),
     (2, "vote assessments", include_str!("../../migrations/0002_vote_assessments.sql")),
     (3, "background responses", include_str!("../../migrations/0003_background_responses.sql")),
+    (4, "answer response", include_str!("../../migrations/0004_answer_response.sql")),
 ];
 
 pub fn migrator() -> Migrator {

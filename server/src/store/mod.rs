@@ -37,6 +37,7 @@ pub struct AnswerRecord {
     pub status: MessageStatus,
     pub error: Option<String>,
     pub trace_id: Option<String>,
+    pub response_id: Option<String>,
 }
 
 /// Titles are cut to this many characters (the reference's fallback length).
@@ -179,7 +180,7 @@ impl ChatStore {
     /// Saves an answer as it stands (called as it grows, and once more at its end).
     pub async fn save_answer(&self, chat_id: &str, answer: &AnswerRecord) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE messages SET text = $3, items = $4, status = $5, error = $6, trace_id = $7 \
+            "UPDATE messages SET text = $3, items = $4, status = $5, error = $6, trace_id = $7, response_id = $8 \
              WHERE id = $1 AND chat_id = $2",
         )
         .bind(&answer.id)
@@ -189,6 +190,7 @@ impl ChatStore {
         .bind(answer.status.as_str())
         .bind(answer.error.as_deref())
         .bind(answer.trace_id.as_deref())
+        .bind(answer.response_id.as_deref())
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -227,7 +229,7 @@ impl ChatStore {
             return Err(StoreError::NotFound);
         }
         let rows = sqlx::query(
-            "SELECT m.id, m.position, m.role, m.text, m.items, m.status, m.error, m.trace_id, m.created_at, \
+            "SELECT m.id, m.position, m.role, m.text, m.items, m.status, m.error, m.trace_id, m.response_id, m.created_at, \
              v.is_upvoted FROM messages m LEFT JOIN votes v ON v.message_id = m.id AND v.chat_id = m.chat_id \
              AND v.user_id = $2 WHERE m.chat_id = $1 ORDER BY m.position",
         )
@@ -247,6 +249,7 @@ impl ChatStore {
                     status: MessageStatus::parse(&r.try_get::<String, _>("status")?),
                     error: r.try_get("error")?,
                     trace_id: r.try_get("trace_id")?,
+                    response_id: r.try_get("response_id")?,
                     vote: r.try_get::<Option<i64>, _>("is_upvoted")?.map(|v| v != 0),
                     created_at: r.try_get("created_at")?,
                 })

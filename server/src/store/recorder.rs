@@ -37,6 +37,8 @@ pub struct Recorder {
     answer: Answer,
     items_seen: usize,
     last_sent: Instant,
+    /// The answer changed since the last snapshot.
+    unsent: bool,
     snapshots: watch::Sender<Answer>,
 }
 
@@ -72,6 +74,7 @@ impl Recorder {
         Self {
             parser: SseParser::default(),
             items_seen: answer.items.len(),
+            unsent: false,
             answer,
             last_sent: Instant::now(),
             snapshots,
@@ -86,12 +89,26 @@ impl Recorder {
                 self.answer.apply(frame);
             }
         }
+        self.unsent = true;
         let finished = !self.answer.is_streaming();
         if finished || self.answer.items.len() != self.items_seen || self.last_sent.elapsed() >= SAVE_EVERY {
-            self.items_seen = self.answer.items.len();
-            self.last_sent = Instant::now();
-            self.snapshots.send_replace(self.answer.clone());
+            self.send();
         }
+    }
+
+    /// Saves what changed if the last save is old enough (called while the run is quiet, so text
+    /// that arrived just before a long pause is not left unsaved).
+    pub fn tick(&mut self) {
+        if self.unsent && self.last_sent.elapsed() >= SAVE_EVERY {
+            self.send();
+        }
+    }
+
+    fn send(&mut self) {
+        self.items_seen = self.answer.items.len();
+        self.last_sent = Instant::now();
+        self.unsent = false;
+        self.snapshots.send_replace(self.answer.clone());
     }
 }
 
@@ -115,6 +132,7 @@ fn record(answer_id: &str, answer: &Answer) -> AnswerRecord {
         status,
         error: answer.error.clone(),
         trace_id: answer.trace_id.clone(),
+        response_id: answer.response_id.clone(),
     }
 }
 
