@@ -103,14 +103,21 @@ mod browser {
     }
 
     /// POSTs `body` (JSON) to `url` and hands every batch of frames to `on_frames` as it arrives.
-    pub async fn post_stream(
+    /// `text` escaped for a URL path segment or query value.
+    pub fn encode_component(text: &str) -> String {
+        String::from(js_sys::encode_uri_component(text))
+    }
+
+    /// Reads an event stream: `POST`s `body`, or `GET`s without one (a background response).
+    pub async fn read_stream(
         url: &str,
-        body: String,
+        body: Option<String>,
         control: &StreamControl,
         mut on_frames: impl FnMut(Vec<StreamFrame>),
     ) -> StreamEnd {
         let Some(window) = web_sys::window() else { return StreamEnd::Failed("no window".into()) };
-        let init = json_request("POST", Some(body), Some("text/event-stream"));
+        let method = if body.is_some() { "POST" } else { "GET" };
+        let init = json_request(method, body, Some("text/event-stream"));
         if let Some(c) = &control.controller {
             init.set_signal(Some(&c.signal()));
         }
@@ -280,9 +287,13 @@ mod browser {
         pub fn abort(&self) {}
     }
 
-    pub async fn post_stream(
+    pub fn encode_component(text: &str) -> String {
+        text.to_string()
+    }
+
+    pub async fn read_stream(
         _url: &str,
-        _body: String,
+        _body: Option<String>,
         _control: &StreamControl,
         _on_frames: impl FnMut(Vec<StreamFrame>),
     ) -> StreamEnd {

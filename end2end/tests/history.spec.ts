@@ -97,3 +97,22 @@ test("another user sees none of it", async ({ browser, request }) => {
   await ana.close();
   await bob.close();
 });
+
+test("an answer goes on through a page reload, and the page follows it to the end", async ({ page, request }) => {
+  await openChat(page);
+  const words = "one two three four five six seven eight nine ten eleven twelve";
+  await script(request, { kind: "text", text: words, delay_ms: 150 });
+  await send(page, `Count slowly ${Date.now()}`);
+  await expect(lastAnswer(page).locator(".markdown")).toContainText("two");
+  // Reload mid-answer: the page reopens the chat and follows the answer, which went on meanwhile.
+  await page.reload();
+  await page.locator("body[data-hydrated]").waitFor();
+  await expect(lastAnswer(page)).toHaveAttribute("data-status", "streaming");
+  await waitForAnswer(page);
+  await expect(lastAnswer(page).locator(".markdown")).toHaveText(words);
+  // It was saved whole.
+  await page.reload();
+  await page.locator("body[data-hydrated]").waitFor();
+  await expect(lastAnswer(page)).toHaveAttribute("data-status", "done");
+  await expect(lastAnswer(page).locator(".markdown")).toHaveText(words);
+});

@@ -176,7 +176,7 @@ impl Chat {
         handle.vote.set(None);
         handle.answer.set(Answer::default());
         self.add_custom_inputs(&mut body);
-        self.stream_into(handle, body.to_string(), position);
+        self.stream_into(handle, CHAT_URL.to_string(), Some(body.to_string()), position, None);
     }
 
     /// The user approved or denied a tool call of `handle`'s answer: the answer goes on, in place.
@@ -212,17 +212,34 @@ impl Chat {
         }
         handle.answer.update(Answer::resume);
         self.add_custom_inputs(&mut body);
-        self.stream_into(handle, body.to_string(), position);
+        self.stream_into(handle, CHAT_URL.to_string(), Some(body.to_string()), position, None);
     }
 
-    /// Streams the agent's answer to `body` into `handle`'s answer.
-    fn stream_into(&self, handle: ExchangeHandle, body: String, position: usize) {
+    /// Follows an answer that is still being written (the page was reloaded mid-answer): its
+    /// response's events from the start, live to the end. If it cannot be read, the saved answer stays.
+    fn reattach(&self, handle: ExchangeHandle, response_id: &str, position: usize) {
+        let saved = handle.answer.get_untracked();
+        handle.answer.set(Answer::default());
+        let url = format!("/responses/{}?stream=true", client::encode_component(response_id));
+        self.stream_into(handle, url, None, position, Some(saved));
+    }
+
+    /// Streams the agent's answer into `handle`'s answer: from `POST url` with `body`, or from
+    /// `GET url` (a response being written; if it cannot be read, `saved` is shown again).
+    fn stream_into(
+        &self,
+        handle: ExchangeHandle,
+        url: String,
+        body: Option<String>,
+        position: usize,
+        saved: Option<Answer>,
+    ) {
         self.updates.update(|n| *n += 1);
         let chat = *self;
         spawn_local(async move {
             let control = StreamControl::new();
             chat.control.set_value(Some(control.clone()));
-            let end = client::post_stream(CHAT_URL, body, &control, |frames| {
+            let end = client::read_stream(&url, body, &control, |frames| {
                 handle.answer.update(|answer| {
                     for frame in frames {
                         answer.apply(frame);
@@ -232,6 +249,9 @@ impl Chat {
             })
             .await;
             handle.answer.update(|answer| match end {
+                StreamEnd::Failed(_) if answer.blocks.is_empty() && saved.is_some() => {
+                    *answer = saved.unwrap_or_default();
+                }
                 StreamEnd::Closed => answer.finish_unexpectedly(),
                 StreamEnd::Aborted => answer.stop(),
                 StreamEnd::Failed(message) => {
@@ -294,7 +314,7 @@ impl Chat {
     /// Opens a saved chat: every message, tool card and vote as they were.
     pub fn open(&self, id: String) {
         if self.busy_untracked() {
-            self.stop();
+            self.leave();
         }
         self.wanted.set_value(Some(id.clone()));
         let chat = *self;
@@ -316,6 +336,7 @@ impl Chat {
 
     fn show(&self, stored: StoredChat) {
         let mut exchanges = Vec::new();
+        let mut running: Option<String> = None;
         let mut messages = stored.messages.into_iter().peekable();
         while let Some(message) = messages.next() {
             if message.role != "user" {
@@ -329,12 +350,15 @@ impl Chat {
                         MessageStatus::Incomplete => AnswerStatus::Stopped,
                     };
                     let items = serde_json::from_value(reply.items).unwrap_or_default();
+                    running = (reply.status == MessageStatus::Incomplete).then_some(reply.response_id).flatten();
                     (Answer::restored(items, status, reply.error, reply.trace_id), reply.id, reply.vote)
                 }
                 None => (Answer::restored(Vec::new(), AnswerStatus::Stopped, None, None), String::new(), None),
             };
             exchanges.push(self.new_exchange(message.text, answer, answer_id, vote));
         }
+        let last = exchanges.last().copied();
+        let position = exchanges.len().saturating_sub(1);
         self.exchanges.set(exchanges);
         self.visibility.set(stored.chat.visibility);
         self.read_only.set(!stored.owned);
@@ -344,12 +368,16 @@ impl Chat {
         self.open_id.set(Some(stored.chat.id));
         self.follow.set_value(true);
         self.updates.update(|n| *n += 1);
+        // The last answer may still be being written (the page was reloaded mid-answer): follow it.
+        if let (Some(handle), Some(response_id), true) = (last, running, stored.owned) {
+            self.reattach(handle, &response_id, position);
+        }
     }
 
     /// Starts an empty chat.
     pub fn new_chat(&self) {
         if self.busy_untracked() {
-            self.stop();
+            self.leave();
         }
         self.wanted.set_value(None);
         self.visibility.set(Visibility::Private);
@@ -427,6 +455,31 @@ impl Chat {
 
     /// Stops the streaming answer; what arrived stays.
     pub fn stop(&self) {
+        // A saved chat's answer runs on the server until it is cancelled (a closed page does not stop it).
+        if self.history_on {
+            let running = self.exchanges.with_untracked(|list| {
+                list.iter().find_map(|e| {
+                    e.answer.with_untracked(|a| a.is_streaming().then(|| a.response_id.clone()).flatten())
+                })
+            });
+            if let Some(id) = running {
+                let url = format!("/responses/{}/cancel", client::encode_component(&id));
+                spawn_local(async move {
+                    let _ = client::fetch_json("POST", &url, Some("{}".into())).await;
+                });
+            }
+        }
+        self.detach();
+    }
+
+    /// Leaves the chat while it answers: with saved chats the answer goes on on the server (and is
+    /// there when the chat is opened again); without, it is stopped.
+    fn leave(&self) {
+        if self.history_on { self.detach() } else { self.stop() }
+    }
+
+    /// Stops following the streaming answer (on the server it goes on, and is saved).
+    fn detach(&self) {
         self.control.with_value(|c| {
             if let Some(c) = c {
                 c.abort();
