@@ -28,7 +28,7 @@ use crate::observability::{Trace, TraceStart};
 use crate::runner::RunError;
 use crate::runner::output::{FrameBuffer, Output};
 use crate::state::AppState;
-use crate::store::recorder::Recorder;
+use crate::store::recorder::{AnswerTarget, Recorder};
 use crate::store::responses::{StoredEvent, StoredResponse, is_terminal};
 use crate::store::{ChatStore, StoreError};
 use crate::tools::ToolContext;
@@ -534,7 +534,23 @@ impl BackgroundTasks {
             custom_inputs: std::sync::Arc::new(request.custom_inputs.clone().unwrap_or_default()),
             custom_outputs: Default::default(),
         };
-        let options = TaskOptions { return_trace_id: true, ..TaskOptions::default() };
+        // A chat page's answer: its row is written on from what was saved (the page shows it whole).
+        let recorder = match self.0.store.answer_of_response(id).await {
+            Ok(Some((chat_id, answer_id))) => {
+                let target = AnswerTarget { store: self.0.store.clone(), chat_id, answer_id, title: None };
+                let mut recorder = Recorder::start(target);
+                recorder.observe(&frames_of(&events));
+                Some(recorder)
+            }
+            Ok(None) => None,
+            Err(error) => {
+                tracing::warn!(%error, response = %id, "could not find the chat answer of a resumed task");
+                None
+            }
+        };
+        let notices = recorder.is_some();
+        out.notices = notices;
+        let options = TaskOptions { recorder, notices, return_trace_id: true };
         let sink = self.register(id, &context);
         let run = Run { id: id.to_string(), owner: row.user_id, request, context, out, frames, options, sink };
         tokio::spawn(self.clone().drive(state.clone(), run));

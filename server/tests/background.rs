@@ -333,3 +333,51 @@ async fn a_restarted_server_finishes_the_task_a_killed_one_left() {
     assert_eq!(done["status"], "completed", "{done}\n{first_logs}\n{second_logs}");
     assert!(second_logs.contains("taking over a background task"), "{second_logs}");
 }
+
+#[tokio::test]
+async fn a_chat_answer_cut_by_a_killed_server_is_finished_and_saved_by_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}?mode=rwc", dir.path().join("tasks.db").display());
+    let fake = FakeModel::start().await;
+    let client = server::http_client::new();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut first = start_binary(dir.path(), port, &database, &fake);
+    wait_healthy(&client, &base).await;
+
+    // The chat page sends a question; the answer streams, then the server dies mid-answer.
+    fake.push(Reply::text_with_delay(&vec!["partial"; 100].join(" "), Duration::from_millis(40)));
+    let mut body = app::conversation::chat_request("chat-1", &[], "Tell me");
+    body["chat"] = json!({"id": "chat-1", "position": 0, "question_id": "q-1", "answer_id": "a-1"});
+    let mut resp = client.post(format!("{base}/api/chat")).json(&body).send().await.unwrap();
+    let mut seen = String::new();
+    while seen.matches("output_text.delta").count() < 5 {
+        seen.push_str(&String::from_utf8_lossy(&resp.chunk().await.unwrap().unwrap()));
+    }
+    drop(resp);
+    tokio::time::sleep(Duration::from_millis(700)).await; // the recorder saved the partial answer
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let _ = logs_of(first);
+
+    fake.push(Reply::text("Finished after the restart."));
+    let second = start_binary(dir.path(), port, &database, &fake);
+    wait_healthy(&client, &base).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let answer = loop {
+        let chat: Value = client.get(format!("{base}/api/chat/chat-1")).send().await.unwrap().json().await.unwrap();
+        let answer = chat["messages"][1].clone();
+        if answer["status"] == "complete" {
+            break answer;
+        }
+        assert!(Instant::now() < deadline, "the chat's answer was not finished after the restart: {chat}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let logs = logs_of(second);
+    // The saved answer is whole: what was written before the kill, then the rest.
+    assert!(answer["text"].as_str().unwrap().starts_with("partial partial"), "{answer}");
+    assert!(answer["text"].as_str().unwrap().ends_with("Finished after the restart."), "{answer}\n{logs}");
+    let kinds: Vec<&str> =
+        answer["items"].as_array().unwrap().iter().map(|i| i["status"].as_str().unwrap_or("")).collect();
+    assert_eq!(kinds, ["incomplete", "completed"], "{answer}");
+}

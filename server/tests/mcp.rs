@@ -292,14 +292,15 @@ async fn mcp_tools_matching_an_approval_pattern_wait_for_the_user() {
         mcp: Arc::new(McpHub::new(vec![McpServer::stdio("local", &python, [SCRIPT, "stdio"])], None, timeouts)),
     });
     let app = serve_state(fake, state).await;
-    app.fake.push(Reply::tool_call("local__add", r#"{"a": 20, "b": 22}"#));
+    // `local__*` covers the server's tools whatever name the model sees (`add`: no clash here).
+    app.fake.push(Reply::tool_call("add", r#"{"a": 20, "b": 22}"#));
     let question = serde_json::json!({"role": "user", "content": "add"});
     let (status, first) = app.post("/invocations", serde_json::json!({"input": [question]})).await;
     assert_eq!(status, 200, "{first}");
     assert!(outputs(&first).is_empty(), "not run before approval: {first}");
     let request =
         first["output"].as_array().unwrap().iter().find(|i| i["type"] == "mcp_approval_request").unwrap().clone();
-    assert_eq!(request["name"], "local__add");
+    assert_eq!(request["name"], "add");
 
     app.fake.push(Reply::text("It is 42."));
     let approval =

@@ -111,7 +111,7 @@ fn AnswerView(exchange: ExchangeHandle) -> impl IntoView {
                 {move || chat.custom_open.get().then(|| answer.with(|a| a.custom_outputs.clone())).flatten().map(|outputs| view! {
                     <details class="custom-outputs" open>
                         <summary>"Custom outputs"</summary>
-                        <pre class="custom-outputs-json">{serde_json::to_string_pretty(&outputs).unwrap_or_default()}</pre>
+                        <pre class="custom-outputs-json">{serde_json::to_string_pretty(&serde_json::Value::Object(outputs)).unwrap_or_default()}</pre>
                     </details>
                 })}
                 {move || waiting.get().then(|| view! {

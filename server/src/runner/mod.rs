@@ -88,10 +88,14 @@ impl Agent {
 
     /// Whether a call of `name` waits for the user's approval.
     pub fn needs_approval(&self, name: &str, tool: &dyn Tool) -> bool {
+        let qualified = tool.qualified_name();
+        let names = [Some(name), qualified.as_deref()];
         tool.requires_approval()
-            || self.approval_required.iter().any(|pattern| match pattern.strip_suffix('*') {
-                Some(prefix) => name.starts_with(prefix),
-                None => pattern == name,
+            || self.approval_required.iter().any(|pattern| {
+                names.iter().flatten().any(|name| match pattern.strip_suffix('*') {
+                    Some(prefix) => name.starts_with(prefix),
+                    None => pattern == name,
+                })
             })
     }
 

@@ -163,6 +163,15 @@ impl ChatStore {
         Ok(())
     }
 
+    /// The chat answer a background response writes, if one does: (chat id, answer id).
+    pub async fn answer_of_response(&self, response_id: &str) -> Result<Option<(String, String)>, StoreError> {
+        let row = sqlx::query("SELECT chat_id, id FROM messages WHERE response_id = $1 AND role = 'assistant'")
+            .bind(response_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| Ok((r.try_get("chat_id")?, r.try_get("id")?))).transpose()
+    }
+
     /// Whether `answer_id` is an answer in the user's chat (before an answer goes on).
     pub async fn check_answer(&self, user: &str, chat_id: &str, answer_id: &str) -> Result<(), StoreError> {
         let found: Option<i64> = sqlx::query_scalar(

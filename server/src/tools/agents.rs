@@ -109,7 +109,7 @@ enum Endpoint {
     /// A Databricks App by name: its URL is looked up in the workspace.
     App(String),
     /// A Databricks Model Serving endpoint (`/serving-endpoints/<name>/invocations`).
-    ServingEndpoint(String),
+    Serving(String),
 }
 
 /// An agent served elsewhere, called as a tool with `{"input": "…"}`; its answer's text is the output.
@@ -137,7 +137,7 @@ impl RemoteAgent {
 
     /// The Model Serving endpoint `endpoint` (an agent deployed with Mosaic AI Agent Framework).
     pub fn serving_endpoint(name: &str, description: &str, endpoint: &str) -> Self {
-        Self::new(name, description, Endpoint::ServingEndpoint(endpoint.to_string()), true)
+        Self::new(name, description, Endpoint::Serving(endpoint.to_string()), true)
     }
 
     fn new(name: &str, description: &str, endpoint: Endpoint, workspace_auth: bool) -> Self {
@@ -178,7 +178,7 @@ impl RemoteAgentTool {
         let workspace = || context.workspace.as_ref().ok_or("no Databricks workspace is configured".to_string());
         Ok(match &self.remote.endpoint {
             Endpoint::Url(url) => format!("{url}/responses"),
-            Endpoint::ServingEndpoint(name) => format!("{}/serving-endpoints/{name}/invocations", workspace()?.host),
+            Endpoint::Serving(name) => format!("{}/serving-endpoints/{name}/invocations", workspace()?.host),
             Endpoint::App(name) => {
                 let app = workspace()?
                     .call_json(reqwest::Method::GET, &format!("/api/2.0/apps/{name}"), None, Duration::from_secs(30))

@@ -587,6 +587,10 @@ impl Tool for McpTool {
         &self.spec
     }
 
+    fn qualified_name(&self) -> Option<String> {
+        Some(format!("{}__{}", self.server, self.remote_name))
+    }
+
     fn call<'a>(&'a self, arguments: Value, _: ToolContext) -> BoxFuture<'a, Result<String, ToolError>> {
         Box::pin(async move {
             let tool = self.spec.name.clone();

@@ -78,6 +78,10 @@ pub trait Tool: Send + Sync + 'static {
     fn requires_approval(&self) -> bool {
         false
     }
+    /// For an MCP tool: `server__tool`, whatever name the model sees (approval patterns match it).
+    fn qualified_name(&self) -> Option<String> {
+        None
+    }
     /// For another agent called as a tool: that agent (the runner runs it; see [`agents::agent_tool`]).
     fn agent(&self) -> Option<&Arc<crate::runner::Agent>> {
         None
