@@ -35,10 +35,11 @@ model_pid=$!
 export CHAT_GREETING="Ask me anything: I am tested."
 # Chats in a fresh SQLite file; no title calls (they would take the replies the tests script).
 e2e_data=$(mktemp -d)
-# The official MCP SDK's test server as a stdio MCP server, whose `add` waits for the user's approval.
+# The official MCP SDK's test server as a stdio MCP server, whose `add` waits for the user's approval;
+# documents to cite; the agent of agent.rs with a Billing agent to hand over to.
 printf '{"mcpServers": {"files": {"command": "%s", "args": ["server/tests/mcp/test_server.py", "stdio"]}}}' \
   "$MCP_VENV/bin/python" > "$e2e_data/mcp.json"
-AGENT_MCP_CONFIG="$e2e_data/mcp.json" AGENT_REQUIRE_APPROVAL=add AGENT_DOCS_DIR=end2end/fixtures/docs \
+AGENT_MCP_CONFIG="$e2e_data/mcp.json" AGENT_REQUIRE_APPROVAL=add AGENT_DOCS_DIR=end2end/fixtures/docs AGENT_EXAMPLE=handoffs \
 AGENT_DATA_DIR="$e2e_data" AGENT_CHAT_TITLES=false OPENAI_BASE_URL="http://127.0.0.1:$model_port/v1" AGENT_HOST=127.0.0.1 LEPTOS_SITE_ROOT=target/site \
   ./target/debug/server --port "$app_port" > target/e2e-server.log 2>&1 &
 server_pid=$!

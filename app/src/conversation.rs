@@ -193,8 +193,13 @@ impl Answer {
                 Some(text) => text.push_str(&delta),
                 None => self.blocks.push(Block::Reasoning { id: item_id, text: delta }),
             },
-            StreamEvent::OutputItemAdded { item: Item::FunctionCall(call), .. } => self.upsert_call(&call, false),
-            StreamEvent::OutputItemAdded { item: Item::Message(message), .. } => self.note_speaker(&message),
+            StreamEvent::OutputItemAdded { item: Item::FunctionCall(call), .. } => {
+                self.note_speaker(call.id.as_ref(), &call.extra);
+                self.upsert_call(&call, false)
+            }
+            StreamEvent::OutputItemAdded { item: Item::Message(message), .. } => {
+                self.note_speaker(message.id.as_ref(), &message.extra)
+            }
             StreamEvent::OutputItemDone { item, .. } => self.item_done(item),
             StreamEvent::Created { response, .. } => {
                 self.response_id = response.id;
@@ -215,7 +220,7 @@ impl Answer {
     fn item_done(&mut self, item: Item) {
         match &item {
             Item::Message(message) => {
-                self.note_speaker(message);
+                self.note_speaker(message.id.as_ref(), &message.extra);
                 if let crate::responses::Content::Parts(parts) = &message.content {
                     for annotation in parts.iter().flat_map(|p| p.annotations.iter().flatten()) {
                         let field = |k: &str| annotation.get(k).and_then(Value::as_str).map(str::to_string);
@@ -236,7 +241,10 @@ impl Answer {
                     None => self.blocks.push(Block::Text { id, text: full }),
                 }
             }
-            Item::FunctionCall(call) => self.upsert_call(call, true),
+            Item::FunctionCall(call) => {
+                self.note_speaker(call.id.as_ref(), &call.extra);
+                self.upsert_call(call, true)
+            }
             Item::FunctionCallOutput(output) => {
                 let text = output.output_text();
                 if let Some(call) = self.tools_mut().find(|c| c.call_id == output.call_id) {
@@ -288,17 +296,20 @@ impl Answer {
         }
     }
 
-    fn note_speaker(&mut self, message: &crate::responses::MessageItem) {
-        if let (Some(id), Some(agent)) = (&message.id, message.extra.get("agent").and_then(Value::as_str))
+    fn note_speaker(&mut self, id: Option<&String>, extra: &Map<String, Value>) {
+        if let (Some(id), Some(agent)) = (id, extra.get("agent").and_then(Value::as_str))
             && !self.speakers.iter().any(|(known, _)| known == id)
         {
             self.speakers.push((id.clone(), agent.to_string()));
         }
     }
 
-    /// The agent that wrote message `id`, when the answer names one.
+    /// The agent that wrote item `id`, when another agent than the one the answer started with
+    /// (after a hand-off).
     pub fn speaker(&self, id: &str) -> Option<&str> {
-        self.speakers.iter().find(|(known, _)| known == id).map(|(_, agent)| agent.as_str())
+        let first = self.speakers.first().map(|(_, agent)| agent.as_str());
+        let agent = self.speakers.iter().find(|(known, _)| known == id).map(|(_, agent)| agent.as_str());
+        agent.filter(|agent| Some(*agent) != first)
     }
 
     fn approval_mut(&mut self, request_id: &str) -> Option<&mut Approval> {
@@ -600,11 +611,14 @@ mod tests {
     #[test]
     fn messages_name_the_agent_that_wrote_them() {
         let answer = run(vec![
+            json!({"type": "response.output_item.added", "item": {"type": "function_call", "id": "fc1",
+                   "call_id": "c1", "name": "transfer_to_billing", "arguments": "", "agent": "Triage"}}),
             json!({"type": "response.output_item.added", "item": {"type": "message", "id": "m1", "role": "assistant",
                    "content": [], "agent": "Billing"}}),
             json!({"type": "response.output_text.delta", "item_id": "m1", "delta": "Refunded."}),
         ]);
         assert_eq!(answer.speaker("m1"), Some("Billing"));
+        assert_eq!(answer.speaker("fc1"), None, "the agent the answer started with is not named");
         assert_eq!(answer.speaker("m2"), None);
     }
 

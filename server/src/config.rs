@@ -176,6 +176,11 @@ pub struct Settings {
     #[arg(long, env = "AGENT_RATE_LIMIT_BURST")]
     pub rate_limit_burst: Option<u32>,
 
+    /// Run an example agent instead of `agent.rs` (`handoffs`: yours, plus a Billing agent it can
+    /// hand over to).
+    #[arg(long, env = "AGENT_EXAMPLE")]
+    pub agent_example: Option<String>,
+
     /// A folder of documents (Markdown, text, HTML) the agent can search: adds the `search_documents`
     /// retriever tool, whose answers cite their sources.
     #[arg(long, env = "AGENT_DOCS_DIR")]

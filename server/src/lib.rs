@@ -12,6 +12,7 @@ pub mod background;
 pub mod config;
 pub mod databricks;
 pub mod evaluate;
+pub mod examples;
 pub mod http_client;
 pub mod llm;
 pub mod observability;

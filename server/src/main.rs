@@ -32,7 +32,11 @@ fn init_logging() {
 
 async fn run(settings: Settings) -> anyhow::Result<()> {
     let addr = SocketAddr::new(settings.host, settings.port);
-    let state = server::AppState::new(settings, server::agent::agent())
+    let agent = match &settings.agent_example {
+        Some(name) => server::examples::by_name(name).map_err(anyhow::Error::msg)?,
+        None => server::agent::agent(),
+    };
+    let state = server::AppState::new(settings, agent)
         .map_err(anyhow::Error::msg)?
         .with_chat_history()
         .await

@@ -146,3 +146,70 @@ async fn an_agent_served_elsewhere_is_called_as_a_tool() {
     assert_eq!(remote.fake.requests()[0]["messages"].as_array().unwrap().last().unwrap()["content"], "Say hello");
     assert_eq!(items(&body).last().unwrap()["content"][0]["text"], "Done.");
 }
+
+/// A stand-in workspace: the apps API names the app's URL (another agent-app), and a serving
+/// endpoint answers like Model Serving; both check the workspace credential.
+#[tokio::test]
+async fn databricks_apps_and_serving_endpoints_are_called_with_the_workspace_credential() {
+    use axum::extract::State;
+    use axum::http::HeaderMap;
+    use axum::routing::{get, post};
+
+    let app = start().await;
+    app.fake.push(Reply::text("Hello from the app."));
+    let seen: Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+    let workspace = axum::Router::new()
+        .route(
+            "/api/2.0/apps/{name}",
+            get(|State((url, seen)): State<(String, Arc<std::sync::Mutex<Vec<String>>>)>, headers: HeaderMap| async move {
+                seen.lock().unwrap().push(headers["authorization"].to_str().unwrap().to_string());
+                axum::Json(json!({"name": "support-agent", "url": url}))
+            }),
+        )
+        .route(
+            "/serving-endpoints/{name}/invocations",
+            post(|State((_, seen)): State<(String, Arc<std::sync::Mutex<Vec<String>>>)>, headers: HeaderMap| async move {
+                seen.lock().unwrap().push(headers["authorization"].to_str().unwrap().to_string());
+                axum::Json(json!({"output": [{"type": "message", "role": "assistant",
+                    "content": [{"type": "output_text", "text": "Hello from the endpoint."}]}]}))
+            }),
+        )
+        .with_state((app.url.clone(), seen.clone()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let host = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, workspace).await.unwrap() });
+
+    let root = Agent::new("Root")
+        .instructions("Delegate.")
+        .model("m")
+        .tool(RemoteAgent::app("ask_app", "Asks the support app.", "apps/support-agent").into_tool())
+        .tool(RemoteAgent::serving_endpoint("ask_endpoint", "Asks the endpoint.", "agents_support").into_tool());
+    let fake = fake_model::FakeModel::start().await;
+    let mut settings = test_settings(&fake);
+    settings.databricks_host = Some(host.clone());
+    settings.databricks_token = Some(server::config::Secret::new("dapi-app-token"));
+    settings.openai_base_url = None;
+    let mut state = server::AppState::new(settings, root).unwrap();
+    // The model stays the scripted one; the workspace is the stand-in.
+    state.runner = Arc::new(server::runner::Runner {
+        agent: state.runner.agent.clone(),
+        model: server::state::model_from_settings(&test_settings(&fake)),
+        limits: state.runner.limits.clone(),
+        mcp: state.runner.mcp.clone(),
+    });
+    let server = serve_state(fake, state).await;
+    server
+        .fake
+        .push(Reply::tool_call("ask_app", r#"{"input": "hi app"}"#))
+        .push(Reply::tool_call("ask_endpoint", r#"{"input": "hi endpoint"}"#))
+        .push(Reply::text("Both answered."));
+    let (status, body) = server.post("/responses", user("ask both")).await;
+    assert_eq!(status, 200, "{body}");
+    let outputs: Vec<String> = items(&body)
+        .into_iter()
+        .filter(|i| i["type"] == "function_call_output")
+        .map(|i| i["output"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(outputs, ["Hello from the app.", "Hello from the endpoint."]);
+    assert_eq!(*seen.lock().unwrap(), ["Bearer dapi-app-token", "Bearer dapi-app-token"]);
+}
