@@ -247,6 +247,11 @@ impl BackgroundTasks {
                 Some(app::responses::ResponseError { code: Some(code.clone()), message: message.clone() });
         }
         out.response.status = Some(status.into());
+        // As a streamed request with x-mlflow-return-trace-id ends (the chat page's always does).
+        if let (true, "completed", Some(trace_id)) = (options.return_trace_id, status, trace.id()) {
+            let sequence = out.next_sequence();
+            frames.write(&json!({"trace_id": trace_id, "sequence_number": sequence}));
+        }
         if status != "cancelled" && recorder.is_some() {
             // The chat page's answer ends as its stream would: saved complete (or failed).
             self.save(&id, &frames, &mut pending, &sink, &mut recorder).await;
@@ -550,7 +555,8 @@ impl BackgroundTasks {
         };
         let notices = recorder.is_some();
         out.notices = notices;
-        let options = TaskOptions { recorder, notices, return_trace_id: true };
+        // Whether an API client asked for the trace id is not kept: only the chat page gets it.
+        let options = TaskOptions { recorder, notices, return_trace_id: notices };
         let sink = self.register(id, &context);
         let run = Run { id: id.to_string(), owner: row.user_id, request, context, out, frames, options, sink };
         tokio::spawn(self.clone().drive(state.clone(), run));
@@ -621,7 +627,11 @@ fn events_of(bytes: &[u8]) -> Vec<StoredEvent> {
             let value: Value = serde_json::from_str(data).ok()?;
             Some(StoredEvent {
                 sequence: value.get("sequence_number")?.as_i64()?,
-                kind: value.get("type")?.as_str()?.to_string(),
+                // The trace id frame has no type (`{"trace_id"}`, as the reference ends a stream).
+                kind: match value.get("type") {
+                    Some(kind) => kind.as_str()?.to_string(),
+                    None => value.get("trace_id").map(|_| "trace_id".to_string())?,
+                },
                 event: data.to_string(),
             })
         })

@@ -86,3 +86,31 @@ async fn the_page_is_rendered_on_the_server() {
     assert!(html.contains("/pkg/agent-app.js"));
     assert!(html.contains("aria-label=\"Message\""));
 }
+
+/// With chat history on, the chat's answer is a background response, and its stream still ends
+/// with the trace id (the page attaches votes to it).
+#[tokio::test]
+async fn a_saved_chats_stream_ends_with_its_trace_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}?mode=rwc", dir.path().join("chats.db").display());
+    let server = common::start_with(
+        move |s| {
+            s.chat_history = true;
+            s.chat_titles = false;
+            s.database_url = Some(server::config::Secret::new(db));
+        },
+        server::agent::agent(),
+    )
+    .await;
+    server.fake.push(fake_model::Reply::text("Hi."));
+    let mut body = chat_request("chat-1", &[], "Hello");
+    body["chat"] = json!({"id": "chat-1", "position": 0, "question_id": "q-1", "answer_id": "a-1"});
+    let s = server.stream("/api/chat", body, &[]).await;
+    assert_eq!(s.data.last().unwrap(), "[DONE]");
+    let last = &s.json()[s.json().len() - 1];
+    let trace_id = last["trace_id"].as_str().expect("the last frame names the trace");
+    assert!(trace_id.starts_with("tr-"));
+    let created = s.json().into_iter().find(|e| e["type"] == "response.created").unwrap();
+    assert_eq!(created["response"]["metadata"]["trace_id"], trace_id);
+    assert_eq!(created["response"]["background"], true);
+}
