@@ -104,6 +104,11 @@ test("an answer goes on through a page reload, and the page follows it to the en
   await script(request, { kind: "text", text: words, delay_ms: 150 });
   await send(page, `Count slowly ${Date.now()}`);
   await expect(lastAnswer(page).locator(".markdown")).toContainText("two");
+  // The saved answer names the response that writes it (what a reloaded page follows).
+  const chatId = new URL(page.url()).searchParams.get("chat");
+  await expect
+    .poll(async () => (await (await request.get(`/api/chat/${chatId}`)).json()).messages?.[1]?.response_id ?? null)
+    .not.toBeNull();
   // Reload mid-answer: the page reopens the chat and follows the answer, which went on meanwhile.
   await page.reload();
   await page.locator("body[data-hydrated]").waitFor();

@@ -91,7 +91,13 @@ impl Recorder {
         }
         self.unsent = true;
         let finished = !self.answer.is_streaming();
-        if finished || self.answer.items.len() != self.items_seen || self.last_sent.elapsed() >= SAVE_EVERY {
+        // The response id at once: a page reloaded early must find it to follow the answer.
+        let new_response = self.answer.response_id.is_some() && self.snapshots.borrow().response_id.is_none();
+        if finished
+            || new_response
+            || self.answer.items.len() != self.items_seen
+            || self.last_sent.elapsed() >= SAVE_EVERY
+        {
             self.send();
         }
     }
