@@ -146,10 +146,6 @@ impl BackgroundTasks {
         }))
     }
 
-    pub fn store(&self) -> &ChatStore {
-        &self.0.store
-    }
-
     /// Starts a task for `owner` and returns the response as it stands (in progress, no output).
     pub async fn start(
         &self,

@@ -14,18 +14,6 @@ use serde_json::{Value, json};
 use server::Settings;
 use server::config::Secret;
 
-fn database_urls(dir: &tempfile::TempDir) -> Vec<String> {
-    let mut urls = vec![format!("sqlite://{}?mode=rwc", dir.path().join("tasks.db").display())];
-    match std::env::var("TEST_DATABASE_URL") {
-        Ok(url) if !url.is_empty() => urls.push(url),
-        _ if std::env::var("AGENT_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") => {
-            panic!("AGENT_REQUIRE_POSTGRES=1 but TEST_DATABASE_URL is not set")
-        }
-        _ => eprintln!("TEST_DATABASE_URL not set: PostgreSQL skipped"),
-    }
-    urls
-}
-
 fn with_database(url: &str) -> impl FnOnce(&mut Settings) {
     let url = url.to_string();
     move |s| {
@@ -262,17 +250,38 @@ fn logs_of(mut child: Child) -> String {
     logs
 }
 
+/// A `server` binary on a SQLite file, restartable on the same port and database.
+struct Deployment {
+    dir: tempfile::TempDir,
+    database: String,
+    fake: FakeModel,
+    client: reqwest::Client,
+    port: u16,
+    base: String,
+}
+
+impl Deployment {
+    async fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let database = format!("sqlite://{}?mode=rwc", dir.path().join("tasks.db").display());
+        let port = free_port();
+        let (fake, client) = (FakeModel::start().await, server::http_client::new());
+        Self { dir, database, fake, client, port, base: format!("http://127.0.0.1:{port}") }
+    }
+
+    /// Starts the binary and waits until it answers.
+    async fn start(&self) -> Child {
+        let child = start_binary(self.dir.path(), self.port, &self.database, &self.fake);
+        wait_healthy(&self.client, &self.base).await;
+        child
+    }
+}
+
 #[tokio::test]
 async fn a_restarted_server_finishes_the_task_a_killed_one_left() {
-    let dir = tempfile::tempdir().unwrap();
-    let database = format!("sqlite://{}?mode=rwc", dir.path().join("tasks.db").display());
-    let fake = FakeModel::start().await;
-    let client = server::http_client::new();
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-
-    let mut first = start_binary(dir.path(), port, &database, &fake);
-    wait_healthy(&client, &base).await;
+    let deployment = Deployment::new().await;
+    let Deployment { fake, client, base, .. } = &deployment;
+    let mut first = deployment.start().await;
     fake.push(Reply::text_with_delay(&vec!["partial"; 100].join(" "), Duration::from_millis(40)));
     let started: Value =
         client.post(format!("{base}/responses")).json(&background("write")).send().await.unwrap().json().await.unwrap();
@@ -297,8 +306,7 @@ async fn a_restarted_server_finishes_the_task_a_killed_one_left() {
 
     // A new process on the same database takes the task over once its lease ran out.
     fake.push(Reply::text("Picking up where I left off: done."));
-    let second = start_binary(dir.path(), port, &database, &fake);
-    wait_healthy(&client, &base).await;
+    let second = deployment.start().await;
     let deadline = Instant::now() + Duration::from_secs(30);
     let done = loop {
         let body: Value = client.get(format!("{base}/responses/{id}")).send().await.unwrap().json().await.unwrap();
@@ -336,14 +344,9 @@ async fn a_restarted_server_finishes_the_task_a_killed_one_left() {
 
 #[tokio::test]
 async fn a_chat_answer_cut_by_a_killed_server_is_finished_and_saved_by_the_next() {
-    let dir = tempfile::tempdir().unwrap();
-    let database = format!("sqlite://{}?mode=rwc", dir.path().join("tasks.db").display());
-    let fake = FakeModel::start().await;
-    let client = server::http_client::new();
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut first = start_binary(dir.path(), port, &database, &fake);
-    wait_healthy(&client, &base).await;
+    let deployment = Deployment::new().await;
+    let Deployment { fake, client, base, .. } = &deployment;
+    let mut first = deployment.start().await;
 
     // The chat page sends a question; the answer streams, then the server dies mid-answer.
     fake.push(Reply::text_with_delay(&vec!["partial"; 100].join(" "), Duration::from_millis(40)));
@@ -361,8 +364,7 @@ async fn a_chat_answer_cut_by_a_killed_server_is_finished_and_saved_by_the_next(
     let _ = logs_of(first);
 
     fake.push(Reply::text("Finished after the restart."));
-    let second = start_binary(dir.path(), port, &database, &fake);
-    wait_healthy(&client, &base).await;
+    let second = deployment.start().await;
     let deadline = Instant::now() + Duration::from_secs(30);
     let answer = loop {
         let chat: Value = client.get(format!("{base}/api/chat/chat-1")).send().await.unwrap().json().await.unwrap();

@@ -15,20 +15,6 @@ use server::Settings;
 use server::config::Secret;
 use server::store::{ChatStore, StoreError};
 
-/// The databases to run against: SQLite always, PostgreSQL when configured. Each test uses fresh
-/// user and chat ids, so tests sharing the PostgreSQL database do not see each other.
-fn database_urls(dir: &tempfile::TempDir) -> Vec<String> {
-    let mut urls = vec![format!("sqlite://{}?mode=rwc", dir.path().join("chats.db").display())];
-    match std::env::var("TEST_DATABASE_URL") {
-        Ok(url) if !url.is_empty() => urls.push(url),
-        _ if std::env::var("AGENT_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") => {
-            panic!("AGENT_REQUIRE_POSTGRES=1 but TEST_DATABASE_URL is not set")
-        }
-        _ => eprintln!("TEST_DATABASE_URL not set: PostgreSQL skipped"),
-    }
-    urls
-}
-
 fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4())
 }

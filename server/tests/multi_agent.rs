@@ -17,6 +17,15 @@ fn items(body: &Value) -> Vec<Value> {
     body["output"].as_array().unwrap().clone()
 }
 
+/// The outputs of the response's tool calls, in order.
+fn tool_outputs(body: &Value) -> Vec<String> {
+    items(body)
+        .into_iter()
+        .filter(|i| i["type"] == "function_call_output")
+        .map(|i| i["output"].as_str().unwrap().to_string())
+        .collect()
+}
+
 fn tool_names(request: &Value) -> Vec<String> {
     request["tools"]
         .as_array()
@@ -109,8 +118,7 @@ async fn another_agent_runs_as_a_tool() {
         .push(Reply::text("Research says: 42."));
     let (status, body) = server.post("/responses", user("write it up")).await;
     assert_eq!(status, 200, "{body}");
-    let outputs: Vec<Value> = items(&body).into_iter().filter(|i| i["type"] == "function_call_output").collect();
-    assert_eq!(outputs[0]["output"], "The answer is 42.");
+    assert_eq!(tool_outputs(&body), ["The answer is 42."]);
     assert_eq!(items(&body).last().unwrap()["content"][0]["text"], "Research says: 42.");
     // The researcher ran its own loop: its instructions, the task as its question, on the same model.
     let nested = &server.fake.requests()[1];
@@ -136,11 +144,7 @@ async fn an_agent_served_elsewhere_is_called_as_a_tool() {
         .push(Reply::text("Done."));
     let (status, body) = server.post("/responses", user("delegate")).await;
     assert_eq!(status, 200, "{body}");
-    let outputs: Vec<String> = items(&body)
-        .into_iter()
-        .filter(|i| i["type"] == "function_call_output")
-        .map(|i| i["output"].as_str().unwrap().to_string())
-        .collect();
+    let outputs = tool_outputs(&body);
     assert_eq!(outputs[0], "Hello from the remote agent.");
     assert!(outputs[1].starts_with("Error: tool `ask_dead` failed"), "{}", outputs[1]);
     assert_eq!(remote.fake.requests()[0]["messages"].as_array().unwrap().last().unwrap()["content"], "Say hello");
@@ -205,11 +209,7 @@ async fn databricks_apps_and_serving_endpoints_are_called_with_the_workspace_cre
         .push(Reply::text("Both answered."));
     let (status, body) = server.post("/responses", user("ask both")).await;
     assert_eq!(status, 200, "{body}");
-    let outputs: Vec<String> = items(&body)
-        .into_iter()
-        .filter(|i| i["type"] == "function_call_output")
-        .map(|i| i["output"].as_str().unwrap().to_string())
-        .collect();
+    let outputs = tool_outputs(&body);
     assert_eq!(outputs, ["Hello from the app.", "Hello from the endpoint."]);
     assert_eq!(*seen.lock().unwrap(), ["Bearer dapi-app-token", "Bearer dapi-app-token"]);
 }

@@ -189,19 +189,11 @@ async fn start_recording(
         return Err(ApiError::bad_request("Invalid chat target: position must be >= 0 and ids 1 to 128 characters"));
     }
     let question = last_user_text(request);
-    match store
+    if let Err(error) = store
         .begin_exchange(&owner, &target.id, target.position, &target.question_id, &question, &target.answer_id)
         .await
     {
-        Ok(()) => {}
-        Err(error @ (StoreError::NotFound | StoreError::Invalid(_))) => return Err(error.into()),
-        Err(error) => {
-            tracing::warn!(%error, "chat history unavailable; answering without saving");
-            return Ok((
-                None,
-                Some(format!("Chat history is unavailable, so this chat is not being saved ({error}).")),
-            ));
-        }
+        return answer_unsaved(error);
     }
     let title = (target.position == 0 && state.settings.chat_titles).then(|| TitleJob {
         model: state.runner.model.clone(),
@@ -211,6 +203,18 @@ async fn start_recording(
     let recorder =
         Recorder::start(AnswerTarget { store: store.clone(), chat_id: target.id, answer_id: target.answer_id, title });
     Ok((Some(recorder), None))
+}
+
+/// A chat target the store refused: the caller's mistake (404, 400) is the request's error; a
+/// database that fails means answering unsaved, and the page is told (`notice`).
+fn answer_unsaved(error: StoreError) -> Result<(Option<Recorder>, Option<String>), ApiError> {
+    match error {
+        StoreError::NotFound | StoreError::Invalid(_) => Err(error.into()),
+        error => {
+            tracing::warn!(%error, "chat history unavailable; answering without saving");
+            Ok((None, Some(format!("Chat history is unavailable, so this chat is not being saved ({error})."))))
+        }
+    }
 }
 
 /// Records an answer that goes on: it starts from what the request carries after the question (the
@@ -224,16 +228,8 @@ async fn continue_recording(
     if target.answer_id.is_empty() || target.answer_id.len() > 128 {
         return Err(ApiError::bad_request("Invalid chat target: answer_id must be 1 to 128 characters"));
     }
-    match store.check_answer(owner, &target.id, &target.answer_id).await {
-        Ok(()) => {}
-        Err(error @ (StoreError::NotFound | StoreError::Invalid(_))) => return Err(error.into()),
-        Err(error) => {
-            tracing::warn!(%error, "chat history unavailable; answering without saving");
-            return Ok((
-                None,
-                Some(format!("Chat history is unavailable, so this chat is not being saved ({error}).")),
-            ));
-        }
+    if let Err(error) = store.check_answer(owner, &target.id, &target.answer_id).await {
+        return answer_unsaved(error);
     }
     let question_at = request.input.iter().rposition(|i| matches!(i, Item::Message(m) if m.role == Role::User));
     let so_far = request.input[question_at.map_or(0, |i| i + 1)..].to_vec();

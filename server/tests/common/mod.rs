@@ -195,6 +195,21 @@ impl Stream {
     }
 }
 
+/// The databases to run against: a SQLite file in `dir` always, and the PostgreSQL server of
+/// `TEST_DATABASE_URL` (scripts/test.sh starts one; `AGENT_REQUIRE_POSTGRES=1` makes its absence a
+/// failure rather than a skip). Tests sharing the PostgreSQL database use fresh ids.
+pub fn database_urls(dir: &tempfile::TempDir) -> Vec<String> {
+    let mut urls = vec![format!("sqlite://{}?mode=rwc", dir.path().join("chats.db").display())];
+    match std::env::var("TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => urls.push(url),
+        _ if std::env::var("AGENT_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") => {
+            panic!("AGENT_REQUIRE_POSTGRES=1 but TEST_DATABASE_URL is not set")
+        }
+        _ => eprintln!("TEST_DATABASE_URL not set: PostgreSQL skipped"),
+    }
+    urls
+}
+
 pub fn user(text: &str) -> Value {
     serde_json::json!({"input": [{"role": "user", "content": text}]})
 }
