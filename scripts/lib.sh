@@ -176,6 +176,9 @@ start_postgres() {
   dir=$(mktemp -d /tmp/agent-app-pg.XXXXXX)
   if [ "$(id -u)" = 0 ]; then chown postgres: "$dir"; run=(runuser -u postgres --); fi
   "${run[@]}" "$bin/initdb" -D "$dir/data" -U agent --auth=trust -E UTF8 >/dev/null
+  # Trust for the tests' own roles; members of scram_users (the Apps test's service principal) must
+  # give their password, so a test can tell the right one was used. First match wins.
+  sed -i '1i host all +scram_users 127.0.0.1/32 scram-sha-256' "$dir/data/pg_hba.conf"
   "${run[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w \
     -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null
   PG_TEST_DIR="$dir" PG_TEST_BIN="$bin"
@@ -192,6 +195,36 @@ ensure_mlflow() {
   log "installing MLflow $MLFLOW_VERSION from PyPI (about a minute, once)"
   python3 -m venv "$MLFLOW_VENV"
   "$MLFLOW_VENV/bin/pip" install -q --disable-pip-version-check "mlflow==$MLFLOW_VERSION"
+}
+
+# The bundle checks' Python packages (scripts/bundle_check.py): a JSON-schema validator, the regex
+# module (the schema's Go \p{L} classes), YAML.
+BUNDLE_CHECK_VENV="${XDG_CACHE_HOME:-$HOME/.cache}/agent-app/bundle-check-1"
+
+ensure_bundle_check() {
+  [ -x "$BUNDLE_CHECK_VENV/bin/python" ] && "$BUNDLE_CHECK_VENV/bin/python" -c "import jsonschema, regex, yaml" 2>/dev/null && return
+  log "installing the bundle check's packages from PyPI (once)"
+  python3 -m venv "$BUNDLE_CHECK_VENV"
+  "$BUNDLE_CHECK_VENV/bin/pip" install -q --disable-pip-version-check \
+    "jsonschema==4.26.0" "regex==2026.11.19" "PyYAML==6.0.4"
+}
+
+# The Databricks CLI's bundle schema: the shared reference copy beside the checkout (CI lays it there).
+bundle_schema() {
+  local candidate
+  for candidate in "$ROOT/../shared/reference/databricks-bundle-schema.json" "${AGENT_BUNDLE_SCHEMA:-}"; do
+    [ -n "$candidate" ] && [ -f "$candidate" ] && { echo "$candidate"; return; }
+  done
+  echo "the Databricks bundle schema (shared/reference/databricks-bundle-schema.json) is not beside the checkout" >&2
+  return 1
+}
+
+# qemu's user-mode emulator, to run the deploy binary on a CPU without AVX2.
+ensure_qemu() {
+  command -v qemu-x86_64 >/dev/null && return
+  log "installing qemu-user (runs the deploy binary on an older CPU model)"
+  as_root apt-get update -q
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -q qemu-user
 }
 
 # cargo-fuzz, for scripts/fuzz.sh.

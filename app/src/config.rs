@@ -20,7 +20,15 @@ pub struct UiSettings {
     pub model: String,
     /// Chats are saved on the server.
     pub chat_history: bool,
+    /// OAuth scopes the user's token must grant for the tools and MCP servers that act as the user.
+    pub user_scopes: Vec<String>,
+    /// The app runs behind the Databricks Apps proxy, which forwards the user's token when user
+    /// authorization is on: without it, on-behalf-of tools cannot work.
+    pub expects_user_token: bool,
 }
+
+/// Where the Databricks Apps proxy forwards the signed-in user's token (user authorization).
+pub const USER_TOKEN_HEADER: &str = "x-forwarded-access-token";
 
 /// The signed-in user, as the Databricks Apps proxy forwards them (`X-Forwarded-*`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,12 +73,86 @@ pub struct ChatConfig {
     pub chat_history: bool,
     /// Thumbs up/down are recorded.
     pub feedback: bool,
+    /// On-behalf-of: scopes the signed-in user's token lacks for the tools that act as the user.
+    pub user_authorization: UserAuthorization,
+}
+
+/// What the tools that act as the signed-in user need from their token, and what it lacks.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserAuthorization {
+    pub required_scopes: Vec<String>,
+    /// Required scopes the user's token does not grant (all of them when the app gets no token).
+    pub missing_scopes: Vec<String>,
+    /// The app received no user token (user authorization is off for the app).
+    pub no_token: bool,
+}
+
+impl UserAuthorization {
+    /// Compares what is required with the scopes of the forwarded token (`x-forwarded-access-token`,
+    /// a JWT whose `scope` (space-separated) or `scp` (list) claim names them). A required `a.b` is
+    /// granted by `a.b` or `a`, anything by `all-apis`. An opaque token cannot be read: nothing is
+    /// reported missing then. Without a token, everything is missing where one is expected.
+    pub fn check(required: &[String], token: Option<&str>, expects_token: bool) -> Self {
+        let mut status = UserAuthorization { required_scopes: required.to_vec(), ..Default::default() };
+        if required.is_empty() {
+            return status;
+        }
+        let Some(token) = token.map(str::trim).filter(|t| !t.is_empty()) else {
+            if expects_token {
+                status.no_token = true;
+                status.missing_scopes = required.to_vec();
+            }
+            return status;
+        };
+        let Some(granted) = token_scopes(token) else { return status };
+        let grants = |scope: &str| {
+            let family = scope.split('.').next().unwrap_or(scope);
+            granted.iter().any(|g| g == scope || g == family || g == "all-apis")
+        };
+        status.missing_scopes = required.iter().filter(|s| !grants(s)).cloned().collect();
+        status
+    }
+}
+
+/// The scopes a JWT access token grants, from its payload's `scope` or `scp` claim (the signature
+/// is not checked: this only tells the user what to fix; the workspace checks the token). `None`
+/// when the token is not a readable JWT.
+pub fn token_scopes(token: &str) -> Option<Vec<String>> {
+    let payload = token.split('.').nth(1)?;
+    let claims: serde_json::Value = serde_json::from_slice(&base64url_decode(payload)?).ok()?;
+    let split = |s: &str| s.split_whitespace().map(str::to_string).collect::<Vec<_>>();
+    match (claims.get("scope"), claims.get("scp")) {
+        (Some(serde_json::Value::String(s)), _) | (_, Some(serde_json::Value::String(s))) => Some(split(s)),
+        (_, Some(serde_json::Value::Array(list))) => {
+            Some(list.iter().filter_map(|v| v.as_str()).map(str::to_string).collect())
+        }
+        _ => Some(Vec::new()),
+    }
+}
+
+/// A JWT segment: base64url, padding optional.
+#[cfg(feature = "ssr")]
+fn base64url_decode(text: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text.trim_end_matches('=')).ok()
+}
+
+/// Tokens are only read on the server.
+#[cfg(not(feature = "ssr"))]
+fn base64url_decode(_: &str) -> Option<Vec<u8>> {
+    None
 }
 
 impl ChatConfig {
-    /// The configuration for one request: the server's settings and the user its headers name.
-    pub fn new(settings: &UiSettings, user: User) -> Self {
+    /// The configuration for one request: the server's settings, the user its headers name and the
+    /// token the proxy forwarded for them.
+    pub fn new(settings: &UiSettings, user: User, user_token: Option<&str>) -> Self {
         ChatConfig {
+            user_authorization: UserAuthorization::check(
+                &settings.user_scopes,
+                user_token,
+                settings.expects_user_token,
+            ),
             greeting: settings.greeting.clone(),
             suggestions: SUGGESTIONS.iter().map(|s| s.to_string()).collect(),
             user,
@@ -88,8 +170,10 @@ impl ChatConfig {
             backend: "unknown".into(),
             model: "unknown".into(),
             chat_history: false,
+            user_scopes: Vec::new(),
+            expects_user_token: false,
         };
-        ChatConfig::new(&settings, User::default())
+        ChatConfig::new(&settings, User::default(), None)
     }
 
     /// The page's configuration: computed while the server renders the page and shipped to the browser
@@ -99,8 +183,8 @@ impl ChatConfig {
             #[cfg(feature = "ssr")]
             if let (Some(settings), Some(parts)) = (use_context::<UiSettings>(), use_context::<http::request::Parts>())
             {
-                let user = User::from_headers(|name| parts.headers.get(name).and_then(|v| v.to_str().ok()));
-                return ChatConfig::new(&settings, user);
+                let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+                return ChatConfig::new(&settings, User::from_headers(header), header(USER_TOKEN_HEADER));
             }
             ChatConfig::fallback()
         })
@@ -113,8 +197,8 @@ impl ChatConfig {
 pub async fn load_chat_config() -> Result<ChatConfig, ServerFnError> {
     let settings = use_context::<UiSettings>().ok_or_else(|| ServerFnError::new("UI settings missing"))?;
     let headers: http::HeaderMap = leptos_axum::extract().await?;
-    let user = User::from_headers(|name| headers.get(name).and_then(|v| v.to_str().ok()));
-    Ok(ChatConfig::new(&settings, user))
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    Ok(ChatConfig::new(&settings, User::from_headers(header), header(USER_TOKEN_HEADER)))
 }
 
 #[cfg(test)]
@@ -130,5 +214,34 @@ mod tests {
         let nobody = User::from_headers(|n| (n == "x-forwarded-email").then_some(""));
         assert_eq!(nobody.id(), None);
         assert_eq!(nobody.display_name(), "local user");
+    }
+
+    /// A JWT with these claims (unsigned: only the payload is read).
+    #[cfg(feature = "ssr")]
+    fn jwt(claims: &str) -> String {
+        use base64::Engine;
+        format!("eyJhbGciOiJub25lIn0.{}.sig", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(claims))
+    }
+
+    #[cfg(feature = "ssr")]
+    #[test]
+    fn missing_user_scopes_are_read_from_the_token() {
+        let required = vec!["sql".to_string(), "genie".to_string(), "serving.serving-endpoints".to_string()];
+        let check = |token: Option<&str>, expects| UserAuthorization::check(&required, token, expects);
+        // `scope` as a string; `serving` grants `serving.serving-endpoints`.
+        let token = jwt(r#"{"sub":"ana","scope":"offline_access sql serving"}"#);
+        assert_eq!(token_scopes(&token).unwrap(), ["offline_access", "sql", "serving"]);
+        assert_eq!(check(Some(&token), true).missing_scopes, ["genie"]);
+        // `scp` as a list.
+        let token = jwt(r#"{"scp":["genie","sql"]}"#);
+        assert_eq!(check(Some(&token), true).missing_scopes, ["serving.serving-endpoints"]);
+        assert!(check(Some(&jwt(r#"{"scope":"all-apis"}"#)), true).missing_scopes.is_empty());
+        // No token: everything is missing behind the Apps proxy, nothing locally.
+        let none = check(None, true);
+        assert!(none.no_token && none.missing_scopes.len() == 3);
+        assert!(check(None, false).missing_scopes.is_empty());
+        // An opaque token cannot be read, and nothing is required when no tool acts as the user.
+        assert!(check(Some("dapi-opaque"), true).missing_scopes.is_empty());
+        assert!(UserAuthorization::check(&[], None, true).missing_scopes.is_empty());
     }
 }

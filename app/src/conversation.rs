@@ -57,6 +57,41 @@ pub struct ToolCall {
     pub output: Option<String>,
 }
 
+/// A Databricks connection that needs the user to sign in first (per-user OAuth connections of
+/// external MCP servers): its name and the address that signs them in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionLogin {
+    pub connection: String,
+    pub url: String,
+}
+
+impl ToolCall {
+    /// The tool failed because the user has not signed in to the connection behind it: the error
+    /// Databricks gives ("Credential for user identity(…) is not found for the connection '<name>'.
+    /// Please login first to the connection by visiting https://…") becomes a sign-in prompt.
+    pub fn connection_login(&self) -> Option<ConnectionLogin> {
+        connection_login(self.output.as_deref()?)
+    }
+}
+
+/// See [`ToolCall::connection_login`]. Only an `https://` address is offered.
+pub fn connection_login(output: &str) -> Option<ConnectionLogin> {
+    let at = output.find("Please login first to the connection")?;
+    let (before, after) = output.split_at(at);
+    let connection = before
+        .rsplit_once("for the connection '")
+        .and_then(|(_, rest)| rest.split_once('\''))
+        .map(|(name, _)| name.to_string())
+        .unwrap_or_default();
+    let start = after.find("https://")?;
+    let url: String = after[start..]
+        .chars()
+        .take_while(|c| !c.is_whitespace() && !matches!(c, '"' | '\'' | '<' | '>' | '\\'))
+        .collect();
+    let url = url.trim_end_matches(['.', ',', ')', ';']).to_string();
+    (url.len() > "https://".len()).then_some(ConnectionLogin { connection, url })
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AnswerStatus {
     /// Waiting for the first frame, or frames still coming.
@@ -454,6 +489,20 @@ fn request_body(chat_id: &str, input: Vec<Item>) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_connection_sign_in_error_becomes_a_login_prompt() {
+        let output = "Error: Credential for user identity('ana@example.com') is not found for the connection 'github_u2m'. \
+                      Please login first to the connection by visiting https://ws.example.com/explore/connections/github_u2m.";
+        let login = connection_login(output).unwrap();
+        assert_eq!(login.connection, "github_u2m");
+        assert_eq!(login.url, "https://ws.example.com/explore/connections/github_u2m");
+        // In a JSON error body the address ends at the quote.
+        let json = r#"{"error": "... for the connection 'c'. Please login first to the connection by visiting https://w/x?y=1"}"#;
+        assert_eq!(connection_login(json).unwrap().url, "https://w/x?y=1");
+        assert!(connection_login("Please login first to the connection by visiting javascript:alert(1)").is_none());
+        assert!(connection_login("a normal tool error").is_none());
+    }
 
     fn frame(v: Value) -> StreamFrame {
         StreamFrame::parse(&v.to_string()).unwrap()

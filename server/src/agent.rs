@@ -19,7 +19,7 @@
 //! A tool that fails returns `Err(...)`: the error text goes back to the model, which can retry or
 //! explain. Use `tool_with_context` when the tool needs the user, the session or the request headers.
 //!
-//! MCP servers add their tools too (`cargo run --bin discover-tools` lists what your workspace has):
+//! MCP servers add their tools too (`cargo discover-tools` lists what your workspace has):
 //!
 //! ```ignore
 //! .mcp_server(McpServer::uc_functions("system", "ai"))          // Databricks' code interpreter

@@ -238,6 +238,12 @@ pub struct Settings {
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<Secret>,
 
+    /// A Lakebase database instance: the database password (with `PG*` and no `PGPASSWORD`) is then
+    /// a credential for it from the Lakebase credential API, signed with the workspace credential
+    /// (the app's service principal on Databricks Apps, your login locally).
+    #[arg(long, env = "LAKEBASE_INSTANCE_NAME")]
+    pub lakebase_instance_name: Option<String>,
+
     /// Where the embedded defaults keep their files (the SQLite chat history, local traces).
     #[arg(long, env = "AGENT_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
@@ -290,6 +296,11 @@ pub struct Settings {
     /// Folder with the built site (pkg/, favicon…); default: target/site, else site/ next to the binary.
     #[arg(long, env = "LEPTOS_SITE_ROOT")]
     pub site_root: Option<PathBuf>,
+
+    /// Running on Databricks Apps (the platform set `DATABRICKS_APP_NAME` and `DATABRICKS_APP_PORT`):
+    /// local files do not survive a restart or a redeploy there.
+    #[arg(skip)]
+    pub on_databricks_apps: bool,
 }
 
 impl Default for Settings {
@@ -306,7 +317,9 @@ impl Settings {
     pub fn load() -> Self {
         // The shell's variables win: a value exported on purpose should not be silently replaced.
         let _ = dotenvy::dotenv();
-        Settings::parse()
+        let mut settings = Settings::parse();
+        settings.on_databricks_apps = env_var("DATABRICKS_APP_NAME").is_some() && env_var("DATABRICKS_APP_PORT").is_some();
+        settings
     }
 
     pub fn model_timeout(&self) -> Duration {
@@ -363,7 +376,9 @@ impl Settings {
 impl Settings {
     /// The chat history database URL: `DATABASE_URL`, else one built from the `PG*` variables
     /// (`PGHOST`, `PGPORT`, `PGDATABASE`, `PGUSER`, `PGPASSWORD`, `PGSSLMODE`, as Databricks Apps set
-    /// them for a Lakebase resource), else SQLite under the data folder. `None` with history off.
+    /// them for a Lakebase resource), else SQLite under the data folder. `None` with history off,
+    /// and on Databricks Apps without a database: a SQLite file there is lost at every restart and
+    /// redeploy, so the page says "Ephemeral" rather than show a history it would lose.
     pub fn chat_database_url(&self) -> Option<String> {
         if !self.chat_history {
             return None;
@@ -374,19 +389,25 @@ impl Settings {
         if let Some(url) = postgres_url_from_env(None) {
             return Some(url);
         }
+        if self.on_databricks_apps {
+            return None;
+        }
         Some(format!("sqlite://{}?mode=rwc", self.data_dir.join("agent-app.db").display()))
     }
 
-    /// A Lakebase database resource without a password: the password is an OAuth token of the app's
-    /// service principal, fetched and renewed by the server.
-    pub fn lakebase_oauth(&self) -> Option<crate::databricks::oauth::ClientCredentials> {
-        if !self.chat_history
-            || self.database_url.is_some()
-            || env_var("PGHOST").is_none()
-            || env_var("PGPASSWORD").is_some()
-        {
-            return None;
-        }
+    /// Chat history is asked for but has nowhere durable to go (Databricks Apps, no database bound).
+    pub fn chat_history_has_no_database(&self) -> bool {
+        self.chat_history && self.chat_database_url().is_none()
+    }
+
+    /// A Lakebase database resource without a password: the server fetches the password (and renews
+    /// it before it expires) as [`crate::databricks::lakebase::DatabasePassword`] says.
+    pub fn database_password_needed(&self) -> bool {
+        self.chat_history && self.database_url.is_none() && env_var("PGHOST").is_some() && env_var("PGPASSWORD").is_none()
+    }
+
+    /// The app's service principal, when its client credentials are set (Databricks Apps set them).
+    pub fn service_principal(&self) -> Option<crate::databricks::oauth::ClientCredentials> {
         let (host, id, secret) = (
             self.databricks_host.as_ref()?,
             self.databricks_client_id.as_ref()?,

@@ -1,8 +1,11 @@
 //! `quickstart`: gets a checkout ready to run, the equivalent of the reference's `uv run quickstart`.
 //! Checks the prerequisites (and says how to get what is missing), writes `.env` from
 //! `.env.example`, and, with a Databricks workspace, validates the profile, creates or reuses the
-//! MLflow experiment `/Users/<me>/agents-on-apps` and names the app in `databricks.yml`. Offline it
-//! sets up the embedded default and says so. Every prompt has a flag.
+//! MLflow experiment `/Users/<me>/agents-on-apps` (its id goes into `.env` and into the bundle's
+//! `experiment_id` variable: local runs and the deployed app trace to the same experiment), creates
+//! or reuses a Lakebase instance for the chats (`--lakebase`: the bundle's database resource, and
+//! `.env` for local runs), and names the app in `databricks.yml`. Offline it sets up the embedded
+//! default and says so. Every prompt has a flag.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -26,6 +29,10 @@ pub struct QuickstartOptions {
     pub app_name: Option<String>,
     /// The experiment (default `/Users/<me>/agents-on-apps`).
     pub experiment: Option<String>,
+    /// A Lakebase database instance for the chats, created when there is none of that name.
+    pub lakebase: Option<String>,
+    /// The database in it (default `databricks_postgres`, which every instance has).
+    pub lakebase_database: Option<String>,
     /// Set up the embedded default only.
     pub offline: bool,
     /// The environment's `DATABRICKS_*` values and the CLI to use.
@@ -77,6 +84,21 @@ pub fn check_prerequisites() -> Vec<Step> {
         "Databricks CLI (optional: workspace login and deploys)",
         "See https://docs.databricks.com/dev-tools/cli/install.html, then `databricks auth login`",
     );
+    let wasm = std::process::Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .ok()
+        .is_some_and(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l.trim() == "wasm32-unknown-unknown"));
+    steps.push(Step {
+        ok: wasm,
+        what: if wasm {
+            "the wasm32-unknown-unknown target (builds the chat page): installed".into()
+        } else {
+            "the wasm32-unknown-unknown target (builds the chat page): not installed. `rustup target add \
+             wasm32-unknown-unknown` (scripts/run.sh does it for you)"
+                .into()
+        },
+    });
     steps
 }
 
@@ -149,7 +171,34 @@ pub async fn run(options: &QuickstartOptions) -> Result<Vec<Step>, QuickstartErr
         None => settings.push(("DATABRICKS_HOST", workspace.host.clone())),
     }
     settings.push(("MLFLOW_TRACKING_URI", "databricks".into()));
-    settings.push(("MLFLOW_EXPERIMENT_ID", experiment_id));
+    settings.push(("MLFLOW_EXPERIMENT_ID", experiment_id.clone()));
+    // The bundle's variables: the deployed app uses what local runs use.
+    let mut variables: Vec<(&str, String)> = vec![("experiment_id", experiment_id)];
+
+    if let Some(name) = &options.lakebase {
+        let (instance, created) = crate::databricks::lakebase::find_or_create_instance(&workspace, name).await?;
+        let database = options.lakebase_database.clone().unwrap_or_else(|| "databricks_postgres".into());
+        steps.push(Step {
+            ok: true,
+            what: format!(
+                "{} Lakebase instance {} ({}), database {database}: chats are kept there",
+                if created { "created" } else { "reusing" },
+                instance.name,
+                instance.state
+            ),
+        });
+        variables.push(("lakebase_instance", instance.name.clone()));
+        variables.push(("lakebase_database", database.clone()));
+        // Local runs keep their chats there too, signed in as you (a Lakebase credential).
+        settings.push(("LAKEBASE_INSTANCE_NAME", instance.name.clone()));
+        if let Some(host) = instance.host {
+            settings.push(("PGHOST", host));
+        }
+        settings.push(("PGDATABASE", database));
+        settings.push(("PGUSER", user.clone()));
+        settings.push(("PGSSLMODE", "require".into()));
+    }
+
     let mut text = std::fs::read_to_string(&env_path).unwrap_or_default();
     for (key, value) in &settings {
         text = set_env_line(&text, key, value);
@@ -158,16 +207,24 @@ pub async fn run(options: &QuickstartOptions) -> Result<Vec<Step>, QuickstartErr
     let keys: Vec<&str> = settings.iter().map(|(k, _)| *k).collect();
     steps.push(Step { ok: true, what: format!("set {} in .env", keys.join(", ")) });
 
+    let bundle = options.dir.join("databricks.yml");
+    let mut yaml = std::fs::read_to_string(&bundle)
+        .map_err(|e| QuickstartError::Setup(format!("cannot read {}: {e}", bundle.display())))?;
+    for (variable, value) in &variables {
+        yaml = set_variable_default(&yaml, variable, value).ok_or_else(|| {
+            QuickstartError::Setup(format!("{}: no variable `{variable}` under `variables:`", bundle.display()))
+        })?;
+    }
+    let names: Vec<String> = variables.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let mut what = format!("databricks.yml: {}", names.join(", "));
     if let Some(name) = &options.app_name {
-        let bundle = options.dir.join("databricks.yml");
-        let yaml = std::fs::read_to_string(&bundle)
-            .map_err(|e| QuickstartError::Setup(format!("cannot read {}: {e}", bundle.display())))?;
-        let updated = set_app_name(&yaml, name).ok_or_else(|| {
+        yaml = set_app_name(&yaml, name).ok_or_else(|| {
             QuickstartError::Setup(format!("{}: no `name:` under resources.apps.agent_app", bundle.display()))
         })?;
-        write(&bundle, &updated)?;
-        steps.push(Step { ok: true, what: format!("databricks.yml: the app is named {name}") });
+        what.push_str(&format!("; the app is named {name}"));
     }
+    write(&bundle, &yaml)?;
+    steps.push(Step { ok: true, what });
     Ok(steps)
 }
 
@@ -209,6 +266,43 @@ pub fn set_env_line(text: &str, key: &str, value: &str) -> String {
         None => lines.push(line),
     }
     lines.join("\n") + "\n"
+}
+
+/// The `default:` of a top-level bundle variable set (added when it has none), the rest of the file
+/// as it was. `None` when there is no such variable.
+pub fn set_variable_default(yaml: &str, variable: &str, value: &str) -> Option<String> {
+    let mut lines: Vec<String> = yaml.lines().map(str::to_string).collect();
+    let start = lines.iter().position(|l| l.trim_end() == "variables:")?;
+    let key = format!("{variable}:");
+    let mut at = None;
+    for (i, line) in lines.iter().enumerate().skip(start + 1) {
+        let indent = line.len() - line.trim_start().len();
+        if !line.trim().is_empty() && indent == 0 {
+            break;
+        }
+        if indent == 2 && line.trim() == key {
+            at = Some(i);
+            break;
+        }
+    }
+    let at = at?;
+    // YAML's double-quoted scalar is JSON's string.
+    let quoted = serde_json::to_string(value).ok()?;
+    let mut i = at + 1;
+    while i < lines.len() {
+        let line = &lines[i];
+        let indent = line.len() - line.trim_start().len();
+        if !line.trim().is_empty() && indent <= 2 {
+            break;
+        }
+        if indent == 4 && line.trim_start().starts_with("default:") {
+            lines[i] = format!("    default: {quoted}");
+            return Some(lines.join("\n") + "\n");
+        }
+        i += 1;
+    }
+    lines.insert(at + 1, format!("    default: {quoted}"));
+    Some(lines.join("\n") + "\n")
 }
 
 /// The `name:` of `resources.apps.agent_app` (the first app) replaced, the rest of the file as it was.
@@ -272,5 +366,17 @@ mod tests {
             "{updated}"
         );
         assert!(set_app_name("bundle:\n  name: x\n", "y").is_none());
+    }
+
+    #[test]
+    fn bundle_variables_get_their_default_in_place() {
+        let yaml = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../databricks.yml")).unwrap();
+        let updated = set_variable_default(&yaml, "experiment_id", "1234").unwrap();
+        let updated = set_variable_default(&updated, "lakebase_database", "chats").unwrap();
+        let again = set_variable_default(&updated, "experiment_id", "5678").unwrap();
+        assert!(again.contains("  experiment_id:\n    default: \"5678\"\n"), "{again}");
+        assert!(again.contains("    default: \"chats\"\n") && !again.contains("databricks_postgres"), "{again}");
+        assert_eq!(again.lines().count(), yaml.lines().count() + 1, "one line added, none lost");
+        assert!(set_variable_default(&yaml, "no_such_variable", "x").is_none());
     }
 }

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use crate::config::Settings;
 use crate::databricks::auth::WorkspaceAuth;
+use crate::databricks::lakebase::DatabasePassword;
 #[cfg(feature = "embedded-model")]
 use crate::llm::local;
 use crate::llm::openai::{CallPolicy, OpenAiCompatible};
@@ -101,18 +102,33 @@ impl AppState {
     /// Opens the chat history database the settings name. If it cannot be opened the app still
     /// runs, with chats kept in the page only (logged, and the page says "Ephemeral").
     pub async fn with_chat_history(mut self) -> Self {
-        let Some(mut url) = self.settings.chat_database_url() else { return self };
-        // Lakebase: the password is the service principal's OAuth token, renewed before it expires.
-        let oauth = self.settings.lakebase_oauth().map(Arc::new);
+        let Some(mut url) = self.settings.chat_database_url() else {
+            if self.settings.chat_history_has_no_database() {
+                tracing::warn!(
+                    "chats are not kept: this app runs on Databricks Apps, whose files do not survive a restart, and no \
+                     database is bound. Bind a Lakebase database resource (databricks.yml) to keep them"
+                );
+            }
+            return self;
+        };
+        // Lakebase without a password: a short-lived token, renewed before it expires.
+        let password = match self.database_password() {
+            Ok(password) => password,
+            Err(error) => {
+                tracing::error!("chat history is off: {error}");
+                return self;
+            }
+        };
         let mut renew_at = None;
-        if let Some(credentials) = &oauth {
-            match credentials.token().await {
+        if let Some(password) = &password {
+            match password.fetch().await {
                 Ok(token) => {
                     url = crate::config::postgres_url_from_env(Some(token.secret.expose())).unwrap_or(url);
                     renew_at = Some(token.refresh_at);
+                    tracing::info!("database password: {}", password.describe());
                 }
                 Err(error) => {
-                    tracing::error!(%error, "chat history is off: no token for the Lakebase database");
+                    tracing::error!(%error, "chat history is off: no password for the Lakebase database");
                     return self;
                 }
             }
@@ -120,8 +136,8 @@ impl AppState {
         match ChatStore::connect(&url).await {
             Ok(store) => {
                 tracing::info!("chat history in {}", redact_url(&url));
-                if let (Some(credentials), Some(renew_at)) = (oauth, renew_at) {
-                    tokio::spawn(renew_database_password(store.clone(), credentials, renew_at));
+                if let (Some(password), Some(renew_at)) = (password, renew_at) {
+                    tokio::spawn(renew_database_password(store.clone(), password, renew_at));
                 }
                 self.background =
                     Some(crate::background::BackgroundTasks::new(store.clone(), self.settings.background_timings()));
@@ -131,28 +147,44 @@ impl AppState {
         }
         self
     }
+
+    /// How the database password is fetched, when `PG*` come without one: a Lakebase credential for
+    /// `LAKEBASE_INSTANCE_NAME`, else the app's service principal's token.
+    fn database_password(&self) -> Result<Option<DatabasePassword>, String> {
+        if !self.settings.database_password_needed() {
+            return Ok(None);
+        }
+        if let Some(instance) = &self.settings.lakebase_instance_name {
+            let workspace = self.workspace.clone().ok_or(
+                "LAKEBASE_INSTANCE_NAME is set but there is no Databricks workspace credential to ask for its password",
+            )?;
+            return Ok(Some(DatabasePassword::InstanceCredential { workspace, instance: instance.clone() }));
+        }
+        match self.settings.service_principal() {
+            Some(sp) => Ok(Some(DatabasePassword::ServicePrincipal(Arc::new(sp)))),
+            None => Err("PGHOST is set without PGPASSWORD, and there is neither LAKEBASE_INSTANCE_NAME nor the app's \
+                         service principal (DATABRICKS_HOST, DATABRICKS_CLIENT_ID, DATABRICKS_CLIENT_SECRET) to get one"
+                .into()),
+        }
+    }
 }
 
-/// Keeps new database connections on a valid token: renews it before it expires, and points the
+/// Keeps new database connections on a valid password: renews it before it expires, and points the
 /// pool's connect options at it. A failed renewal is retried; open connections are unaffected.
-async fn renew_database_password(
-    store: ChatStore,
-    credentials: Arc<crate::databricks::oauth::ClientCredentials>,
-    mut renew_at: std::time::Instant,
-) {
+async fn renew_database_password(store: ChatStore, password: DatabasePassword, mut renew_at: std::time::Instant) {
     loop {
         tokio::time::sleep_until(renew_at.into()).await;
-        match credentials.token().await {
+        match password.fetch().await {
             Ok(token) => {
                 renew_at = token.refresh_at;
                 if let Some(url) = crate::config::postgres_url_from_env(Some(token.secret.expose()))
                     && let Err(error) = store.set_connect_url(&url)
                 {
-                    tracing::warn!(%error, "could not use the renewed database token");
+                    tracing::warn!(%error, "could not use the renewed database password");
                 }
             }
             Err(error) => {
-                tracing::warn!(%error, "could not renew the database token; retrying in 30 s");
+                tracing::warn!(%error, "could not renew the database password; retrying in 30 s");
                 renew_at = std::time::Instant::now() + std::time::Duration::from_secs(30);
             }
         }

@@ -114,3 +114,51 @@ async fn a_saved_chats_stream_ends_with_its_trace_id() {
     assert_eq!(created["response"]["metadata"]["trace_id"], trace_id);
     assert_eq!(created["response"]["background"], true);
 }
+
+/// On-behalf-of: the configuration names the scopes the user's token lacks for the tools that act as
+/// the user (a Genie space's MCP server here, plus the agent's own `user_scopes`).
+#[tokio::test]
+async fn the_config_names_the_scopes_the_users_token_lacks() {
+    use base64::Engine;
+    let jwt = |claims: &str| {
+        format!("h.{}.s", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(claims))
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mcp = dir.path().join("mcp.json");
+    std::fs::write(&mcp, r#"{"mcpServers": {"sales": {"databricks": "genie/01f0", "auth": "user"},
+        "wiki": {"url": "https://wiki.example.com/mcp", "auth": "user", "scopes": ["wiki.read"]},
+        "code": {"databricks": "functions/system/ai"}}}"#)
+        .unwrap();
+    let agent = server::agent::agent().user_scopes(["sql"]);
+    let server = start_with(
+        |s| {
+            s.mcp_config = Some(mcp.clone());
+            s.on_databricks_apps = true;
+        },
+        agent,
+    )
+    .await;
+    let config = server.config(&[("x-forwarded-access-token", &jwt(r#"{"scope": "sql offline_access"}"#))]).await;
+    let status = &config["user_authorization"];
+    // The app's own MCP server (code) needs nothing from the user.
+    assert_eq!(status["required_scopes"], json!(["genie", "sql", "wiki.read"]), "{config}");
+    assert_eq!(status["missing_scopes"], json!(["genie", "wiki.read"]));
+    let config = server.config(&[("x-forwarded-access-token", &jwt(r#"{"scp": ["genie", "sql", "wiki"]}"#))]).await;
+    assert_eq!(config["user_authorization"]["missing_scopes"], json!([]), "`wiki` grants `wiki.read`");
+    // Behind the Apps proxy without a user token (user authorization off): all of them, said so.
+    let config = server.config(&[("x-forwarded-email", "ana@example.com")]).await;
+    assert_eq!(config["user_authorization"]["no_token"], true);
+    assert_eq!(config["user_authorization"]["missing_scopes"].as_array().unwrap().len(), 3);
+    // The rendered page carries the banner.
+    let page = server
+        .client
+        .get(format!("{}/", server.url))
+        .header("x-forwarded-access-token", jwt(r#"{"scope": "sql"}"#))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains(r#"<strong class="missing-scopes">genie, wiki.read</strong>"#), "{page}");
+}

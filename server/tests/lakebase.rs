@@ -112,7 +112,7 @@ async fn a_lakebase_resource_without_password_connects_with_the_token() {
     settings.databricks_host = Some(oidc);
     settings.databricks_client_id = Some("app-id".into());
     settings.databricks_client_secret = Some(Secret::new("s3cret"));
-    assert!(settings.lakebase_oauth().is_some());
+    assert!(settings.database_password_needed() && settings.service_principal().is_some());
     let state = server::AppState::new(settings, server::agent::agent()).unwrap().with_chat_history().await;
     let store = state.store.clone().expect("chat history on Lakebase");
     assert_eq!(calls.load(Ordering::SeqCst), 1, "the password came from the token endpoint");

@@ -233,6 +233,12 @@ fn ToolCard(block: Memo<Option<Block>>, streaming: Memo<bool>) -> impl IntoView 
                 </div>
             })}
         </details>
+        {move || call.with(|c| c.as_ref().and_then(ToolCall::connection_login)).map(|login| view! {
+            <div class="notice connection-login" role="alert">
+                <span>"This tool needs you to sign in to the connection "<strong>{login.connection}</strong>" first."</span>
+                <a class="button primary" href=login.url target="_blank" rel="noopener noreferrer">"Sign in"</a>
+            </div>
+        })}
     }
 }
 

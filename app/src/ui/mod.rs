@@ -566,6 +566,7 @@ pub fn ChatPage() -> impl IntoView {
         <Sidebar history_on=config.chat_history open=sidebar_open/>
         <div class="chat">
             <Header config=config.clone() sidebar_open/>
+            <ScopesBanner status=config.user_authorization.clone()/>
             {move || chat.notice.get().map(|notice| view! {
                 <div class="notice" role="status">
                     <span>{notice}</span>
@@ -584,6 +585,31 @@ pub fn ChatPage() -> impl IntoView {
             <Composer model=config.model.clone()/>
         </div>
         </div>
+    }
+}
+
+/// On-behalf-of: names the scopes the signed-in user's token lacks for the tools that act as them,
+/// and where to add them.
+#[component]
+fn ScopesBanner(status: crate::config::UserAuthorization) -> impl IntoView {
+    let missing = status.missing_scopes.join(", ");
+    let (open, set_open) = signal(!status.missing_scopes.is_empty());
+    let why = if status.no_token {
+        "Some tools act as you, but this app receives no user token: user authorization is off for it."
+    } else {
+        "Some tools act as you, and your sign-in does not grant what they need."
+    };
+    view! {
+        {move || open.get().then(|| view! {
+            <div class="notice scopes" role="alert">
+                <span>
+                    {why}" Missing scopes: "<strong class="missing-scopes">{missing.clone()}</strong>". Add them to the app's "
+                    <code>"user_api_scopes"</code>" (databricks.yml) or under User authorization in the app's settings, "
+                    "redeploy, then reload this page to sign in again."
+                </span>
+                <button type="button" class="action" aria-label="Dismiss" on:click=move |_| set_open.set(false)>"✕"</button>
+            </div>
+        })}
     }
 }
 

@@ -24,6 +24,13 @@ struct Args {
     /// The MLflow experiment (default /Users/<you>/agents-on-apps).
     #[arg(long)]
     experiment: Option<String>,
+    /// A Lakebase database instance to keep the chats in (created when there is none of that name):
+    /// the bundle binds it, and local runs use it too.
+    #[arg(long)]
+    lakebase: Option<String>,
+    /// The database in the Lakebase instance.
+    #[arg(long, default_value = "databricks_postgres")]
+    lakebase_database: String,
     /// Set up the embedded default only (no workspace).
     #[arg(long)]
     offline: bool,
@@ -82,12 +89,20 @@ async fn main() -> std::process::ExitCode {
     if interactive && !args.offline && args.app_name.is_none() {
         args.app_name = Some(ask("App name in databricks.yml", "agent-app"));
     }
+    if interactive && !args.offline && args.lakebase.is_none() {
+        let answer = ask("Lakebase instance to keep the chats in (created if missing; `none` to skip)", "agent-app-chats");
+        if answer != "none" {
+            args.lakebase = Some(answer);
+        }
+    }
     let options = QuickstartOptions {
         dir: args.dir,
         profile: args.profile,
         host: args.host,
         app_name: args.app_name,
         experiment: args.experiment,
+        lakebase: args.lakebase,
+        lakebase_database: Some(args.lakebase_database),
         offline: args.offline,
         env: EnvConfig {
             token: args.token,

@@ -8,4 +8,5 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod discover;
+pub mod lakebase;
 pub mod oauth;

@@ -39,6 +39,9 @@ pub struct Agent {
     pub handoffs: Vec<Arc<Agent>>,
     /// When to hand over to this agent, told to the agent handing over.
     pub handoff_description: Option<String>,
+    /// OAuth scopes the signed-in user's token must grant for this agent's on-behalf-of tools
+    /// (`ToolContext::user_workspace`); MCP servers acting as the user add their own.
+    pub user_scopes: Vec<String>,
 }
 
 impl Agent {
@@ -52,7 +55,37 @@ impl Agent {
             approval_required: Vec::new(),
             handoffs: Vec::new(),
             handoff_description: None,
+            user_scopes: Vec::new(),
         }
+    }
+
+    /// Scopes the user's token must grant for this agent's tools that act as the user (the app's
+    /// `user_api_scopes`); the chat page names any the signed-in user's token lacks.
+    pub fn user_scopes<S: Into<String>>(mut self, scopes: impl IntoIterator<Item = S>) -> Self {
+        self.user_scopes.extend(scopes.into_iter().map(Into::into));
+        self
+    }
+
+    /// Every scope this agent, the agents it hands over to or uses as tools' MCP servers need
+    /// from the user's token, sorted, once each.
+    pub fn required_user_scopes(&self, extra_servers: &[McpServer]) -> Vec<String> {
+        let mut scopes = std::collections::BTreeSet::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut stack: Vec<&Agent> = vec![self];
+        while let Some(agent) = stack.pop() {
+            if !seen.insert(agent as *const Agent) {
+                continue;
+            }
+            scopes.extend(agent.user_scopes.iter().cloned());
+            for server in &agent.mcp_servers {
+                scopes.extend(server.required_user_scopes());
+            }
+            stack.extend(agent.handoffs.iter().map(|a| a.as_ref()));
+        }
+        for server in extra_servers {
+            scopes.extend(server.required_user_scopes());
+        }
+        scopes.into_iter().collect()
     }
 
     /// Lets this agent hand the conversation to `agent`, which then answers with its own

@@ -33,6 +33,8 @@ pub struct McpServer {
     transport: Transport,
     auth: McpAuth,
     headers: Vec<(String, String)>,
+    /// OAuth scopes the user's token needs when the server acts as the user (None: inferred).
+    user_scopes: Option<Vec<String>>,
 }
 
 #[derive(Clone, Debug)]
@@ -123,7 +125,36 @@ impl McpServer {
     }
 
     fn new(name: &str, transport: Transport) -> Self {
-        Self { name: name.to_string(), transport, auth: McpAuth::Auto, headers: Vec::new() }
+        Self { name: name.to_string(), transport, auth: McpAuth::Auto, headers: Vec::new(), user_scopes: None }
+    }
+
+    /// The OAuth scopes the signed-in user's token must grant for this server to act as them (the
+    /// app's `user_api_scopes`). Databricks managed servers have theirs inferred from the URL.
+    pub fn user_scopes<S: Into<String>>(mut self, scopes: impl IntoIterator<Item = S>) -> Self {
+        self.user_scopes = Some(scopes.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// The scopes the user's token needs: none unless the server acts as the user; then those given,
+    /// else the managed server's own (Databricks' managed MCP documentation: `genie`, `ai-search`,
+    /// `sql`, `unity-catalog`).
+    pub fn required_user_scopes(&self) -> Vec<String> {
+        if self.auth != McpAuth::User {
+            return Vec::new();
+        }
+        if let Some(scopes) = &self.user_scopes {
+            return scopes.clone();
+        }
+        let Transport::Http(Endpoint::Workspace(path)) = &self.transport else { return Vec::new() };
+        let kind = path.trim_start_matches("/api/2.0/mcp/").split('/').next().unwrap_or_default();
+        let scope = match kind {
+            "genie" => "genie",
+            "vector-search" | "ai-search" => "ai-search",
+            "sql" => "sql",
+            "functions" => "unity-catalog",
+            _ => return Vec::new(),
+        };
+        vec![scope.to_string()]
     }
 
     /// Calls go out as the signed-in user (their `x-forwarded-access-token`), not as the app.
@@ -194,6 +225,8 @@ struct ServerEntryConfig {
     #[serde(default)]
     headers: HashMap<String, String>,
     auth: Option<String>,
+    /// With `"auth": "user"`: the OAuth scopes the user's token must grant (managed servers: inferred).
+    scopes: Option<Vec<String>>,
 }
 
 /// Reads MCP servers from a JSON file in the common `mcpServers` shape. `${VAR}` in header and
@@ -240,6 +273,7 @@ fn servers_from_json(text: &str) -> Result<Vec<McpServer>, String> {
                     return Err(format!("server `{name}`: auth `{other}` is not one of auto, app, user, none"));
                 }
             };
+            server.user_scopes = entry.scopes.clone();
             Ok(server)
         })
         .collect()

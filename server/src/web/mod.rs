@@ -26,6 +26,8 @@ pub fn router(state: &AppState) -> Router {
         backend: state.runner.model.backend().to_string(),
         model: state.runner.agent.model.clone(),
         chat_history: state.store.is_some(),
+        user_scopes: state.runner.agent.required_user_scopes(&state.runner.mcp.servers().cloned().collect::<Vec<_>>()),
+        expects_user_token: settings.on_databricks_apps,
     };
     let routes = generate_route_list(App);
     let trace_pages = Router::new()
