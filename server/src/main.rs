@@ -43,6 +43,7 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         .with_tracing()
         .await;
     let exporter = state.observability.exporter.clone();
+    let limits = state.settings.connection_limits();
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
     tracing::info!(
         "agent-app listening on http://{} (model {} via {})",
@@ -50,7 +51,13 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         state.runner.agent.model,
         state.runner.model.backend()
     );
-    server::serve(listener, server::app(state), shutdown_signal(), Duration::from_secs(30)).await?;
+    tracing::info!(
+        max_connections = limits.max_connections,
+        header_timeout = ?limits.header_timeout,
+        body_timeout = ?limits.body_timeout,
+        "connection limits"
+    );
+    server::listener::serve(listener, server::app(state), limits, shutdown_signal(), Duration::from_secs(30)).await?;
     // Traces of the last requests go out before the process does.
     if !exporter.flush(Duration::from_secs(10)).await {
         tracing::warn!("some traces were not exported before shutdown");

@@ -543,3 +543,252 @@ async fn static_files_cannot_escape_the_site_folder() {
         );
     }
 }
+
+/// Cross-site request forgery: the state-changing routes take JSON only, and refuse a browser's
+/// request from another site; API clients (no Origin) and the app's own pages are unaffected.
+#[tokio::test]
+async fn cross_site_and_non_json_requests_are_refused_before_they_run() {
+    let server = start().await;
+    let body = json!({"input": [{"role": "user", "content": "hi"}], "background": true}).to_string();
+    let send = |path: &str, content_type: Option<&str>, extra: &[(&str, &str)]| {
+        let mut req = server.client.post(format!("{}{path}", server.url)).body(body.clone());
+        if let Some(content_type) = content_type {
+            req = req.header("content-type", content_type);
+        }
+        for (k, v) in extra {
+            req = req.header(*k, *v);
+        }
+        async move {
+            let resp = req.send().await.unwrap();
+            let status = resp.status().as_u16();
+            (status, resp.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    for path in ["/api/chat", "/invocations", "/responses", "/api/feedback"] {
+        for content_type in [Some("text/plain"), Some("application/x-www-form-urlencoded"), Some("multipart/form-data; boundary=b"), None] {
+            let (status, out) = send(path, content_type, &[]).await;
+            assert_eq!(status, 415, "{path} {content_type:?}: {out}");
+            assert!(out["detail"].as_str().unwrap().contains("Content-Type: application/json"), "{out}");
+        }
+    }
+    let cross_site = [("sec-fetch-site", "cross-site"), ("origin", "https://evil.example")];
+    let same_site = [("sec-fetch-site", "same-site"), ("origin", "https://other-app.example.com")];
+    for headers in [&cross_site[..], &same_site[..], &[("origin", "https://evil.example")][..]] {
+        let (status, out) = send("/responses", Some("application/json"), headers).await;
+        assert_eq!(status, 403, "{headers:?}: {out}");
+        assert!(out["detail"].as_str().unwrap().starts_with("Cross-site request refused"), "{out}");
+    }
+    assert_eq!(server.fake.requests().len(), 0, "nothing ran");
+    // The app's own page, and an API client: served.
+    server.fake.push(Reply::text("ok")).push(Reply::text("ok"));
+    let host = server.url.trim_start_matches("http://").to_string();
+    let origin = server.url.clone();
+    let own = [("sec-fetch-site", "same-origin"), ("origin", origin.as_str()), ("host", host.as_str())];
+    let mut request = json!({"input": [{"role": "user", "content": "hi"}]});
+    for headers in [&own[..], &[][..]] {
+        let mut req = server.client.post(format!("{}/invocations", server.url)).json(&request);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        assert_eq!(req.send().await.unwrap().status(), 200, "{headers:?}");
+    }
+    request["stream"] = json!(false);
+}
+
+/// Origins the deployment allows (a portal embedding the app) pass.
+#[tokio::test]
+async fn allowed_origins_may_call() {
+    let server = start_with(|s| s.allowed_origins = vec!["https://portal.example.com".into()], server::agent::agent()).await;
+    server.fake.push(Reply::text("ok"));
+    let resp = server
+        .client
+        .post(format!("{}/invocations", server.url))
+        .header("sec-fetch-site", "cross-site")
+        .header("origin", "https://portal.example.com")
+        .json(&user("hi"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+}
+
+/// The forwarded identity is read strictly: one key per user whatever the case, a username never
+/// taken for someone's email, a malformed or duplicated header refused, never the shared local user.
+#[tokio::test]
+async fn identity_headers_are_strict_and_normalised() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("chats.db").display());
+    let server = start_with(
+        |s| {
+            s.chat_history = true;
+            s.chat_titles = false;
+            s.database_url = Some(server::config::Secret::new(url));
+            s.rate_limit_per_minute = 1;
+            s.rate_limit_burst = Some(1);
+        },
+        server::agent::agent(),
+    )
+    .await;
+    let history = |headers: Vec<(&'static str, Vec<u8>)>| {
+        let mut req = server.client.get(format!("{}/api/history", server.url));
+        for (k, v) in headers {
+            req = req.header(k, reqwest::header::HeaderValue::from_bytes(&v).unwrap());
+        }
+        async move {
+            let resp = req.send().await.unwrap();
+            (resp.status().as_u16(), resp.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    // Zoë saves a chat (UTF-8 address).
+    server.fake.push(Reply::text("Hallo"));
+    let mut body = app::conversation::chat_request("zoe-chat", &[], "hi");
+    body["chat"] = json!({"id": "zoe-chat", "position": 0, "question_id": "zq", "answer_id": "za"});
+    let zoe = "Zoë@Example.com".as_bytes().to_vec();
+    let resp = server
+        .client
+        .post(format!("{}/api/chat", server.url))
+        .header("x-forwarded-email", reqwest::header::HeaderValue::from_bytes(&zoe).unwrap())
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let _ = resp.text().await;
+    for _ in 0..50 {
+        if history(vec![("x-forwarded-email", zoe.clone())]).await.1["chats"].as_array().is_some_and(|c| !c.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let (status, mine) = history(vec![("x-forwarded-email", "zoë@example.COM".as_bytes().to_vec())]).await;
+    assert_eq!((status, mine["chats"][0]["id"].as_str()), (200, Some("zoe-chat")), "one user whatever the case");
+    // Not the shared local user's, nor a username's that spells her address.
+    assert_eq!(history(vec![]).await.1["chats"], json!([]));
+    let posing = history(vec![("x-forwarded-preferred-username", zoe.clone())]).await;
+    assert_eq!(posing.1["chats"], json!([]), "{posing:?}");
+    // Malformed or duplicated: refused, not downgraded.
+    let (status, out) = history(vec![("x-forwarded-email", b"z\xffe@example.com".to_vec())]).await;
+    assert_eq!(status, 400, "{out}");
+    let (status, out) = history(vec![("x-forwarded-email", b"a@x.com".to_vec()), ("x-forwarded-email", zoe.clone())]).await;
+    assert_eq!(status, 400, "{out}");
+    assert!(out["detail"].as_str().unwrap().contains("more than one"), "{out}");
+    // One rate-limit bucket per user: a different case is the same user (the chat used the one
+    // request a minute).
+    let resp = server
+        .client
+        .post(format!("{}/invocations", server.url))
+        .header("x-forwarded-email", reqwest::header::HeaderValue::from_bytes("ZOË@EXAMPLE.COM".as_bytes()).unwrap())
+        .json(&user("again"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 429);
+}
+
+/// A request refused before its body was read says `Connection: close`, and the client's next
+/// request (on a new connection) works: it is not sent down a connection the server is closing.
+#[tokio::test]
+async fn a_refusal_with_an_unread_body_closes_the_connection_cleanly() {
+    let server = start_with(
+        |s| {
+            s.rate_limit_per_minute = 1;
+            s.rate_limit_burst = Some(1);
+        },
+        server::agent::agent(),
+    )
+    .await;
+    let big = json!({"input": [{"role": "user", "content": "x".repeat(2_000_000)}]});
+    server.fake.push(Reply::text("ok")).push(Reply::text("ok"));
+    let post = |who: &'static str, body: &Value| {
+        server.client.post(format!("{}/invocations", server.url)).header("x-forwarded-email", who).json(body).send()
+    };
+    assert_eq!(post("ana@example.com", &user("hi")).await.unwrap().status(), 200);
+    let refused = post("ana@example.com", &big).await.unwrap();
+    assert_eq!(refused.status(), 429);
+    assert_eq!(refused.headers().get("connection").map(|v| v.to_str().unwrap()), Some("close"));
+    let _ = refused.text().await;
+    let next = post("bob@example.com", &user("hi")).await.expect("the next request goes through");
+    assert_eq!(next.status(), 200);
+}
+
+/// Slow and silent clients: a head not sent in time, a body trickling in, an idle kept-alive
+/// connection are all closed, and past the connection cap new connections are closed at once;
+/// `/health` keeps answering throughout.
+#[tokio::test]
+async fn slow_clients_cannot_hold_the_server() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let limits = server::listener::ConnectionLimits {
+        header_timeout: std::time::Duration::from_millis(800),
+        body_timeout: std::time::Duration::from_millis(800),
+        max_body_bytes: 1024 * 1024,
+        max_connections: 24,
+    };
+    let server = common::start_with_limits(limits).await;
+    let addr = server.url.trim_start_matches("http://").to_string();
+    // Silent connections (more than the cap), and slow heads: a header line every 300 ms.
+    let mut silent = Vec::new();
+    for _ in 0..30 {
+        silent.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    let slow_head = tokio::spawn({
+        let addr = addr.clone();
+        async move {
+            let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+            let started = std::time::Instant::now();
+            tcp.write_all(b"GET /health HTTP/1.1\r\n").await.unwrap();
+            for i in 0..20 {
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                if tcp.write_all(format!("X-Slow-{i}: 1\r\n").as_bytes()).await.is_err() {
+                    break;
+                }
+            }
+            let mut rest = Vec::new();
+            let _ = tcp.read_to_end(&mut rest).await;
+            started.elapsed()
+        }
+    });
+    // /health answers while they hold their connections (once the silent ones beyond the cap are
+    // closed and the rest time out).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let client = reqwest::Client::builder().timeout(std::time::Duration::from_millis(500)).build().unwrap();
+        if let Ok(resp) = client.get(format!("{}/health", server.url)).send().await
+            && resp.status() == 200
+        {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "/health did not answer while slow clients held connections");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // Every silent connection is closed by the server within the header timeout (plus slack).
+    for mut tcp in silent {
+        let mut buf = [0u8; 1];
+        let read = tokio::time::timeout(std::time::Duration::from_secs(3), tcp.read(&mut buf)).await;
+        assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "a silent connection stayed open: {read:?}");
+    }
+    let held = slow_head.await.unwrap();
+    assert!(held < std::time::Duration::from_secs(3), "a slow head held its connection for {held:?}");
+    // A body trickling in is cut off with 408.
+    let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    tcp.write_all(b"POST /invocations HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let started = std::time::Instant::now();
+    for _ in 0..20 {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        if tcp.write_all(b" ").await.is_err() {
+            break;
+        }
+        let mut buf = [0u8; 512];
+        if let Ok(Ok(n)) = tokio::time::timeout(std::time::Duration::from_millis(10), tcp.read(&mut buf)).await {
+            answer.extend_from_slice(&buf[..n]);
+            if n == 0 || answer.windows(4).any(|w| w == b"\r\n\r\n") {
+                break;
+            }
+        }
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?} after {:?}", started.elapsed());
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
+}

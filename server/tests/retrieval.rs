@@ -132,3 +132,43 @@ async fn answers_without_retrieval_have_no_annotations() {
     let (_, body) = server.post("/responses", user("hi")).await;
     assert_eq!(body["output"][0]["content"][0]["annotations"], json!([]));
 }
+
+/// `/docs/` serves the documents the index reads and nothing else: no hidden files, nothing through a
+/// symbolic link, no other file types; an HTML document's scripts never run on the app's origin.
+#[tokio::test]
+async fn only_the_indexed_documents_are_served_and_html_is_sandboxed() {
+    let dir = docs();
+    let root = dir.path();
+    std::fs::write(root.join(".env"), "DATABRICKS_TOKEN=dapi-secret").unwrap();
+    std::fs::create_dir_all(root.join(".git")).unwrap();
+    std::fs::write(root.join(".git/config.md"), "[remote] url = https://token@github.com/x").unwrap();
+    std::fs::write(root.join(".hidden.md"), "hidden").unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret.md"), "outside the folder").unwrap();
+    std::os::unix::fs::symlink(outside.path().join("secret.md"), root.join("link.md")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), root.join("linked")).unwrap();
+    std::fs::write(root.join("logo.svg"), "<svg onload=alert(1)></svg>").unwrap();
+    std::fs::write(root.join("page.html"), "<html><title>P</title><script>alert(document.cookie)</script>Hi</html>").unwrap();
+    let path = root.to_path_buf();
+    let server = start_with(move |s| s.docs_dir = Some(path), server::agent::agent()).await;
+    let get = |path: &str| {
+        let url = format!("{}/docs/{path}", server.url);
+        let client = server.client.clone();
+        async move {
+            let resp = client.get(url).send().await.unwrap();
+            let csp = resp.headers().get("content-security-policy").map(|v| v.to_str().unwrap().to_string());
+            (resp.status().as_u16(), csp, resp.text().await.unwrap())
+        }
+    };
+    assert_eq!(get("cats.md").await.0, 200);
+    for refused in [".env", ".git/config.md", ".hidden.md", "link.md", "linked/secret.md", "logo.svg", "%2e%2e/x.md"] {
+        let (status, _, body) = get(refused).await;
+        assert_eq!(status, 404, "{refused}: {body}");
+    }
+    let (status, csp, body) = get("page.html").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("<script>"), "the document as it is");
+    let csp = csp.unwrap();
+    assert!(csp.starts_with("sandbox;") && csp.contains("default-src 'none'"), "{csp}");
+    assert!(!csp.contains("sha256-"), "its inline script is not allowed by hash: {csp}");
+}

@@ -30,7 +30,10 @@ fn tasks(state: &AppState) -> Result<&BackgroundTasks, ApiError> {
 fn store_error(id: &str, error: StoreError) -> ApiError {
     match error {
         StoreError::NotFound => ApiError::not_found(format!("Response with id '{id}' not found.")),
-        other => ApiError::unavailable(format!("Background responses are unavailable: {other}")),
+        other => {
+            tracing::warn!(error = %other, "background response request failed");
+            ApiError::unavailable("Background responses are unavailable right now; try again later (the server log says why)")
+        }
     }
 }
 

@@ -46,9 +46,14 @@ impl From<crate::store::StoreError> for ApiError {
         match error {
             StoreError::NotFound => ApiError::not_found("Chat not found"),
             StoreError::Invalid(message) => ApiError::bad_request(message),
+            // The database's own words stay in the log: they can name tables, constraints and
+            // whether someone else's id exists.
+            StoreError::Database(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                ApiError::bad_request("An id in this request is already in use: use new ids")
+            }
             other => {
                 tracing::warn!(error = %other, "chat history request failed");
-                ApiError::unavailable(format!("Chat history is unavailable: {other}"))
+                ApiError::unavailable("Chat history is unavailable right now; try again later (the server log says why)")
             }
         }
     }

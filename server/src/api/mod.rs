@@ -4,6 +4,7 @@
 
 pub mod background;
 pub mod error;
+pub mod guard;
 pub mod history;
 pub mod meta;
 pub mod rate_limit;
@@ -40,5 +41,9 @@ pub fn router(state: AppState) -> Router {
         .route("/agent/info", get(meta::info))
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(state.settings.max_request_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            guard::AllowedOrigins(state.settings.allowed_origins.clone()),
+            guard::same_origin,
+        ))
         .with_state(state)
 }

@@ -57,6 +57,9 @@ pub async fn limit(State(limit): State<UserRateLimit>, request: Request, next: N
             if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
                 response.headers_mut().insert(header::RETRY_AFTER, value);
             }
+            // The request body was not read: the connection cannot carry another request, and the
+            // client must be told so rather than find it closed.
+            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
             response
         }
     }

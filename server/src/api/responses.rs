@@ -147,7 +147,12 @@ async fn handle(
 fn tool_context(state: &AppState, user: &User, request: &ResponsesRequest, headers: HeaderMap) -> ToolContext {
     ToolContext {
         session_id: request.session_id().map(str::to_string),
-        user: user.id().map(str::to_string).or_else(|| request.user_id().map(str::to_string)),
+        user: user
+            .email
+            .clone()
+            .or_else(|| user.preferred_username.clone())
+            .or_else(|| user.name.clone())
+            .or_else(|| request.user_id().map(str::to_string)),
         headers: Arc::new(headers),
         cancel: CancellationToken::new(),
         workspace: state.workspace.clone(),
@@ -212,7 +217,7 @@ fn answer_unsaved(error: StoreError) -> Result<(Option<Recorder>, Option<String>
         StoreError::NotFound | StoreError::Invalid(_) => Err(error.into()),
         error => {
             tracing::warn!(%error, "chat history unavailable; answering without saving");
-            Ok((None, Some(format!("Chat history is unavailable, so this chat is not being saved ({error})."))))
+            Ok((None, Some("Chat history is unavailable, so this chat is not being saved.".to_string())))
         }
     }
 }
@@ -249,15 +254,16 @@ pub fn last_user_text(request: &ResponsesRequest) -> String {
 
 /// The key a user's chats are stored under: their forwarded identity, or one local user.
 pub fn user_key(user: &User) -> String {
-    user.id().unwrap_or(LOCAL_USER).to_string()
+    user.id().unwrap_or_else(|| LOCAL_USER.to_string())
 }
 
 /// Who owns chats when no proxy names the user (local development).
 pub const LOCAL_USER: &str = "local-user";
 
 /// The signed-in user, as the Databricks Apps proxy forwards it.
+/// Identity headers are UTF-8 (checked before any handler runs, `guard::identity`).
 pub fn forwarded_user(headers: &HeaderMap) -> User {
-    User::from_headers(|name| headers.get(name).and_then(|v| v.to_str().ok()))
+    User::from_headers(|name| headers.get(name).and_then(|v| std::str::from_utf8(v.as_bytes()).ok()))
 }
 
 struct Run {

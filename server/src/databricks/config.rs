@@ -127,10 +127,17 @@ impl WorkspaceConfig {
     }
 }
 
-/// `https://` added when missing, no trailing slash.
+/// `https://` added when missing (some platforms give a bare hostname), no trailing slash, and no
+/// `user:password@` (never how a workspace is signed in to; shown in `/agent/info` and logs
+/// otherwise).
 pub fn normalise_host(host: &str) -> String {
     let host = host.trim().trim_end_matches('/');
-    if host.contains("://") { host.to_string() } else { format!("https://{host}") }
+    let (scheme, rest) = host.split_once("://").unwrap_or(("https", host));
+    let rest = match rest.split_once('/') {
+        Some((authority, path)) => format!("{}/{path}", authority.rsplit('@').next().unwrap_or(authority)),
+        None => rest.rsplit('@').next().unwrap_or(rest).to_string(),
+    };
+    format!("{scheme}://{rest}")
 }
 
 /// The chosen profile's name and its keys: the one asked for (an error if absent), else
@@ -178,6 +185,15 @@ fn read_profile(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hosts_are_normalised_without_credentials() {
+        assert_eq!(normalise_host("adb-1.azuredatabricks.net"), "https://adb-1.azuredatabricks.net");
+        assert_eq!(normalise_host(" https://w.cloud.databricks.com/ "), "https://w.cloud.databricks.com");
+        assert_eq!(normalise_host("http://127.0.0.1:9"), "http://127.0.0.1:9");
+        assert_eq!(normalise_host("https://token:dapi-secret@w.example.com"), "https://w.example.com");
+        assert_eq!(normalise_host("me:pw@w.example.com"), "https://w.example.com");
+    }
 
     fn write(text: &str) -> tempfile::NamedTempFile {
         let file = tempfile::NamedTempFile::new().unwrap();

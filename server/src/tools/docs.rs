@@ -164,6 +164,31 @@ fn match_expression(query: &str) -> Option<String> {
 }
 
 /// Every document under `root`: (path relative to it, with `/`, content).
+/// The document at `relative` (a `/`-separated path under `root`), if it is one the index reads: a
+/// regular file with a document extension, no part of its path hidden (`.env`, `.git/`), no symbolic
+/// link on the way (nothing outside the folder), at most `MAX_FILE_BYTES`.
+pub fn document_file(root: &Path, relative: &str) -> Option<PathBuf> {
+    let parts: Vec<&str> = relative.split('/').collect();
+    if parts.iter().any(|p| p.is_empty() || p.starts_with('.') || p.contains('\\')) {
+        return None;
+    }
+    let name = parts.last()?;
+    let extension = name.rsplit_once('.').map(|(_, e)| e)?;
+    if !EXTENSIONS.iter().any(|x| extension.eq_ignore_ascii_case(x)) {
+        return None;
+    }
+    let mut path = root.to_path_buf();
+    for part in &parts {
+        path.push(part);
+        // Not followed: a link, even to inside the folder, is not a document of it.
+        if std::fs::symlink_metadata(&path).ok()?.file_type().is_symlink() {
+            return None;
+        }
+    }
+    let metadata = std::fs::symlink_metadata(&path).ok()?;
+    (metadata.is_file() && metadata.len() <= MAX_FILE_BYTES).then_some(path)
+}
+
 fn read_documents(root: &Path) -> std::io::Result<Vec<(String, String)>> {
     let mut found = Vec::new();
     let mut folders = vec![root.to_path_buf()];
@@ -172,9 +197,11 @@ fn read_documents(root: &Path) -> std::io::Result<Vec<(String, String)>> {
             let entry = entry?;
             let kind = entry.file_type()?;
             let path = entry.path();
-            if kind.is_dir() && !entry.file_name().to_string_lossy().starts_with('.') {
+            let hidden = entry.file_name().to_string_lossy().starts_with('.');
+            if kind.is_dir() && !hidden {
                 folders.push(path);
             } else if kind.is_file()
+                && !hidden
                 && path.extension().is_some_and(|e| EXTENSIONS.iter().any(|x| e.eq_ignore_ascii_case(x)))
                 && entry.metadata()?.len() <= MAX_FILE_BYTES
                 && let Ok(content) = std::fs::read_to_string(&path)

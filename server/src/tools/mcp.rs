@@ -189,15 +189,28 @@ impl McpServer {
         self
     }
 
-    /// Where it is, for logs and `/agent/info`.
+    /// Where it is, for logs and `/agent/info`, which every user can read: a URL without its
+    /// credentials and query, a process without its arguments (either may carry a secret).
     pub fn location(&self) -> String {
         match &self.transport {
-            Transport::Http(Endpoint::Url(url)) => url.clone(),
+            Transport::Http(Endpoint::Url(url)) => redact_url(url),
             Transport::Http(Endpoint::Workspace(path)) => format!("<workspace>{path}"),
             Transport::Http(Endpoint::App(app)) => format!("<app {app}>/mcp"),
-            Transport::Stdio { command, args, .. } => format!("stdio: {command} {}", args.join(" ")),
+            Transport::Stdio { command, args, .. } => {
+                let program = command.rsplit('/').next().unwrap_or(command);
+                format!("stdio: {program} ({} argument{})", args.len(), if args.len() == 1 { "" } else { "s" })
+            }
         }
     }
+}
+
+/// `scheme://host[:port]/path`: no user, password, query or fragment.
+fn redact_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let rest = rest.split(['?', '#']).next().unwrap_or_default();
+    let (authority, path) = rest.split_once('/').map(|(a, p)| (a, format!("/{p}"))).unwrap_or((rest, String::new()));
+    let host = authority.rsplit('@').next().unwrap_or(authority);
+    if scheme.is_empty() { format!("{host}{path}") } else { format!("{scheme}://{host}{path}") }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -229,8 +242,8 @@ struct ServerEntryConfig {
     scopes: Option<Vec<String>>,
 }
 
-/// Reads MCP servers from a JSON file in the common `mcpServers` shape. `${VAR}` in header and
-/// environment values is replaced by the variable (so secrets stay out of the file).
+/// Reads MCP servers from a JSON file in the common `mcpServers` shape. `${VAR}` in any value (url,
+/// command, args, headers, env) is replaced by the variable (so secrets stay out of the file).
 pub fn servers_from_file(path: &std::path::Path) -> Result<Vec<McpServer>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     servers_from_json(&text).map_err(|e| format!("{}: {e}", path.display()))
@@ -247,15 +260,18 @@ fn servers_from_json(text: &str) -> Result<Vec<McpServer>, String> {
             if kinds.iter().filter(|k| **k).count() != 1 {
                 return Err(format!("server `{name}`: give exactly one of url, databricks, app or command"));
             }
+            // `${VAR}` works in every value, so that tokens and hosts stay out of the file.
             let mut server = if let Some(url) = &entry.url {
-                McpServer::http(&name, url)
+                McpServer::http(&name, &expand_env(url)?)
             } else if let Some(path) = &entry.databricks {
+                let path = expand_env(path)?;
                 McpServer::workspace(&name, path.trim_start_matches('/').trim_start_matches("api/2.0/mcp/"))
             } else if let Some(app) = &entry.app {
-                McpServer::app(app).named(&name)
+                McpServer::app(&expand_env(app)?).named(&name)
             } else {
-                let command = entry.command.as_deref().unwrap_or_default();
-                let mut server = McpServer::stdio(&name, command, entry.args.clone());
+                let command = expand_env(entry.command.as_deref().unwrap_or_default())?;
+                let args = entry.args.iter().map(|a| expand_env(a)).collect::<Result<Vec<_>, _>>()?;
+                let mut server = McpServer::stdio(&name, &command, args);
                 for (key, value) in &entry.env {
                     server = server.env(key, &expand_env(value)?);
                 }
@@ -709,10 +725,11 @@ mod tests {
     fn config_files_in_the_mcp_servers_shape() {
         // SAFETY: the only test of this binary reading this variable.
         unsafe { std::env::set_var("AGENT_TEST_MCP_KEY", "k3y") };
+        unsafe { std::env::set_var("AGENT_TEST_MCP_PORT", "9") };
         let servers = servers_from_json(
             r#"{"mcpServers": {
-                "calc": {"url": "http://127.0.0.1:9/mcp", "headers": {"X-Key": "${AGENT_TEST_MCP_KEY}"}, "auth": "none"},
-                "files": {"command": "python3", "args": ["server.py"], "env": {"MODE": "test"}},
+                "calc": {"url": "http://127.0.0.1:${AGENT_TEST_MCP_PORT}/mcp", "headers": {"X-Key": "${AGENT_TEST_MCP_KEY}"}, "auth": "none"},
+                "files": {"command": "python3", "args": ["server.py", "--key=${AGENT_TEST_MCP_KEY}"], "env": {"MODE": "test"}},
                 "genie": {"databricks": "genie/01ef", "auth": "user"},
                 "tools": {"app": "mcp-tools"}
             }}"#,
@@ -721,7 +738,15 @@ mod tests {
         let by_name = |n: &str| servers.iter().find(|s| s.name == n).unwrap();
         assert_eq!(by_name("calc").headers, vec![("X-Key".to_string(), "k3y".to_string())]);
         assert_eq!(by_name("calc").auth, McpAuth::None);
-        assert_eq!(by_name("files").location(), "stdio: python3 server.py");
+        assert!(matches!(&by_name("calc").transport, Transport::Http(Endpoint::Url(u)) if u == "http://127.0.0.1:9/mcp"));
+        let Transport::Stdio { args, .. } = &by_name("files").transport else { panic!() };
+        assert_eq!(args, &["server.py", "--key=k3y"], "variables in args too");
+        // What every user can read of them: no arguments, no credentials.
+        assert_eq!(by_name("files").location(), "stdio: python3 (2 arguments)");
+        assert_eq!(
+            McpServer::http("x", "https://user:pw@mcp.example.com/v1/mcp?api_key=s3cret").location(),
+            "https://mcp.example.com/v1/mcp"
+        );
         assert_eq!(by_name("genie").location(), "<workspace>/api/2.0/mcp/genie/01ef");
         assert_eq!(by_name("genie").auth, McpAuth::User);
         assert_eq!(by_name("tools").location(), "<app mcp-tools>/mcp");

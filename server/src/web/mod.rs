@@ -2,6 +2,7 @@
 //! site's static files (`/pkg/...`); the trace viewer (`/traces`, server-rendered only); the documents
 //! of `AGENT_DOCS_DIR` (`/docs/...`).
 
+mod documents;
 pub mod security;
 mod traces;
 
@@ -38,7 +39,9 @@ pub fn router(state: &AppState) -> Router {
     let mut router = Router::new();
     // The documents `search_documents` cites, readable where their citations link.
     if let (Some(dir), None) = (&settings.docs_dir, &settings.docs_base_url) {
-        router = router.nest_service("/docs", tower_http::services::ServeDir::new(dir));
+        let documents =
+            Router::new().route("/{*path}", get(documents::get)).with_state(documents::Documents { root: dir.clone() });
+        router = router.nest_service("/docs", documents);
     }
     router
         .leptos_routes_with_context(&options, routes, move || provide_context(ui.clone()), {

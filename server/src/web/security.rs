@@ -20,7 +20,9 @@ pub async fn headers(request: Request, next: Next) -> Response {
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("strict-origin-when-cross-origin"));
     let is_html =
         headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("text/html"));
-    if !is_html {
+    // A response with a policy of its own (a served document's sandbox) keeps it: hashing its inline
+    // scripts would let them run on the app's origin.
+    if !is_html || headers.contains_key(header::CONTENT_SECURITY_POLICY) {
         return response;
     }
     let (mut parts, body) = response.into_parts();
@@ -49,7 +51,7 @@ pub fn content_security_policy(html: &str) -> String {
         .collect();
     format!(
         "default-src 'self'; script-src 'self' 'wasm-unsafe-eval' {}; style-src 'self' 'unsafe-inline'; \
-         img-src 'self' data: https:; connect-src 'self'; font-src 'self' data:; object-src 'none'; \
+         img-src 'self' data:; connect-src 'self'; font-src 'self' data:; object-src 'none'; \
          base-uri 'self'; form-action 'self'; frame-ancestors 'self'",
         hashes.join(" ")
     )
@@ -86,5 +88,7 @@ mod tests {
         assert!(policy.contains("'sha256-"), "{policy}");
         assert_eq!(policy.matches("'sha256-").count(), 2);
         assert!(policy.contains("object-src 'none'"));
+        // Images from elsewhere would leak what is in their address (markdown renders them as links).
+        assert!(policy.contains("img-src 'self' data:;"), "{policy}");
     }
 }

@@ -53,6 +53,20 @@ pub async fn serve(fake: FakeModel, settings: Settings, agent: Agent) -> TestSer
     serve_state(fake, state).await
 }
 
+/// The default test server, its connections under these limits.
+pub async fn start_with_limits(limits: server::listener::ConnectionLimits) -> TestServer {
+    let fake = FakeModel::start().await;
+    let settings = test_settings(&fake);
+    let state = AppState::new(settings, server::agent::agent()).expect("valid agent");
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let app = server::app(state);
+    let task = tokio::spawn(async move {
+        server::listener::serve(listener, app, limits, std::future::pending(), std::time::Duration::ZERO).await.unwrap();
+    });
+    TestServer { url, fake, client: server::http_client::new(), task }
+}
+
 /// Serves a state the test built (or changed) itself.
 pub async fn serve_state(fake: FakeModel, state: AppState) -> TestServer {
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
@@ -77,7 +91,14 @@ impl TestServer {
         path: &str,
         body: impl Into<reqwest::Body>,
     ) -> (u16, reqwest::header::HeaderMap, Value) {
-        let resp = self.client.post(format!("{}{path}", self.url)).body(body).send().await.unwrap();
+        let resp = self
+            .client
+            .post(format!("{}{path}", self.url))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let text = resp.text().await.unwrap();
