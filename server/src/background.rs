@@ -64,6 +64,8 @@ struct Inner {
 
 /// A task this process runs.
 struct Running {
+    /// Whose task it is (per-user caps count these).
+    owner: String,
     cancel: CancellationToken,
     /// The sequence number of the last event written (readers wake up when it moves).
     written: watch::Receiver<i64>,
@@ -169,7 +171,7 @@ impl BackgroundTasks {
                 .insert("session_id".into(), json!(session));
         }
         let snapshot = out.response.clone();
-        let sink = self.register(&id, &context);
+        let sink = self.register(&id, &owner, &context);
         let run = Run { id, owner, request, context, out, frames, options, sink };
         tokio::spawn(self.clone().drive(state.clone(), run));
         Ok(snapshot)
@@ -279,10 +281,16 @@ impl BackgroundTasks {
 
     /// Makes a task this process runs known to its readers here (before it starts, so that no
     /// reader looks for it in the database in the meantime).
-    fn register(&self, id: &str, context: &ToolContext) -> Sink {
+    /// The tasks of `owner` this process is running.
+    pub fn running_for(&self, owner: &str) -> usize {
+        self.0.running.lock().expect("running lock").values().filter(|r| r.owner == owner).count()
+    }
+
+    fn register(&self, id: &str, owner: &str, context: &ToolContext) -> Sink {
         let (written_tx, written_rx) = watch::channel(-1_i64);
         let log = Arc::new(Mutex::new(EventLog::default()));
-        let running = Running { cancel: context.cancel.clone(), written: written_rx, log: log.clone() };
+        let running =
+            Running { owner: owner.to_string(), cancel: context.cancel.clone(), written: written_rx, log: log.clone() };
         self.0.running.lock().expect("running lock").insert(id.to_string(), running);
         Sink { log, written: written_tx }
     }
@@ -553,7 +561,7 @@ impl BackgroundTasks {
         out.notices = notices;
         // Whether an API client asked for the trace id is not kept: only the chat page gets it.
         let options = TaskOptions { recorder, notices, return_trace_id: notices };
-        let sink = self.register(id, &context);
+        let sink = self.register(id, &row.user_id, &context);
         let run = Run { id: id.to_string(), owner: row.user_id, request, context, out, frames, options, sink };
         tokio::spawn(self.clone().drive(state.clone(), run));
         Ok(())

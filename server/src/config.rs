@@ -220,6 +220,20 @@ pub struct Settings {
     #[arg(long, env = "AGENT_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
 
+    /// Request bytes one user may have in flight at once; more is refused (429) before it is read.
+    #[arg(long, env = "AGENT_MAX_INFLIGHT_BYTES_PER_USER", default_value_t = 32 * 1024 * 1024)]
+    pub max_inflight_bytes_per_user: usize,
+
+    /// Background responses (API tasks and the chat page's saved answers) one user may have running
+    /// at once; more is refused (429). 0: no cap.
+    #[arg(long, env = "AGENT_MAX_BACKGROUND_TASKS_PER_USER", default_value_t = 8)]
+    pub max_background_tasks_per_user: usize,
+
+    /// Bytes of chats and background responses one user may keep; past it, new ones are refused
+    /// (413) until they delete some. 0: no cap.
+    #[arg(long, env = "AGENT_MAX_STORED_BYTES_PER_USER", default_value_t = 256 * 1024 * 1024)]
+    pub max_stored_bytes_per_user: u64,
+
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "AGENT_MAX_REQUEST_BYTES", default_value_t = 10 * 1024 * 1024)]
     pub max_request_bytes: usize,
@@ -289,7 +303,7 @@ pub struct Settings {
     #[arg(long, env = "AGENT_TRACE_QUEUE", default_value_t = 1024)]
     pub trace_queue: usize,
 
-    /// Traces the local store keeps (the newest).
+    /// Traces the local store keeps per user (each user's newest).
     #[arg(long, env = "AGENT_LOCAL_TRACES", default_value_t = 1000)]
     pub local_traces: usize,
 
@@ -376,6 +390,7 @@ impl Settings {
             header_timeout: secs(self.header_timeout_seconds).max(Duration::from_millis(100)),
             body_timeout: secs(self.body_timeout_seconds).max(Duration::from_millis(100)),
             max_body_bytes: self.max_request_bytes,
+            max_inflight_bytes_per_user: self.max_inflight_bytes_per_user,
             max_connections: self.max_connections.unwrap_or_else(crate::listener::default_max_connections),
         }
     }

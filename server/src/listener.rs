@@ -28,6 +28,9 @@ pub struct ConnectionLimits {
     pub body_timeout: Duration,
     /// Largest request body read (`AGENT_MAX_REQUEST_BYTES`).
     pub max_body_bytes: usize,
+    /// Request bytes one user may have in flight at once (bodies being read or handled); more is
+    /// refused with 429 before it is read. 0: no cap.
+    pub max_inflight_bytes_per_user: usize,
     pub max_connections: usize,
 }
 
@@ -37,6 +40,7 @@ impl Default for ConnectionLimits {
             header_timeout: Duration::from_secs(30),
             body_timeout: Duration::from_secs(60),
             max_body_bytes: 10 * 1024 * 1024,
+            max_inflight_bytes_per_user: 32 * 1024 * 1024,
             max_connections: 4096,
         }
     }
@@ -73,10 +77,13 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
 ) -> std::io::Result<()> {
-    let app = app.layer(axum::middleware::from_fn_with_state(
-        (limits.body_timeout, limits.max_body_bytes),
-        read_body_in_time,
-    ));
+    let bodies = Bodies {
+        timeout: limits.body_timeout,
+        max_bytes: limits.max_body_bytes,
+        per_user: limits.max_inflight_bytes_per_user,
+        inflight: Default::default(),
+    };
+    let app = app.layer(axum::middleware::from_fn_with_state(bodies, read_body_in_time));
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut refused: u64 = 0;
@@ -133,14 +140,57 @@ pub async fn serve(
     Ok(())
 }
 
+/// How request bodies are read, and what each user has in flight.
+#[derive(Clone)]
+struct Bodies {
+    timeout: Duration,
+    max_bytes: usize,
+    per_user: usize,
+    inflight: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
+}
+
+/// A user's bytes in flight, given back when the request is answered.
+struct Reservation {
+    inflight: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
+    user: String,
+    bytes: usize,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        let mut inflight = self.inflight.lock().expect("inflight lock");
+        if let Some(total) = inflight.get_mut(&self.user) {
+            *total = total.saturating_sub(self.bytes);
+            if *total == 0 {
+                inflight.remove(&self.user);
+            }
+        }
+    }
+}
+
+impl Bodies {
+    /// Counts `bytes` against the user, unless that takes them past their cap.
+    fn reserve(&self, user: String, bytes: usize) -> Option<Reservation> {
+        let mut inflight = self.inflight.lock().expect("inflight lock");
+        let total = inflight.entry(user.clone()).or_default();
+        if self.per_user > 0 && *total > 0 && *total + bytes > self.per_user {
+            return None;
+        }
+        *total += bytes;
+        Some(Reservation { inflight: self.inflight.clone(), user, bytes })
+    }
+}
+
 /// Reads a request's body whole within `timeout` (a client sending a byte now and then cannot hold
 /// a handler, or a connection, for longer): 408 in the API's shape otherwise, and 413 past
-/// `max_bytes` (never more is held in memory).
+/// `max_bytes` (never more is held in memory). A user with too many bytes in flight already gets
+/// 429 before the body is read.
 async fn read_body_in_time(
-    axum::extract::State((timeout, max_bytes)): axum::extract::State<(Duration, usize)>,
+    axum::extract::State(bodies): axum::extract::State<Bodies>,
     request: Request,
     next: Next,
 ) -> Response {
+    let (timeout, max_bytes) = (bodies.timeout, bodies.max_bytes);
     let has_body = request.headers().contains_key(axum::http::header::TRANSFER_ENCODING)
         || request
             .headers()
@@ -150,6 +200,28 @@ async fn read_body_in_time(
     if !has_body {
         return next.run(request).await;
     }
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(max_bytes)
+        .min(max_bytes);
+    let user = crate::api::responses::user_key(&crate::api::responses::forwarded_user(request.headers()));
+    let Some(_reservation) = bodies.reserve(user, declared) else {
+        let mut response = crate::api::error::ApiError {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            detail: format!(
+                "Too much at once: at most {} request bytes in flight per user (AGENT_MAX_INFLIGHT_BYTES_PER_USER); \
+                 retry when your other requests are answered",
+                bodies.per_user
+            ),
+        }
+        .into_response();
+        response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
+        response.headers_mut().insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+        return response;
+    };
     let (parts, body) = request.into_parts();
     let collected = tokio::time::timeout(timeout, axum::body::to_bytes(body, max_bytes)).await;
     let refuse = |status: StatusCode, detail: String| {

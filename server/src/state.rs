@@ -42,6 +42,8 @@ pub struct AppState {
     /// The Databricks workspace and the app's credential for it, when one is configured: shared by
     /// the model, MCP servers, tracing and tools (one token cache).
     pub workspace: Option<WorkspaceAuth>,
+    /// Each user's stored bytes, for their quota.
+    pub storage_usage: Arc<crate::api::quota::StorageUsage>,
 }
 
 impl AppState {
@@ -89,6 +91,7 @@ impl AppState {
             feedback: Arc::new(NoFeedbackSink),
             observability: Observability::off(),
             workspace,
+            storage_usage: Default::default(),
         })
     }
 

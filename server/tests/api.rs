@@ -722,6 +722,7 @@ async fn slow_clients_cannot_hold_the_server() {
         body_timeout: std::time::Duration::from_millis(800),
         max_body_bytes: 1024 * 1024,
         max_connections: 24,
+        ..server::listener::ConnectionLimits::default()
     };
     let server = common::start_with_limits(limits).await;
     let addr = server.url.trim_start_matches("http://").to_string();
@@ -791,4 +792,85 @@ async fn slow_clients_cannot_hold_the_server() {
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?} after {:?}", started.elapsed());
     assert!(started.elapsed() < std::time::Duration::from_secs(3));
+}
+
+/// Per-user caps: background responses running, request bytes in flight, bytes stored; each
+/// refusal in the API's shape, and other users unaffected.
+#[tokio::test]
+async fn each_user_has_caps_on_running_tasks_bytes_in_flight_and_storage() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("chats.db").display());
+    let server = start_with(
+        |s| {
+            s.chat_history = true;
+            s.chat_titles = false;
+            s.database_url = Some(server::config::Secret::new(url));
+            s.max_background_tasks_per_user = 2;
+            s.max_stored_bytes_per_user = 50_000;
+        },
+        server::agent::agent(),
+    )
+    .await;
+    let post = |who: &'static str, body: Value| {
+        server.client.post(format!("{}/responses", server.url)).header("x-forwarded-email", who).json(&body).send()
+    };
+    // Two hour-long tasks run; a third is refused; another user's starts.
+    for _ in 0..3 {
+        server.fake.push(Reply::Hang { chunks: vec!["thinking".into()] });
+    }
+    let background = json!({"input": [{"role": "user", "content": "think"}], "background": true});
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let resp = post("ana@example.com", background.clone()).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        ids.push(resp.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string());
+    }
+    let refused = post("ana@example.com", background.clone()).await.unwrap();
+    assert_eq!(refused.status(), 429);
+    let detail = refused.json::<Value>().await.unwrap()["detail"].as_str().unwrap().to_string();
+    assert!(detail.contains("AGENT_MAX_BACKGROUND_TASKS_PER_USER"), "{detail}");
+    assert_eq!(post("bob@example.com", background.clone()).await.unwrap().status(), 200);
+    // Storage: a big stored task takes Ana past her quota; new ones are refused until she deletes.
+    for id in &ids {
+        let cancel = server.client.post(format!("{}/responses/{id}/cancel", server.url)).header("x-forwarded-email", "ana@example.com");
+        assert_eq!(cancel.send().await.unwrap().status(), 200);
+    }
+    server.fake.push(Reply::text("ok"));
+    let big = json!({"input": [{"role": "user", "content": "x".repeat(60_000)}], "background": true});
+    let resp = post("ana@example.com", big).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let refused = post("ana@example.com", background.clone()).await.unwrap();
+    assert_eq!(refused.status(), 413);
+    let detail = refused.json::<Value>().await.unwrap()["detail"].as_str().unwrap().to_string();
+    assert!(detail.starts_with("Storage quota reached") && detail.contains("AGENT_MAX_STORED_BYTES_PER_USER"), "{detail}");
+}
+
+/// Bytes in flight: a user holding a large request open cannot send another large one at once.
+#[tokio::test]
+async fn a_user_cannot_hold_unbounded_request_memory() {
+    let limits = server::listener::ConnectionLimits {
+        max_inflight_bytes_per_user: 1_000_000,
+        ..server::listener::ConnectionLimits::default()
+    };
+    let server = common::start_with_limits(limits).await;
+    server.fake.push(Reply::Hang { chunks: vec!["slow".into()] });
+    let big = json!({"input": [{"role": "user", "content": "x".repeat(700_000)}]});
+    let first = {
+        let req = server.client.post(format!("{}/invocations", server.url)).header("x-forwarded-email", "ana@example.com").json(&big);
+        tokio::spawn(async move { req.send().await.map(|r| r.status().as_u16()) })
+    };
+    // Wait until the model has the first request (its body is being handled).
+    for _ in 0..100 {
+        if !server.fake.requests().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let second = server.client.post(format!("{}/invocations", server.url)).header("x-forwarded-email", "ana@example.com").json(&big).send().await.unwrap();
+    assert_eq!(second.status(), 429);
+    assert!(second.json::<Value>().await.unwrap()["detail"].as_str().unwrap().contains("AGENT_MAX_INFLIGHT_BYTES_PER_USER"));
+    server.fake.push(Reply::text("ok"));
+    let other = server.client.post(format!("{}/invocations", server.url)).header("x-forwarded-email", "bob@example.com").json(&big).send().await.unwrap();
+    assert_eq!(other.status(), 200, "another user is unaffected");
+    first.abort();
 }

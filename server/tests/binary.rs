@@ -144,3 +144,32 @@ async fn a_stream_in_flight_finishes_after_sigterm() {
     let (status, _) = stop(&mut child);
     assert!(status.success());
 }
+
+/// What a model (or a prompt injection through it) chooses, such as a tool's name, cannot forge log
+/// lines or send terminal escapes to whoever reads the log.
+#[tokio::test]
+async fn model_chosen_text_cannot_forge_log_lines() {
+    let fake = FakeModel::start().await;
+    let forged = "get_time\n2026-12-03T00:00:00Z  INFO forged: admin signed in\u{1b}[2J";
+    fake.push(fake_model::Reply::tool_call(forged, "{}")).push(fake_model::Reply::text("done"));
+    let dir = std::env::temp_dir();
+    let port = free_port();
+    let mut child = server_command(&dir)
+        .env("OPENAI_BASE_URL", fake.base_url())
+        .env("RUST_LOG", "debug")
+        .args(["--port", &port.to_string()])
+        .spawn()
+        .unwrap();
+    wait_healthy(port, &mut child).await;
+    let resp = server::http_client::new()
+        .post(format!("http://127.0.0.1:{port}/invocations"))
+        .json(&json!({"input": [{"role": "user", "content": "time?"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let (_, logs) = stop(&mut child);
+    assert!(logs.contains("forged: admin signed in"), "the name is logged (escaped): {logs}");
+    assert!(!logs.lines().any(|l| l.contains(" INFO forged:") && !l.contains("tool")), "a forged line:\n{logs}");
+    assert!(!logs.contains('\u{1b}'), "a terminal escape reached the log");
+}

@@ -82,7 +82,9 @@ pub async fn delete(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    store(&state)?.delete_chat(&owner(&headers), &id).await?;
+    let owner = owner(&headers);
+    store(&state)?.delete_chat(&owner, &id).await?;
+    super::quota::forget(&state, &owner);
     Ok(StatusCode::NO_CONTENT)
 }
 

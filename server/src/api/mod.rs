@@ -7,6 +7,7 @@ pub mod error;
 pub mod guard;
 pub mod history;
 pub mod meta;
+pub mod quota;
 pub mod rate_limit;
 pub mod responses;
 pub mod traces;

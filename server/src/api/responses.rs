@@ -105,6 +105,12 @@ async fn handle(
 
     let user = forwarded_user(&headers);
     let background = caller == Caller::Api && request.extra.get("background").is_some_and(is_truthy);
+    // What this request would keep running and stored counts against the user's share.
+    if background || chat_target.is_some() {
+        let owner = user_key(&user);
+        super::quota::check_background(&state, &owner)?;
+        super::quota::check_storage(&state, &owner, body.len()).await?;
+    }
     if background {
         let context = tool_context(&state, &user, &request, headers);
         let options = TaskOptions { return_trace_id, ..TaskOptions::default() };
@@ -233,11 +239,39 @@ async fn continue_recording(
     if target.answer_id.is_empty() || target.answer_id.len() > 128 {
         return Err(ApiError::bad_request("Invalid chat target: answer_id must be 1 to 128 characters"));
     }
-    if let Err(error) = store.check_answer(owner, &target.id, &target.answer_id).await {
-        return answer_unsaved(error);
-    }
     let question_at = request.input.iter().rposition(|i| matches!(i, Item::Message(m) if m.role == Role::User));
     let so_far = request.input[question_at.map_or(0, |i| i + 1)..].to_vec();
+    // The answer goes on from what the agent wrote, as saved: the request may add the user's
+    // decisions, nothing else (else an owner could store tool calls and text in the agent's name,
+    // which readers of a public chat would take for the agent's). The saved copy may lag the page
+    // by a moment: it is read again a few times before the request is refused.
+    let agents_part = |items: &[Item]| -> Vec<Value> {
+        items
+            .iter()
+            .filter(|i| !matches!(i, Item::McpApprovalResponse(_)))
+            .map(|i| serde_json::to_value(i).unwrap_or_default())
+            .collect()
+    };
+    let sent = agents_part(&so_far);
+    let mut attempts = 0;
+    loop {
+        let saved = match store.answer_items(owner, &target.id, &target.answer_id).await {
+            Ok(saved) => saved,
+            Err(error) => return answer_unsaved(error),
+        };
+        let saved: Vec<Item> = serde_json::from_value(saved).unwrap_or_default();
+        if agents_part(&saved) == sent {
+            break;
+        }
+        attempts += 1;
+        if attempts >= 10 {
+            return Err(ApiError::bad_request(
+                "Invalid chat target: the answer to continue is not the saved one; a continued answer may only add \
+                 the user's decisions (mcp_approval_response items)",
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     let answer = app::conversation::Answer::restored(so_far, app::conversation::AnswerStatus::Streaming, None, None);
     let target = AnswerTarget { store: store.clone(), chat_id: target.id, answer_id: target.answer_id, title: None };
     Ok((Some(Recorder::start_with(target, answer)), None))
@@ -302,7 +336,7 @@ impl Run {
         let result = self.runner.run(&self.request, &self.context, &mut out, &self.trace.root()).await;
         self.finish_trace(&out, result.as_ref().err().map(|e| e.to_string()));
         result.map_err(|e| {
-            tracing::warn!(error = %e, "request failed");
+            tracing::warn!(error = ?e, "request failed");
             ApiError::internal(e.to_string())
         })?;
         let trace_id = self.trace_id_for_client();
@@ -332,7 +366,7 @@ impl Run {
                         }
                     }
                     Err(error) => {
-                        tracing::warn!(%error, "stream failed");
+                        tracing::warn!(?error, "stream failed");
                         let sequence = out.next_sequence();
                         frames.write(&StreamEvent::error(error.error_code(), error.to_string(), Some(sequence)));
                     }

@@ -1,5 +1,5 @@
 //! The embedded default: traces kept in a SQLite file in the data folder, newest first, for the
-//! `/traces` page. Each user sees their own. Old traces go beyond a set number.
+//! `/traces` page. Each user sees their own, and keeps their newest (a set number per user).
 
 use std::str::FromStr;
 
@@ -90,12 +90,22 @@ impl LocalTraceStore {
                 .push_bind(&t.error)
                 .push_bind(serde_json::to_string(t).unwrap_or_default());
         });
-        // Beyond `keep`, the oldest go (found through the start-time index).
-        insert.push(
-            "; DELETE FROM traces WHERE start_ns < (SELECT start_ns FROM traces ORDER BY start_ns DESC LIMIT 1 OFFSET ",
-        );
-        insert.push_bind(self.keep as i64 - 1);
-        insert.push(")");
+        // Beyond `keep` traces of an owner, that owner's oldest go (found through the owner's
+        // index): one user's requests never push out another's traces.
+        let mut owners: Vec<&str> = batch.iter().map(|t| t.owner.as_str()).collect();
+        owners.sort_unstable();
+        owners.dedup();
+        for owner in owners {
+            insert.push(
+                "; DELETE FROM traces WHERE owner = ",
+            );
+            insert.push_bind(owner);
+            insert.push(" AND start_ns < (SELECT start_ns FROM traces WHERE owner = ");
+            insert.push_bind(owner);
+            insert.push(" ORDER BY start_ns DESC LIMIT 1 OFFSET ");
+            insert.push_bind(self.keep as i64 - 1);
+            insert.push(")");
+        }
         insert.build().execute(&self.pool).await?;
         Ok(())
     }
@@ -182,8 +192,10 @@ mod tests {
         store.insert(&[record(2, "ana"), record(3, "ana"), record(4, "ana")]).await.unwrap();
         let ana = store.list("ana", 10, None).await.unwrap();
         let ids: Vec<_> = ana.iter().map(|t| t.request_preview.as_str()).collect();
-        assert_eq!(ids, ["question 4", "question 3", "question 2"]);
-        assert!(store.list("bob", 10, None).await.unwrap().is_empty(), "bob's was the oldest beyond 3");
+        assert_eq!(ids, ["question 4", "question 3", "question 2"], "ana's newest 3");
+        // Ana's many requests did not push out Bob's one trace (retention is per user).
+        let bob = store.list("bob", 10, None).await.unwrap();
+        assert_eq!(bob.iter().map(|t| t.request_preview.as_str()).collect::<Vec<_>>(), ["question 1"]);
         assert!(store.get("bob", &record(4, "").trace_id).await.unwrap().is_none());
         assert_eq!(store.get("ana", &record(4, "").trace_id).await.unwrap().unwrap().request_preview, "question 4");
         // Paging back from the second.

@@ -677,7 +677,7 @@ impl Runner {
         let elapsed = started.elapsed();
         match result {
             Ok(output) => {
-                tracing::debug!(tool = %call.name, ?elapsed, "tool call finished");
+                tracing::debug!(tool = ?call.name, ?elapsed, "tool call finished");
                 let output = cap_output(output, self.limits.max_tool_output_bytes);
                 span.end(|| match &retriever {
                     Some(schema) => payload(&genai::retriever_documents(&output, schema)),
@@ -686,7 +686,7 @@ impl Runner {
                 output
             }
             Err(error) => {
-                tracing::warn!(tool = %call.name, ?elapsed, %error, "tool call failed");
+                tracing::warn!(tool = ?call.name, ?elapsed, ?error, "tool call failed");
                 let output = format!("Error: {error}");
                 span.fail(&error.to_string(), || payload(&output));
                 output

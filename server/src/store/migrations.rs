@@ -10,6 +10,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "vote assessments", include_str!("../../migrations/0002_vote_assessments.sql")),
     (3, "background responses", include_str!("../../migrations/0003_background_responses.sql")),
     (4, "answer response", include_str!("../../migrations/0004_answer_response.sql")),
+    (5, "responses by user", include_str!("../../migrations/0005_responses_by_user.sql")),
 ];
 
 pub fn migrator() -> Migrator {

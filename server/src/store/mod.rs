@@ -116,6 +116,23 @@ impl ChatStore {
         if owner.as_deref() == Some(user) { Ok(()) } else { Err(StoreError::NotFound) }
     }
 
+    /// Roughly how many bytes a user keeps here: their chats' messages and their background
+    /// responses (requests, results and saved events), counted in characters.
+    pub async fn stored_bytes(&self, user: &str) -> Result<i64, StoreError> {
+        let row = sqlx::query(
+            "SELECT COALESCE((SELECT SUM(LENGTH(m.text) + LENGTH(m.items)) FROM messages m JOIN chats c ON c.id = m.chat_id \
+             WHERE c.user_id = $1), 0) \
+             + COALESCE((SELECT SUM(LENGTH(r.request) + COALESCE(LENGTH(r.response), 0)) FROM responses r \
+             WHERE r.user_id = $1), 0) \
+             + COALESCE((SELECT SUM(LENGTH(e.event)) FROM response_events e JOIN responses r ON r.id = e.response_id \
+             WHERE r.user_id = $1), 0) AS total",
+        )
+        .bind(user)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get::<i64, _>("total").unwrap_or(0))
+    }
+
     /// Starts the exchange at `position` (0-based): what was at or after it goes (an edited question or
     /// a regenerated answer replaces it), then the question and an empty answer are written.
     pub async fn begin_exchange(
@@ -174,8 +191,13 @@ impl ChatStore {
 
     /// Whether `answer_id` is an answer in the user's chat (before an answer goes on).
     pub async fn check_answer(&self, user: &str, chat_id: &str, answer_id: &str) -> Result<(), StoreError> {
-        let found: Option<i64> = sqlx::query_scalar(
-            "SELECT m.position FROM messages m JOIN chats c ON c.id = m.chat_id \
+        self.answer_items(user, chat_id, answer_id).await.map(|_| ())
+    }
+
+    /// The saved items of `user`'s answer `answer_id` in `chat_id` (not found for anyone else's).
+    pub async fn answer_items(&self, user: &str, chat_id: &str, answer_id: &str) -> Result<serde_json::Value, StoreError> {
+        let found: Option<String> = sqlx::query_scalar(
+            "SELECT m.items FROM messages m JOIN chats c ON c.id = m.chat_id \
              WHERE m.id = $1 AND m.chat_id = $2 AND c.user_id = $3 AND m.role = 'assistant'",
         )
         .bind(answer_id)
@@ -183,7 +205,8 @@ impl ChatStore {
         .bind(user)
         .fetch_optional(&self.pool)
         .await?;
-        found.map(|_| ()).ok_or(StoreError::NotFound)
+        let items = found.ok_or(StoreError::NotFound)?;
+        Ok(serde_json::from_str(&items).unwrap_or_default())
     }
 
     /// Saves an answer as it stands (called as it grows, and once more at its end).
