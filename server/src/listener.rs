@@ -86,6 +86,9 @@ pub async fn serve(
     let app = app.layer(axum::middleware::from_fn_with_state(bodies, read_body_in_time));
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    // Connections that have not said anything yet are simply dropped at shutdown (their watcher
+    // would otherwise hold it up until their first bytes or the header timeout).
+    let stopping = tokio_util::sync::CancellationToken::new();
     let mut refused: u64 = 0;
     tokio::pin!(shutdown);
     loop {
@@ -116,11 +119,16 @@ pub async fn serve(
         let service = TowerToHyperService::new(app.clone().map_request(|r: Request<hyper::body::Incoming>| r.map(Body::new)));
         let header_timeout = limits.header_timeout;
         let watcher = graceful.watcher();
+        let stopping = stopping.clone();
         tokio::spawn(async move {
             // The first bytes (which tell HTTP/1 from HTTP/2) must come in time too: telling them
             // apart waits without a timer of its own.
             let mut first = [0u8; 1];
-            if !matches!(tokio::time::timeout(header_timeout, tcp.peek(&mut first)).await, Ok(Ok(1..))) {
+            let first_bytes = tokio::select! {
+                peeked = tokio::time::timeout(header_timeout, tcp.peek(&mut first)) => matches!(peeked, Ok(Ok(1..))),
+                () = stopping.cancelled() => false,
+            };
+            if !first_bytes {
                 drop(slot);
                 return;
             }
@@ -133,6 +141,7 @@ pub async fn serve(
         });
     }
     drop(listener);
+    stopping.cancel();
     tracing::debug!("no new connections; waiting for open ones");
     if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
         tracing::warn!(?grace, "requests still open after the grace period; stopping anyway");

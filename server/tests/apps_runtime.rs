@@ -219,7 +219,7 @@ impl App {
         Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
         let deadline = Instant::now() + Duration::from_secs(15);
         while self.child.try_wait().unwrap().is_none() {
-            assert!(Instant::now() < deadline, "the app did not stop on SIGTERM");
+            assert!(Instant::now() < deadline, "the app did not stop on SIGTERM:\n{}", self.logs());
             std::thread::sleep(Duration::from_millis(50));
         }
         self.logs()

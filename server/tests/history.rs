@@ -473,3 +473,26 @@ async fn a_continued_answer_cannot_be_authored_by_the_user() {
     assert_eq!(after["messages"][1]["text"], "The agent's own words.");
     assert!(!after.to_string().contains("transfer_funds"));
 }
+
+/// The database's own words never reach the client (they name constraints, and whether another
+/// user's id exists).
+#[tokio::test]
+async fn database_errors_are_not_shown_to_clients() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("chats.db").display());
+    let server = start_with(with_history(&url, false), server::agent::agent()).await;
+    let (ana, bob) = (unique("ana"), unique("bob"));
+    let ask = |user: String, chat: String| {
+        let mut body = chat_request(&chat, &[], "hi");
+        body["chat"] = json!({"id": chat, "position": 0, "question_id": "q-taken", "answer_id": unique("a")});
+        let server = &server;
+        async move { server.stream("/api/chat", body, &[("x-forwarded-email", &user)]).await }
+    };
+    server.fake.push(Reply::text("hello"));
+    assert_eq!(ask(ana.clone(), unique("chat")).await.status, 200);
+    let reused = ask(bob, unique("chat")).await;
+    assert_eq!(reused.status, 400, "{}", reused.raw);
+    for leak in ["UNIQUE", "constraint", "messages.id", "sqlite", "duplicate key"] {
+        assert!(!reused.raw.to_lowercase().contains(&leak.to_lowercase()), "{leak} in {}", reused.raw);
+    }
+}

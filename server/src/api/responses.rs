@@ -221,6 +221,8 @@ async fn start_recording(
 fn answer_unsaved(error: StoreError) -> Result<(Option<Recorder>, Option<String>), ApiError> {
     match error {
         StoreError::NotFound | StoreError::Invalid(_) => Err(error.into()),
+        // An id already taken: the caller's mistake too (said without the database's words).
+        StoreError::Database(sqlx::Error::Database(ref db)) if db.is_unique_violation() => Err(error.into()),
         error => {
             tracing::warn!(%error, "chat history unavailable; answering without saving");
             Ok((None, Some("Chat history is unavailable, so this chat is not being saved.".to_string())))
