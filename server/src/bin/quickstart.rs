@@ -121,8 +121,9 @@ async fn main() -> std::process::ExitCode {
                 println!("  {} {}", mark(step.ok), step.what);
             }
             println!(
-                "\nNext: scripts/run.sh (chat at http://localhost:8000), scripts/preflight.sh before deploying, \
-                 README.md for the rest."
+                "\nNext: scripts/run.sh (chat at http://localhost:8000). To deploy: scripts/preflight.sh, \
+                 scripts/build-deploy.sh, databricks bundle deploy -t dev, databricks bundle run agent_app -t dev \
+                 (README.md, \"Deploy to Databricks Apps\")."
             );
             std::process::ExitCode::SUCCESS
         }
