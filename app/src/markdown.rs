@@ -17,7 +17,10 @@ pub fn render(markdown: &str) -> String {
         | Options::ENABLE_GFM
         | Options::ENABLE_DEFINITION_LIST;
     let mut out = String::with_capacity(markdown.len() * 3 / 2);
-    html::push_html(&mut out, SafeEvents { inner: Parser::new_ext(markdown, options), code: None, links: Vec::new(), images: Vec::new() });
+    html::push_html(
+        &mut out,
+        SafeEvents { inner: Parser::new_ext(markdown, options), code: None, links: Vec::new(), images: Vec::new() },
+    );
     out
 }
 
@@ -137,8 +140,10 @@ impl<'a, I: Iterator<Item = Event<'a>>> Iterator for SafeEvents<I> {
                         self.images.push(ImageAs::Link);
                         let mut tag = String::from("<a class=\"external-image\" href=\"");
                         escape_into(&mut tag, &dest_url);
-                        tag.push_str("\" target=\"_blank\" rel=\"noopener noreferrer nofollow\" title=\"An image elsewhere: \
-                                      open it if you trust ");
+                        tag.push_str(
+                            "\" target=\"_blank\" rel=\"noopener noreferrer nofollow\" title=\"An image elsewhere: \
+                                      open it if you trust ",
+                        );
                         escape_into(&mut tag, &dest_url);
                         tag.push_str("\">🖼 ");
                         Event::Html(CowStr::from(tag))
@@ -287,7 +292,9 @@ mod tests {
                 && html.contains("🖼 x</a>"),
             "{html}"
         );
-        for remote in ["//attacker.example/x.png", "\\\\attacker.example\\x.png", "http://a/x.png", "data:image/svg+xml,<svg/>"] {
+        for remote in
+            ["//attacker.example/x.png", "\\\\attacker.example\\x.png", "http://a/x.png", "data:image/svg+xml,<svg/>"]
+        {
             assert!(!render(&format!("![a]({remote})")).contains("<img"), "{remote}");
         }
         // The app's own images and inline data still show.

@@ -352,7 +352,8 @@ impl Settings {
         // The shell's variables win: a value exported on purpose should not be silently replaced.
         let _ = dotenvy::dotenv();
         let mut settings = Settings::parse();
-        settings.on_databricks_apps = env_var("DATABRICKS_APP_NAME").is_some() && env_var("DATABRICKS_APP_PORT").is_some();
+        settings.on_databricks_apps =
+            env_var("DATABRICKS_APP_NAME").is_some() && env_var("DATABRICKS_APP_PORT").is_some();
         settings
     }
 
@@ -447,7 +448,10 @@ impl Settings {
     /// A Lakebase database resource without a password: the server fetches the password (and renews
     /// it before it expires) as [`crate::databricks::lakebase::DatabasePassword`] says.
     pub fn database_password_needed(&self) -> bool {
-        self.chat_history && self.database_url.is_none() && env_var("PGHOST").is_some() && env_var("PGPASSWORD").is_none()
+        self.chat_history
+            && self.database_url.is_none()
+            && env_var("PGHOST").is_some()
+            && env_var("PGPASSWORD").is_none()
     }
 
     /// The app's service principal, when its client credentials are set (Databricks Apps set them).

@@ -108,7 +108,11 @@ pub async fn serve(
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             refused += 1;
             if refused.is_power_of_two() {
-                tracing::warn!(refused, max = limits.max_connections, "connection cap reached (AGENT_MAX_CONNECTIONS); closing new connections");
+                tracing::warn!(
+                    refused,
+                    max = limits.max_connections,
+                    "connection cap reached (AGENT_MAX_CONNECTIONS); closing new connections"
+                );
             }
             drop(tcp);
             continue;
@@ -116,7 +120,8 @@ pub async fn serve(
         // Stream frames are small writes: without TCP_NODELAY, Nagle's algorithm and delayed ACKs
         // hold each one back for up to 40 ms.
         let _ = tcp.set_nodelay(true);
-        let service = TowerToHyperService::new(app.clone().map_request(|r: Request<hyper::body::Incoming>| r.map(Body::new)));
+        let service =
+            TowerToHyperService::new(app.clone().map_request(|r: Request<hyper::body::Incoming>| r.map(Body::new)));
         let header_timeout = limits.header_timeout;
         let watcher = graceful.watcher();
         let stopping = stopping.clone();
@@ -262,4 +267,3 @@ async fn read_body_in_time(
         }
     }
 }
-

@@ -142,9 +142,13 @@ async fn mlflow(State(w): State<Workspace>, method: Method, uri: Uri, headers: H
     if uri.path().starts_with("/api/") && !signed_by_app(&headers) {
         return (StatusCode::UNAUTHORIZED, axum::Json(json!({"error_code": "UNAUTHENTICATED"}))).into_response();
     }
-    if let Some(id) = uri.path().strip_prefix("/api/2.0/mlflow/traces/").and_then(|r| r.strip_suffix("/credentials-for-data-upload")) {
-        return axum::Json(json!({"credential_info": {"signed_uri": format!("{}/upload/{id}", w.host), "type": "AWS_PRESIGNED_URL"}}))
-            .into_response();
+    if let Some(id) =
+        uri.path().strip_prefix("/api/2.0/mlflow/traces/").and_then(|r| r.strip_suffix("/credentials-for-data-upload"))
+    {
+        return axum::Json(
+            json!({"credential_info": {"signed_uri": format!("{}/upload/{id}", w.host), "type": "AWS_PRESIGNED_URL"}}),
+        )
+        .into_response();
     }
     if uri.path().ends_with("/assessments") {
         let trace_id = uri.path().split('/').nth(5).unwrap_or_default();
@@ -297,7 +301,8 @@ async fn the_deployed_folder_keeps_chats_across_a_restart_and_exports_traces_and
     // The bundle and app.yaml set these; the test gives what they say (checked here).
     let bundle = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../databricks.yml")).unwrap();
     let app_yaml = std::fs::read_to_string(deploy.join("app.yaml")).unwrap();
-    for name in ["MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_ID", "AGENT_MODEL", "LAKEBASE_INSTANCE_NAME"]
+    for name in
+        ["MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_ID", "AGENT_MODEL", "LAKEBASE_INSTANCE_NAME"]
     {
         assert!(bundle.contains(&format!("- name: {name}")), "databricks.yml sets {name}");
     }
@@ -345,7 +350,8 @@ async fn the_deployed_folder_keeps_chats_across_a_restart_and_exports_traces_and
     let chat = format!("chat-{}", uuid::Uuid::new_v4());
     let mut body = chat_request(&chat, &[], "What time is it?");
     body["chat"] = json!({"id": chat, "position": 0, "question_id": "q-1", "answer_id": "a-1"});
-    let stream = common::read_stream(proxied(client.post(app.url("/api/chat")).json(&body)).send().await.unwrap()).await;
+    let stream =
+        common::read_stream(proxied(client.post(app.url("/api/chat")).json(&body)).send().await.unwrap()).await;
     assert_eq!(stream.status, 200, "{}", stream.raw);
     assert!(stream.raw.contains("It is noon in the workspace."), "{}", stream.raw);
     let stored = wait_for_answer(&client, &app, &chat).await;
@@ -378,7 +384,12 @@ async fn the_deployed_folder_keeps_chats_across_a_restart_and_exports_traces_and
     // The database password came from the credential API, asked as the app, for the instance.
     let credentials = workspace.calls("POST /api/2.0/database/credentials");
     assert!(!credentials.is_empty() && credentials.iter().all(|(b, _)| b == &format!("Bearer {SP_TOKEN}")));
-    assert!(workspace.calls("POST /serving-endpoints/chat/completions").iter().all(|(b, _)| b == &format!("Bearer {SP_TOKEN}")));
+    assert!(
+        workspace
+            .calls("POST /serving-endpoints/chat/completions")
+            .iter()
+            .all(|(b, _)| b == &format!("Bearer {SP_TOKEN}"))
+    );
 
     // The platform restarts the app (a redeploy, a crash): the chat and the vote are still there.
     let logs_first = app.stop();
@@ -435,10 +446,17 @@ async fn the_deployed_folder_keeps_chats_across_a_restart_and_exports_traces_and
     app.stop();
 
     // DATABRICKS_HOST as a bare hostname, as some platforms give it: read as https://.
-    let bare: Vec<(&str, String)> = no_db
-        .iter()
-        .map(|(k, v)| if *k == "DATABRICKS_HOST" { (*k, v.trim_start_matches("http://").to_string()) } else { (*k, v.clone()) })
-        .collect();
+    let bare: Vec<(&str, String)> =
+        no_db
+            .iter()
+            .map(|(k, v)| {
+                if *k == "DATABRICKS_HOST" {
+                    (*k, v.trim_start_matches("http://").to_string())
+                } else {
+                    (*k, v.clone())
+                }
+            })
+            .collect();
     let app = start_app(folder.path(), &bare, logs.path().join("bare-host.log")).await;
     let info: Value = client.get(app.url("/agent/info")).send().await.unwrap().json().await.unwrap();
     let host = workspace.host.trim_start_matches("http://");

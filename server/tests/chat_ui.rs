@@ -120,15 +120,16 @@ async fn a_saved_chats_stream_ends_with_its_trace_id() {
 #[tokio::test]
 async fn the_config_names_the_scopes_the_users_token_lacks() {
     use base64::Engine;
-    let jwt = |claims: &str| {
-        format!("h.{}.s", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(claims))
-    };
+    let jwt = |claims: &str| format!("h.{}.s", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(claims));
     let dir = tempfile::tempdir().unwrap();
     let mcp = dir.path().join("mcp.json");
-    std::fs::write(&mcp, r#"{"mcpServers": {"sales": {"databricks": "genie/01f0", "auth": "user"},
+    std::fs::write(
+        &mcp,
+        r#"{"mcpServers": {"sales": {"databricks": "genie/01f0", "auth": "user"},
         "wiki": {"url": "https://wiki.example.com/mcp", "auth": "user", "scopes": ["wiki.read"]},
-        "code": {"databricks": "functions/system/ai"}}}"#)
-        .unwrap();
+        "code": {"databricks": "functions/system/ai"}}}"#,
+    )
+    .unwrap();
     let agent = server::agent::agent().user_scopes(["sql"]);
     let server = start_with(
         |s| {

@@ -161,7 +161,10 @@ async fn a_profile_gets_an_experiment_and_the_bundle_a_name() {
     assert!(bundle.contains("      name: my-agent\n") && bundle.contains("bundle:\n  name: agent_app"), "{bundle}");
     let default_of = |variable: &str| {
         let block = bundle.split(&format!("\n  {variable}:\n")).nth(1).unwrap_or_default();
-        block.lines().take_while(|l| l.starts_with("    ")).find_map(|l| l.strip_prefix("    default: ").map(str::to_string))
+        block
+            .lines()
+            .take_while(|l| l.starts_with("    "))
+            .find_map(|l| l.strip_prefix("    default: ").map(str::to_string))
     };
     assert_eq!(default_of("experiment_id").as_deref(), Some("\"100\""), "{bundle}");
     assert_eq!(default_of("lakebase_instance").as_deref(), Some("\"agent-chats\""));

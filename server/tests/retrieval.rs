@@ -148,7 +148,8 @@ async fn only_the_indexed_documents_are_served_and_html_is_sandboxed() {
     std::os::unix::fs::symlink(outside.path().join("secret.md"), root.join("link.md")).unwrap();
     std::os::unix::fs::symlink(outside.path(), root.join("linked")).unwrap();
     std::fs::write(root.join("logo.svg"), "<svg onload=alert(1)></svg>").unwrap();
-    std::fs::write(root.join("page.html"), "<html><title>P</title><script>alert(document.cookie)</script>Hi</html>").unwrap();
+    std::fs::write(root.join("page.html"), "<html><title>P</title><script>alert(document.cookie)</script>Hi</html>")
+        .unwrap();
     let path = root.to_path_buf();
     let server = start_with(move |s| s.docs_dir = Some(path), server::agent::agent()).await;
     let get = |path: &str| {

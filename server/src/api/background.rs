@@ -32,7 +32,9 @@ fn store_error(id: &str, error: StoreError) -> ApiError {
         StoreError::NotFound => ApiError::not_found(format!("Response with id '{id}' not found.")),
         other => {
             tracing::warn!(error = %other, "background response request failed");
-            ApiError::unavailable("Background responses are unavailable right now; try again later (the server log says why)")
+            ApiError::unavailable(
+                "Background responses are unavailable right now; try again later (the server log says why)",
+            )
         }
     }
 }

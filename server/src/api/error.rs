@@ -53,7 +53,9 @@ impl From<crate::store::StoreError> for ApiError {
             }
             other => {
                 tracing::warn!(error = %other, "chat history request failed");
-                ApiError::unavailable("Chat history is unavailable right now; try again later (the server log says why)")
+                ApiError::unavailable(
+                    "Chat history is unavailable right now; try again later (the server log says why)",
+                )
             }
         }
     }

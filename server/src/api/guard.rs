@@ -103,7 +103,8 @@ fn check_origin(headers: &HeaderMap, allowed: &AllowedOrigins) -> Result<(), Api
 
 /// `scheme://host` the client reached: the forwarded host and scheme behind a proxy, else `Host`.
 fn own_origin(headers: &HeaderMap) -> Option<String> {
-    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(|v| v.split(',').next().unwrap_or(v).trim());
+    let text =
+        |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(|v| v.split(',').next().unwrap_or(v).trim());
     let host = text("x-forwarded-host").or_else(|| text(header::HOST.as_str()))?;
     let scheme = text("x-forwarded-proto").unwrap_or("http");
     Some(format!("{scheme}://{host}"))
@@ -124,7 +125,8 @@ fn check_json_body(headers: &HeaderMap) -> Result<(), ApiError> {
         .and_then(|v| v.to_str().ok())
         .map(|v| v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
         .unwrap_or_default();
-    let is_json = media_type == "application/json" || (media_type.starts_with("application/") && media_type.ends_with("+json"));
+    let is_json =
+        media_type == "application/json" || (media_type.starts_with("application/") && media_type.ends_with("+json"));
     if is_json {
         Ok(())
     } else {
@@ -178,7 +180,8 @@ mod tests {
         assert_eq!(check(&[host, ("origin", "http://app.example.com")]), Ok(()));
         assert_eq!(check(&[host, ("origin", "null")]), Err(403));
         // Behind the proxy the origin is the forwarded one.
-        let proxied = [("host", "10.0.0.5:8000"), ("x-forwarded-host", "app.example.com"), ("x-forwarded-proto", "https")];
+        let proxied =
+            [("host", "10.0.0.5:8000"), ("x-forwarded-host", "app.example.com"), ("x-forwarded-proto", "https")];
         assert_eq!(check(&[proxied[0], proxied[1], proxied[2], ("origin", "https://app.example.com")]), Ok(()));
     }
 

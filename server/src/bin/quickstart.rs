@@ -90,7 +90,8 @@ async fn main() -> std::process::ExitCode {
         args.app_name = Some(ask("App name in databricks.yml", "agent-app"));
     }
     if interactive && !args.offline && args.lakebase.is_none() {
-        let answer = ask("Lakebase instance to keep the chats in (created if missing; `none` to skip)", "agent-app-chats");
+        let answer =
+            ask("Lakebase instance to keep the chats in (created if missing; `none` to skip)", "agent-app-chats");
         if answer != "none" {
             args.lakebase = Some(answer);
         }

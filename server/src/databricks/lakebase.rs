@@ -54,8 +54,9 @@ impl DatabasePassword {
 /// `{"token": .., "expiration_time": "<RFC 3339>"}`.
 pub async fn generate_credential(workspace: &WorkspaceAuth, instance: &str) -> Result<AccessToken, WorkspaceError> {
     let body = json!({"instance_names": [instance], "request_id": uuid::Uuid::new_v4().to_string()});
-    let answer =
-        workspace.call_json(Method::POST, "/api/2.0/database/credentials", Some(&body), Duration::from_secs(30)).await?;
+    let answer = workspace
+        .call_json(Method::POST, "/api/2.0/database/credentials", Some(&body), Duration::from_secs(30))
+        .await?;
     let token = answer["token"].as_str().filter(|t| !t.is_empty()).ok_or_else(|| WorkspaceError::Http {
         method: "POST".into(),
         url: format!("{}/api/2.0/database/credentials", workspace.host),
@@ -81,7 +82,10 @@ pub struct Instance {
 
 /// The instance, creating it (`POST /api/2.0/database/instances`, capacity `CU_1`) when there is
 /// none of that name. Returns it and whether it was created.
-pub async fn find_or_create_instance(workspace: &WorkspaceAuth, name: &str) -> Result<(Instance, bool), WorkspaceError> {
+pub async fn find_or_create_instance(
+    workspace: &WorkspaceAuth,
+    name: &str,
+) -> Result<(Instance, bool), WorkspaceError> {
     let timeout = Duration::from_secs(60);
     let path = format!("/api/2.0/database/instances/{}", app::percent_encode(name));
     let (found, created) = match workspace.call_json(Method::GET, &path, None, timeout).await {

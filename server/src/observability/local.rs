@@ -96,9 +96,7 @@ impl LocalTraceStore {
         owners.sort_unstable();
         owners.dedup();
         for owner in owners {
-            insert.push(
-                "; DELETE FROM traces WHERE owner = ",
-            );
+            insert.push("; DELETE FROM traces WHERE owner = ");
             insert.push_bind(owner);
             insert.push(" AND start_ns < (SELECT start_ns FROM traces WHERE owner = ");
             insert.push_bind(owner);

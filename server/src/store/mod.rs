@@ -195,7 +195,12 @@ impl ChatStore {
     }
 
     /// The saved items of `user`'s answer `answer_id` in `chat_id` (not found for anyone else's).
-    pub async fn answer_items(&self, user: &str, chat_id: &str, answer_id: &str) -> Result<serde_json::Value, StoreError> {
+    pub async fn answer_items(
+        &self,
+        user: &str,
+        chat_id: &str,
+        answer_id: &str,
+    ) -> Result<serde_json::Value, StoreError> {
         let found: Option<String> = sqlx::query_scalar(
             "SELECT m.items FROM messages m JOIN chats c ON c.id = m.chat_id \
              WHERE m.id = $1 AND m.chat_id = $2 AND c.user_id = $3 AND m.role = 'assistant'",

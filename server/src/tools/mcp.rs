@@ -738,7 +738,9 @@ mod tests {
         let by_name = |n: &str| servers.iter().find(|s| s.name == n).unwrap();
         assert_eq!(by_name("calc").headers, vec![("X-Key".to_string(), "k3y".to_string())]);
         assert_eq!(by_name("calc").auth, McpAuth::None);
-        assert!(matches!(&by_name("calc").transport, Transport::Http(Endpoint::Url(u)) if u == "http://127.0.0.1:9/mcp"));
+        assert!(
+            matches!(&by_name("calc").transport, Transport::Http(Endpoint::Url(u)) if u == "http://127.0.0.1:9/mcp")
+        );
         let Transport::Stdio { args, .. } = &by_name("files").transport else { panic!() };
         assert_eq!(args, &["server.py", "--key=k3y"], "variables in args too");
         // What every user can read of them: no arguments, no credentials.

@@ -62,7 +62,9 @@ pub async fn start_with_limits(limits: server::listener::ConnectionLimits) -> Te
     let url = format!("http://{}", listener.local_addr().unwrap());
     let app = server::app(state);
     let task = tokio::spawn(async move {
-        server::listener::serve(listener, app, limits, std::future::pending(), std::time::Duration::ZERO).await.unwrap();
+        server::listener::serve(listener, app, limits, std::future::pending(), std::time::Duration::ZERO)
+            .await
+            .unwrap();
     });
     TestServer { url, fake, client: server::http_client::new(), task }
 }

@@ -48,6 +48,15 @@ def fail() -> str:
     raise ToolError("this tool always fails")
 
 
+@mcp.tool(description="A tool behind a Databricks connection the user has not signed in to.")
+def sign_in_required(connection: str) -> str:
+    # The error Databricks gives for a per-user OAuth connection without the user's credential.
+    raise ToolError(
+        f"Credential for user identity('ana@example.com') is not found for the connection '{connection}'. "
+        f"Please login first to the connection by visiting https://workspace.example.com/explore/connections/{connection}"
+    )
+
+
 def bearer_required(app):
     """Refuses requests without one of the known tokens, as a Databricks MCP endpoint does."""
 
