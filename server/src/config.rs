@@ -386,16 +386,6 @@ impl Settings {
         }
     }
 
-    pub fn connection_limits(&self) -> crate::listener::ConnectionLimits {
-        crate::listener::ConnectionLimits {
-            header_timeout: secs(self.header_timeout_seconds).max(Duration::from_millis(100)),
-            body_timeout: secs(self.body_timeout_seconds).max(Duration::from_millis(100)),
-            max_body_bytes: self.max_request_bytes,
-            max_inflight_bytes_per_user: self.max_inflight_bytes_per_user,
-            max_connections: self.max_connections.unwrap_or_else(crate::listener::default_max_connections),
-        }
-    }
-
     pub fn sse_keepalive(&self) -> Duration {
         secs(self.sse_keepalive_seconds)
     }

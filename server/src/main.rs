@@ -43,7 +43,7 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         .with_tracing()
         .await;
     let exporter = state.observability.exporter.clone();
-    let limits = state.settings.connection_limits();
+    let limits = connection_limits(&state.settings);
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
     tracing::info!(
         "agent-app listening on http://{} (model {} via {})",
@@ -64,6 +64,18 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The listener's limits, from the settings (the wiring turns settings into each part's own config).
+fn connection_limits(settings: &Settings) -> server::listener::ConnectionLimits {
+    let secs = |s: f64| Duration::try_from_secs_f64(s).unwrap_or(Duration::ZERO).max(Duration::from_millis(100));
+    server::listener::ConnectionLimits {
+        header_timeout: secs(settings.header_timeout_seconds),
+        body_timeout: secs(settings.body_timeout_seconds),
+        max_body_bytes: settings.max_request_bytes,
+        max_inflight_bytes_per_user: settings.max_inflight_bytes_per_user,
+        max_connections: settings.max_connections.unwrap_or_else(server::listener::default_max_connections),
+    }
 }
 
 /// Ctrl-C or SIGTERM (what Databricks Apps sends on stop and redeploy).
