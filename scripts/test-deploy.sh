@@ -8,7 +8,7 @@
 #      set `databricks bundle deploy` computes (scripts/bundle_check.py);
 #   5. the upload set, copied read-only and started with `sh start.sh` as Apps start it, in front of a
 #      stand-in workspace and a real PostgreSQL: a chat saved, the app restarted, the chat still
-#      there; a trace exported; a vote recorded (server/tests/apps_runtime.rs).
+#      there; a trace exported; a vote recorded (server/tests/it/apps_runtime.rs).
 source "$(dirname "$0")/lib.sh"
 
 scripts/build-deploy.sh
@@ -64,5 +64,5 @@ if [ -z "${TEST_DATABASE_URL:-}" ]; then
   trap 'kill $model_pid 2>/dev/null || true; rm -rf "$scratch"; stop_postgres' EXIT
 fi
 AGENT_DEPLOY_DIR="$ROOT/$out" AGENT_REQUIRE_DEPLOY=1 AGENT_REQUIRE_POSTGRES=1 \
-  cargo test --workspace --exclude frontend --test apps_runtime -- --nocapture
+  cargo test --workspace --exclude frontend --test it apps_runtime:: -- --nocapture
 log "deploy checks passed"

@@ -49,6 +49,17 @@ pub struct Timings {
     pub retention: Duration,
 }
 
+impl From<&crate::config::BackgroundSettings> for Timings {
+    fn from(settings: &crate::config::BackgroundSettings) -> Self {
+        Self {
+            task_timeout: settings.task_timeout(),
+            poll_interval: settings.poll_interval(),
+            lease: settings.lease(),
+            retention: settings.retention(),
+        }
+    }
+}
+
 /// The background tasks of this process, and the way to every task in the database.
 #[derive(Clone)]
 pub struct BackgroundTasks(Arc<Inner>);

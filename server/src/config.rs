@@ -1,40 +1,17 @@
 //! Settings, from command-line flags, the environment and a `.env` file, with the reference's
 //! variable names where it has one (`DATABRICKS_*`, `OPENAI_*`, `DATABRICKS_APP_PORT`…).
+//!
+//! One group per part of the server (`--help` shows them under their headings); the wiring
+//! (`state.rs`) hands each part its own group, so no part depends on the whole.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use app::percent_encode;
+use clap::{Args, CommandFactory, FromArgMatches, Parser};
 
-use clap::{CommandFactory, FromArgMatches, Parser};
-
-/// A credential: usable, but never printed (`Debug` shows `***`).
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
-
-impl std::str::FromStr for Secret {
-    type Err = std::convert::Infallible;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(Self(s.to_string()))
-    }
-}
+pub use crate::secret::Secret;
 
 /// Everything the server can be told. Flags win over the environment, the environment over `.env`.
 #[derive(Debug, Clone, Parser)]
@@ -44,6 +21,92 @@ impl std::str::FromStr for Secret {
     about = "agent-app: an AI agent server with the OpenAI Responses / MLflow ResponsesAgent API and a chat UI"
 )]
 pub struct Settings {
+    #[command(flatten)]
+    pub server: ServerSettings,
+    #[command(flatten)]
+    pub databricks: DatabricksArgs,
+    #[command(flatten)]
+    pub model: ModelSettings,
+    #[command(flatten)]
+    pub local: LocalModelSettings,
+    #[command(flatten)]
+    pub agent: AgentSettings,
+    #[command(flatten)]
+    pub mcp: McpSettings,
+    #[command(flatten)]
+    pub limits: LimitSettings,
+    #[command(flatten)]
+    pub history: HistorySettings,
+    #[command(flatten)]
+    pub tracing: TracingSettings,
+    #[command(flatten)]
+    pub background: BackgroundSettings,
+
+    /// Running on Databricks Apps (the platform set `DATABRICKS_APP_NAME` and `DATABRICKS_APP_PORT`):
+    /// local files do not survive a restart or a redeploy there.
+    #[arg(skip)]
+    pub on_databricks_apps: bool,
+}
+
+/// The Databricks workspace and its credentials, as the Databricks SDKs and CLI read them (the
+/// environment, then a profile of `~/.databrickscfg`). The server, `quickstart` and
+/// `discover-tools` take the same group.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Databricks")]
+pub struct DatabricksArgs {
+    /// Databricks workspace URL; the model is then called at <host>/serving-endpoints.
+    #[arg(id = "databricks_host", long = "databricks-host", env = "DATABRICKS_HOST")]
+    pub host: Option<String>,
+
+    /// Databricks personal access token for the model endpoint.
+    #[arg(id = "databricks_token", long = "databricks-token", env = "DATABRICKS_TOKEN", hide_env_values = true)]
+    pub token: Option<Secret>,
+
+    /// OAuth client id of the app's service principal (Databricks Apps set it).
+    #[arg(id = "databricks_client_id", long = "databricks-client-id", env = "DATABRICKS_CLIENT_ID")]
+    pub client_id: Option<String>,
+
+    /// OAuth client secret of the app's service principal (Databricks Apps set it).
+    #[arg(
+        id = "databricks_client_secret",
+        long = "databricks-client-secret",
+        env = "DATABRICKS_CLIENT_SECRET",
+        hide_env_values = true
+    )]
+    pub client_secret: Option<Secret>,
+
+    /// A profile of the Databricks config file (`databricks auth login` writes them) to take the
+    /// workspace and its credentials from; `[DEFAULT]` is used when nothing else is configured.
+    #[arg(
+        id = "databricks_config_profile",
+        long = "profile",
+        alias = "databricks-config-profile",
+        env = "DATABRICKS_CONFIG_PROFILE"
+    )]
+    pub profile: Option<String>,
+
+    /// The Databricks config file (default `~/.databrickscfg`).
+    #[arg(id = "databricks_config_file", long = "databricks-config-file", env = "DATABRICKS_CONFIG_FILE")]
+    pub config_file: Option<PathBuf>,
+
+    /// Force one credential: `pat`, `oauth-m2m` or `databricks-cli` (default: the first available).
+    #[arg(id = "databricks_auth_type", long = "databricks-auth-type", env = "DATABRICKS_AUTH_TYPE")]
+    pub auth_type: Option<String>,
+
+    /// The Databricks CLI, run as `databricks auth token` when there is no token or service principal.
+    #[arg(
+        id = "databricks_cli_path",
+        long = "databricks-cli-path",
+        env = "DATABRICKS_CLI_PATH",
+        default_value = "databricks"
+    )]
+    pub cli_path: String,
+}
+
+/// The HTTP server and the page it serves.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Server")]
+pub struct ServerSettings {
     /// Port to listen on (Databricks Apps sets DATABRICKS_APP_PORT).
     #[arg(long, env = "DATABRICKS_APP_PORT", default_value_t = 8000)]
     pub port: u16,
@@ -56,38 +119,54 @@ pub struct Settings {
     #[arg(long, env = "AGENT_WORKERS")]
     pub workers: Option<usize>,
 
-    /// Databricks workspace URL; the model is then called at <host>/serving-endpoints.
-    #[arg(long, env = "DATABRICKS_HOST")]
-    pub databricks_host: Option<String>,
+    /// The app's name, reported by /agent/info (Databricks Apps sets it).
+    #[arg(long, env = "DATABRICKS_APP_NAME")]
+    pub app_name: Option<String>,
 
-    /// Databricks personal access token for the model endpoint.
-    #[arg(long, env = "DATABRICKS_TOKEN", hide_env_values = true)]
-    pub databricks_token: Option<Secret>,
+    /// Where the embedded defaults keep their files (the SQLite chat history, local traces).
+    #[arg(long, env = "AGENT_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
 
-    /// OAuth client id of the app's service principal (Databricks Apps set it).
-    #[arg(long, env = "DATABRICKS_CLIENT_ID")]
-    pub databricks_client_id: Option<String>,
+    /// Folder with the built site (pkg/, favicon…); default: target/site, else site/ next to the binary.
+    #[arg(long, env = "LEPTOS_SITE_ROOT")]
+    pub site_root: Option<PathBuf>,
 
-    /// OAuth client secret of the app's service principal (Databricks Apps set it).
-    #[arg(long, env = "DATABRICKS_CLIENT_SECRET", hide_env_values = true)]
-    pub databricks_client_secret: Option<Secret>,
+    /// The chat page's greeting (the reference's variable).
+    #[arg(long, env = "CHAT_GREETING", default_value = app::config::DEFAULT_GREETING)]
+    pub chat_greeting: String,
 
-    /// A profile of the Databricks config file (`databricks auth login` writes them) to take the
-    /// workspace and its credentials from; `[DEFAULT]` is used when nothing else is configured.
-    #[arg(long, env = "DATABRICKS_CONFIG_PROFILE")]
-    pub databricks_config_profile: Option<String>,
+    /// Browser origins other than the app's own allowed to call the API's state-changing routes,
+    /// comma-separated (`https://portal.example.com`). Cross-site browser requests are refused
+    /// otherwise; API clients, which send no `Origin`, are not affected.
+    #[arg(long, env = "AGENT_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
 
-    /// The Databricks config file (default `~/.databrickscfg`).
-    #[arg(long, env = "DATABRICKS_CONFIG_FILE")]
-    pub databricks_config_file: Option<PathBuf>,
+    /// Seconds between SSE keep-alive comments while a stream is otherwise silent.
+    #[arg(long, env = "AGENT_SSE_KEEPALIVE_SECONDS", default_value_t = 15.0)]
+    pub sse_keepalive_seconds: f64,
 
-    /// Force one credential: `pat`, `oauth-m2m` or `databricks-cli` (default: the first available).
-    #[arg(long, env = "DATABRICKS_AUTH_TYPE")]
-    pub databricks_auth_type: Option<String>,
+    /// Seconds a client may take to send a request's head; also how long a kept-alive connection
+    /// may sit idle. Slow or silent clients are disconnected after it.
+    #[arg(long, env = "AGENT_HEADER_TIMEOUT_SECONDS", default_value_t = 30.0)]
+    pub header_timeout_seconds: f64,
 
-    /// The Databricks CLI, run as `databricks auth token` when there is no token or service principal.
-    #[arg(long, env = "DATABRICKS_CLI_PATH", default_value = "databricks")]
-    pub databricks_cli_path: String,
+    /// Seconds a client may take to send a request's body, whole.
+    #[arg(long, env = "AGENT_BODY_TIMEOUT_SECONDS", default_value_t = 60.0)]
+    pub body_timeout_seconds: f64,
+
+    /// Connections open at once; more are closed as they arrive (default: three quarters of the
+    /// open-file limit, which the server first raises to its maximum; at most 10,000).
+    #[arg(long, env = "AGENT_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+}
+
+/// Which model endpoint the agent calls, and how.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Model endpoint")]
+pub struct ModelSettings {
+    /// Model (serving endpoint) name; overrides the one in the agent definition.
+    #[arg(id = "model", long = "model", env = "AGENT_MODEL")]
+    pub name: Option<String>,
 
     /// Any OpenAI-compatible chat-completions server (used when DATABRICKS_HOST is not set).
     #[arg(long, env = "OPENAI_BASE_URL")]
@@ -97,95 +176,81 @@ pub struct Settings {
     #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true)]
     pub openai_api_key: Option<Secret>,
 
-    /// The embedded model, used when neither DATABRICKS_HOST nor OPENAI_BASE_URL is set:
-    /// qwen2.5-coder-0.5b (default, calls tools), smollm2-135m (small, chat only), or a GGUF path.
-    #[arg(long, env = "AGENT_LOCAL_MODEL", default_value = "qwen2.5-coder-0.5b")]
-    pub local_model: String,
-
-    /// Where fetched models are kept (default: ~/.cache/agent-app/models).
-    #[arg(long, env = "AGENT_MODEL_CACHE")]
-    pub model_cache: Option<PathBuf>,
-
-    /// Threads for the embedded model (default: one per core).
-    #[arg(long, env = "AGENT_LOCAL_THREADS")]
-    pub local_threads: Option<usize>,
-
-    /// Context window of the embedded model, in tokens (prompt and answer).
-    #[arg(long, env = "AGENT_LOCAL_CONTEXT_TOKENS", default_value_t = 8192)]
-    pub local_context_tokens: u32,
-
-    /// Most tokens the embedded model writes per call, unless the request asks for fewer.
-    #[arg(long, env = "AGENT_LOCAL_MAX_TOKENS", default_value_t = 1024)]
-    pub local_max_tokens: usize,
-
-    /// Requests that may wait for the embedded model; beyond that, 503.
-    #[arg(long, env = "AGENT_LOCAL_QUEUE", default_value_t = 16)]
-    pub local_queue: usize,
-
-    /// Model (serving endpoint) name; overrides the one in the agent definition.
-    #[arg(long, env = "AGENT_MODEL")]
-    pub model: Option<String>,
-
-    /// The app's name, reported by /agent/info (Databricks Apps sets it).
-    #[arg(long, env = "DATABRICKS_APP_NAME")]
-    pub app_name: Option<String>,
-
     /// Seconds to wait for the model endpoint to start answering.
-    #[arg(long, env = "MODEL_TIMEOUT_SECONDS", default_value_t = 120.0)]
-    pub model_timeout_seconds: f64,
+    #[arg(
+        id = "model_timeout_seconds",
+        long = "model-timeout-seconds",
+        env = "MODEL_TIMEOUT_SECONDS",
+        default_value_t = 120.0
+    )]
+    pub timeout_seconds: f64,
 
     /// Seconds a model stream may stay silent before it is given up.
-    #[arg(long, env = "MODEL_STREAM_IDLE_TIMEOUT_SECONDS", default_value_t = 120.0)]
-    pub model_idle_timeout_seconds: f64,
+    #[arg(
+        id = "model_idle_timeout_seconds",
+        long = "model-idle-timeout-seconds",
+        env = "MODEL_STREAM_IDLE_TIMEOUT_SECONDS",
+        default_value_t = 120.0
+    )]
+    pub idle_timeout_seconds: f64,
 
     /// Retries of a model call that failed before answering (429, 5xx, connection errors).
-    #[arg(long, env = "MODEL_MAX_RETRIES", default_value_t = 3)]
-    pub model_max_retries: u32,
+    #[arg(id = "model_max_retries", long = "model-max-retries", env = "MODEL_MAX_RETRIES", default_value_t = 3)]
+    pub max_retries: u32,
 
     /// First retry delay in milliseconds; doubles each time (a Retry-After header wins).
-    #[arg(long, env = "MODEL_RETRY_BASE_MS", default_value_t = 500)]
-    pub model_retry_base_ms: u64,
+    #[arg(
+        id = "model_retry_base_ms",
+        long = "model-retry-base-ms",
+        env = "MODEL_RETRY_BASE_MS",
+        default_value_t = 500
+    )]
+    pub retry_base_ms: u64,
+}
 
-    /// Seconds one tool call may take before its output becomes a timeout error.
-    #[arg(long, env = "AGENT_TOOL_TIMEOUT_SECONDS", default_value_t = 300.0)]
-    pub tool_timeout_seconds: f64,
+/// The embedded model, used when no endpoint is set.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Embedded model")]
+pub struct LocalModelSettings {
+    /// The embedded model, used when neither DATABRICKS_HOST nor OPENAI_BASE_URL is set:
+    /// qwen2.5-coder-0.5b (default, calls tools), smollm2-135m (small, chat only), or a GGUF path.
+    #[arg(id = "local_model", long = "local-model", env = "AGENT_LOCAL_MODEL", default_value = "qwen2.5-coder-0.5b")]
+    pub model: String,
 
-    /// A JSON file of MCP servers (`{"mcpServers": {"name": {"url": …} | {"command": …}}}`), added to
-    /// those of `agent.rs`.
-    #[arg(long, env = "AGENT_MCP_CONFIG")]
-    pub mcp_config: Option<PathBuf>,
+    /// Where fetched models are kept (default: ~/.cache/agent-app/models).
+    #[arg(id = "model_cache", long = "model-cache", env = "AGENT_MODEL_CACHE")]
+    pub cache: Option<PathBuf>,
 
-    /// Seconds to connect to an MCP server and list its tools before it is left out of a turn.
-    #[arg(long, env = "AGENT_MCP_CONNECT_TIMEOUT_SECONDS", default_value_t = 20.0)]
-    pub mcp_connect_timeout_seconds: f64,
+    /// Threads for the embedded model (default: one per core).
+    #[arg(id = "local_threads", long = "local-threads", env = "AGENT_LOCAL_THREADS")]
+    pub threads: Option<usize>,
 
-    /// Seconds an MCP tool call may take.
-    #[arg(long, env = "AGENT_MCP_READ_TIMEOUT_SECONDS", default_value_t = 300.0)]
-    pub mcp_read_timeout_seconds: f64,
+    /// Context window of the embedded model, in tokens (prompt and answer).
+    #[arg(
+        id = "local_context_tokens",
+        long = "local-context-tokens",
+        env = "AGENT_LOCAL_CONTEXT_TOKENS",
+        default_value_t = 8192
+    )]
+    pub context_tokens: u32,
 
-    /// Seconds an MCP server's tool list is reused before it is listed again.
-    #[arg(long, env = "AGENT_MCP_TOOLS_TTL_SECONDS", default_value_t = 300.0)]
-    pub mcp_tools_ttl_seconds: f64,
+    /// Most tokens the embedded model writes per call, unless the request asks for fewer.
+    #[arg(id = "local_max_tokens", long = "local-max-tokens", env = "AGENT_LOCAL_MAX_TOKENS", default_value_t = 1024)]
+    pub max_tokens: usize,
 
-    /// Requests a minute each user may send to the agent (`/invocations`, `/responses`, the chat);
-    /// 0: no limit. The user is the one the Apps proxy forwards (`X-Forwarded-Email`).
-    #[arg(long, env = "AGENT_RATE_LIMIT_PER_MINUTE", default_value_t = 0)]
-    pub rate_limit_per_minute: u32,
+    /// Requests that may wait for the embedded model; beyond that, 503.
+    #[arg(id = "local_queue", long = "local-queue", env = "AGENT_LOCAL_QUEUE", default_value_t = 16)]
+    pub queue: usize,
+}
 
-    /// Browser origins other than the app's own allowed to call the API's state-changing routes,
-    /// comma-separated (`https://portal.example.com`). Cross-site browser requests are refused
-    /// otherwise; API clients, which send no `Origin`, are not affected.
-    #[arg(long, env = "AGENT_ALLOWED_ORIGINS", value_delimiter = ',')]
-    pub allowed_origins: Vec<String>,
-
-    /// Requests a user may send at once before the per-minute rate applies (default: a minute's worth).
-    #[arg(long, env = "AGENT_RATE_LIMIT_BURST")]
-    pub rate_limit_burst: Option<u32>,
-
+/// What the agent of agent.rs gets besides its own definition.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Agent")]
+pub struct AgentSettings {
     /// Run an example agent instead of `agent.rs` (`handoffs`: yours, plus a Billing agent it can
     /// hand over to).
-    #[arg(long, env = "AGENT_EXAMPLE")]
-    pub agent_example: Option<String>,
+    #[arg(id = "agent_example", long = "agent-example", env = "AGENT_EXAMPLE")]
+    pub example: Option<String>,
 
     /// A folder of documents (Markdown, text, HTML) the agent can search: adds the `search_documents`
     /// retriever tool, whose answers cite their sources.
@@ -206,19 +271,60 @@ pub struct Settings {
     #[arg(long, env = "AGENT_MAX_TURNS", default_value_t = 10)]
     pub max_turns: usize,
 
-    /// Seconds a client may take to send a request's head; also how long a kept-alive connection
-    /// may sit idle. Slow or silent clients are disconnected after it.
-    #[arg(long, env = "AGENT_HEADER_TIMEOUT_SECONDS", default_value_t = 30.0)]
-    pub header_timeout_seconds: f64,
+    /// Seconds one tool call may take before its output becomes a timeout error.
+    #[arg(long, env = "AGENT_TOOL_TIMEOUT_SECONDS", default_value_t = 300.0)]
+    pub tool_timeout_seconds: f64,
+}
 
-    /// Seconds a client may take to send a request's body, whole.
-    #[arg(long, env = "AGENT_BODY_TIMEOUT_SECONDS", default_value_t = 60.0)]
-    pub body_timeout_seconds: f64,
+/// MCP servers from a file, and how long they may take.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "MCP servers")]
+pub struct McpSettings {
+    /// A JSON file of MCP servers (`{"mcpServers": {"name": {"url": …} | {"command": …}}}`), added to
+    /// those of `agent.rs`.
+    #[arg(id = "mcp_config", long = "mcp-config", env = "AGENT_MCP_CONFIG")]
+    pub config: Option<PathBuf>,
 
-    /// Connections open at once; more are closed as they arrive (default: three quarters of the
-    /// open-file limit, which the server first raises to its maximum; at most 10,000).
-    #[arg(long, env = "AGENT_MAX_CONNECTIONS")]
-    pub max_connections: Option<usize>,
+    /// Seconds to connect to an MCP server and list its tools before it is left out of a turn.
+    #[arg(
+        id = "mcp_connect_timeout_seconds",
+        long = "mcp-connect-timeout-seconds",
+        env = "AGENT_MCP_CONNECT_TIMEOUT_SECONDS",
+        default_value_t = 20.0
+    )]
+    pub connect_timeout_seconds: f64,
+
+    /// Seconds an MCP tool call may take.
+    #[arg(
+        id = "mcp_read_timeout_seconds",
+        long = "mcp-read-timeout-seconds",
+        env = "AGENT_MCP_READ_TIMEOUT_SECONDS",
+        default_value_t = 300.0
+    )]
+    pub read_timeout_seconds: f64,
+
+    /// Seconds an MCP server's tool list is reused before it is listed again.
+    #[arg(
+        id = "mcp_tools_ttl_seconds",
+        long = "mcp-tools-ttl-seconds",
+        env = "AGENT_MCP_TOOLS_TTL_SECONDS",
+        default_value_t = 300.0
+    )]
+    pub tools_ttl_seconds: f64,
+}
+
+/// What one request or one user may take.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Limits")]
+pub struct LimitSettings {
+    /// Requests a minute each user may send to the agent (`/invocations`, `/responses`, the chat);
+    /// 0: no limit. The user is the one the Apps proxy forwards (`X-Forwarded-Email`).
+    #[arg(long, env = "AGENT_RATE_LIMIT_PER_MINUTE", default_value_t = 0)]
+    pub rate_limit_per_minute: u32,
+
+    /// Requests a user may send at once before the per-minute rate applies (default: a minute's worth).
+    #[arg(long, env = "AGENT_RATE_LIMIT_BURST")]
+    pub rate_limit_burst: Option<u32>,
 
     /// Request bytes one user may have in flight at once; more is refused (429) before it is read.
     #[arg(long, env = "AGENT_MAX_INFLIGHT_BYTES_PER_USER", default_value_t = 32 * 1024 * 1024)]
@@ -250,22 +356,19 @@ pub struct Settings {
     /// stopped and reported as an error: a runaway model cannot fill memory or the client.
     #[arg(long, env = "AGENT_MAX_MODEL_OUTPUT_BYTES", default_value_t = 1024 * 1024)]
     pub max_model_output_bytes: usize,
+}
 
-    /// Seconds between SSE keep-alive comments while a stream is otherwise silent.
-    #[arg(long, env = "AGENT_SSE_KEEPALIVE_SECONDS", default_value_t = 15.0)]
-    pub sse_keepalive_seconds: f64,
-
-    /// The chat page's greeting (the reference's variable).
-    #[arg(long, env = "CHAT_GREETING", default_value = app::config::DEFAULT_GREETING)]
-    pub chat_greeting: String,
-
+/// Where chats are kept.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Chat history")]
+pub struct HistorySettings {
     /// Keep chats (history sidebar, votes). Off: chats live in the page only ("Ephemeral").
-    #[arg(long, env = "AGENT_CHAT_HISTORY", default_value_t = true, action = clap::ArgAction::Set)]
-    pub chat_history: bool,
+    #[arg(id = "chat_history", long = "chat-history", env = "AGENT_CHAT_HISTORY", default_value_t = true, action = clap::ArgAction::Set)]
+    pub enabled: bool,
 
     /// Name each new chat by asking the model for a title (else its first message is its title).
-    #[arg(long, env = "AGENT_CHAT_TITLES", default_value_t = true, action = clap::ArgAction::Set)]
-    pub chat_titles: bool,
+    #[arg(id = "chat_titles", long = "chat-titles", env = "AGENT_CHAT_TITLES", default_value_t = true, action = clap::ArgAction::Set)]
+    pub titles: bool,
 
     /// The chat history database: `postgres://…` or `sqlite://…`. Default: the `PG*` variables of a
     /// Databricks Apps database resource if set, else SQLite in the data folder.
@@ -278,13 +381,36 @@ pub struct Settings {
     #[arg(long, env = "LAKEBASE_INSTANCE_NAME")]
     pub lakebase_instance_name: Option<String>,
 
-    /// Where the embedded defaults keep their files (the SQLite chat history, local traces).
-    #[arg(long, env = "AGENT_DATA_DIR", default_value = "data")]
-    pub data_dir: PathBuf,
+    /// The Lakebase database resource's connection, as Databricks Apps set it (`PG*`): the chat
+    /// history goes there when DATABASE_URL is not set.
+    #[arg(long = "pg-host", env = "PGHOST")]
+    pub pg_host: Option<String>,
 
+    #[arg(long = "pg-port", env = "PGPORT")]
+    pub pg_port: Option<String>,
+
+    #[arg(long = "pg-database", env = "PGDATABASE")]
+    pub pg_database: Option<String>,
+
+    #[arg(long = "pg-user", env = "PGUSER")]
+    pub pg_user: Option<String>,
+
+    /// Without it (and with LAKEBASE_INSTANCE_NAME or the app's service principal) the password is
+    /// a short-lived credential, renewed before it expires.
+    #[arg(long = "pg-password", env = "PGPASSWORD", hide_env_values = true)]
+    pub pg_password: Option<Secret>,
+
+    #[arg(long = "pg-sslmode", env = "PGSSLMODE")]
+    pub pg_sslmode: Option<String>,
+}
+
+/// Where traces go.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Tracing")]
+pub struct TracingSettings {
     /// Record every request as an MLflow trace (spans of the agent, model calls and tools).
-    #[arg(long, env = "AGENT_TRACING", default_value_t = true, action = clap::ArgAction::Set)]
-    pub tracing: bool,
+    #[arg(id = "tracing", long = "tracing", env = "AGENT_TRACING", default_value_t = true, action = clap::ArgAction::Set)]
+    pub enabled: bool,
 
     /// Where traces go: an MLflow server (`http://…`, with MLFLOW_EXPERIMENT_ID), or `databricks`
     /// (the workspace of DATABRICKS_HOST). Unset: the local trace store, shown at /traces.
@@ -306,7 +432,12 @@ pub struct Settings {
     /// Traces the local store keeps per user (each user's newest).
     #[arg(long, env = "AGENT_LOCAL_TRACES", default_value_t = 1000)]
     pub local_traces: usize,
+}
 
+/// Background responses ("background": true) and the chat page's saved answers.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Background responses")]
+pub struct BackgroundSettings {
     /// Background responses (`"background": true`): longest a task may run before it is stopped
     /// and marked failed.
     #[arg(long, env = "TASK_TIMEOUT_SECONDS", default_value_t = 3600.0)]
@@ -320,21 +451,22 @@ pub struct Settings {
     /// Background responses: a task whose process has not shown signs of life for this long (it
     /// stopped or crashed) is taken over and resumed by another process, or by this one after a
     /// restart.
-    #[arg(long, env = "AGENT_BACKGROUND_LEASE_SECONDS", default_value_t = 15.0)]
-    pub background_lease_seconds: f64,
+    #[arg(
+        id = "background_lease_seconds",
+        long = "background-lease-seconds",
+        env = "AGENT_BACKGROUND_LEASE_SECONDS",
+        default_value_t = 15.0
+    )]
+    pub lease_seconds: f64,
 
     /// Background responses are kept (to poll, resume and replay) for this many hours after they end.
-    #[arg(long, env = "AGENT_BACKGROUND_RETENTION_HOURS", default_value_t = 720.0)]
-    pub background_retention_hours: f64,
-
-    /// Folder with the built site (pkg/, favicon…); default: target/site, else site/ next to the binary.
-    #[arg(long, env = "LEPTOS_SITE_ROOT")]
-    pub site_root: Option<PathBuf>,
-
-    /// Running on Databricks Apps (the platform set `DATABRICKS_APP_NAME` and `DATABRICKS_APP_PORT`):
-    /// local files do not survive a restart or a redeploy there.
-    #[arg(skip)]
-    pub on_databricks_apps: bool,
+    #[arg(
+        id = "background_retention_hours",
+        long = "background-retention-hours",
+        env = "AGENT_BACKGROUND_RETENTION_HOURS",
+        default_value_t = 720.0
+    )]
+    pub retention_hours: f64,
 }
 
 impl Default for Settings {
@@ -343,6 +475,13 @@ impl Default for Settings {
         let command = Settings::command().mut_args(|arg| arg.env(None::<&str>));
         let matches = command.try_get_matches_from(["server"]).expect("defaults parse");
         Settings::from_arg_matches(&matches).expect("defaults parse")
+    }
+}
+
+impl Default for DatabricksArgs {
+    /// Nothing configured (the CLI looked up on `PATH` as `databricks`).
+    fn default() -> Self {
+        Settings::default().databricks
     }
 }
 
@@ -357,35 +496,35 @@ impl Settings {
         settings
     }
 
-    pub fn model_timeout(&self) -> Duration {
-        secs(self.model_timeout_seconds)
-    }
-
-    pub fn model_idle_timeout(&self) -> Duration {
-        secs(self.model_idle_timeout_seconds)
-    }
-
-    pub fn tool_timeout(&self) -> Duration {
-        secs(self.tool_timeout_seconds)
-    }
-
-    pub fn mcp_timeouts(&self) -> crate::tools::mcp::McpTimeouts {
-        crate::tools::mcp::McpTimeouts {
-            connect: secs(self.mcp_connect_timeout_seconds),
-            read: secs(self.mcp_read_timeout_seconds),
-            tools_ttl: secs(self.mcp_tools_ttl_seconds),
+    /// The chat history database URL: `DATABASE_URL`, else one built from the `PG*` variables
+    /// (`PGHOST`, `PGPORT`, `PGDATABASE`, `PGUSER`, `PGPASSWORD`, `PGSSLMODE`, as Databricks Apps set
+    /// them for a Lakebase resource), else SQLite under the data folder. `None` with history off,
+    /// and on Databricks Apps without a database: a SQLite file there is lost at every restart and
+    /// redeploy, so the page says "Ephemeral" rather than show a history it would lose.
+    pub fn chat_database_url(&self) -> Option<String> {
+        let history = &self.history;
+        if !history.enabled {
+            return None;
         }
-    }
-
-    pub fn background_timings(&self) -> crate::background::Timings {
-        crate::background::Timings {
-            task_timeout: secs(self.task_timeout_seconds),
-            poll_interval: secs(self.poll_interval_seconds).max(Duration::from_millis(10)),
-            lease: secs(self.background_lease_seconds).max(Duration::from_millis(300)),
-            retention: secs(self.background_retention_hours * 3600.0),
+        if let Some(url) = &history.database_url {
+            return Some(url.expose().to_string());
         }
+        if let Some(url) = history.postgres_url(None) {
+            return Some(url);
+        }
+        if self.on_databricks_apps {
+            return None;
+        }
+        Some(format!("sqlite://{}?mode=rwc", self.server.data_dir.join("agent-app.db").display()))
     }
 
+    /// Chat history is asked for but has nowhere durable to go (Databricks Apps, no database bound).
+    pub fn chat_history_has_no_database(&self) -> bool {
+        self.history.enabled && self.chat_database_url().is_none()
+    }
+}
+
+impl ServerSettings {
     pub fn sse_keepalive(&self) -> Duration {
         secs(self.sse_keepalive_seconds)
     }
@@ -408,66 +547,82 @@ impl Settings {
     }
 }
 
-impl Settings {
-    /// The chat history database URL: `DATABASE_URL`, else one built from the `PG*` variables
-    /// (`PGHOST`, `PGPORT`, `PGDATABASE`, `PGUSER`, `PGPASSWORD`, `PGSSLMODE`, as Databricks Apps set
-    /// them for a Lakebase resource), else SQLite under the data folder. `None` with history off,
-    /// and on Databricks Apps without a database: a SQLite file there is lost at every restart and
-    /// redeploy, so the page says "Ephemeral" rather than show a history it would lose.
-    pub fn chat_database_url(&self) -> Option<String> {
-        if !self.chat_history {
-            return None;
-        }
-        if let Some(url) = &self.database_url {
-            return Some(url.expose().to_string());
-        }
-        if let Some(url) = postgres_url_from_env(None) {
-            return Some(url);
-        }
-        if self.on_databricks_apps {
-            return None;
-        }
-        Some(format!("sqlite://{}?mode=rwc", self.data_dir.join("agent-app.db").display()))
+impl ModelSettings {
+    pub fn timeout(&self) -> Duration {
+        secs(self.timeout_seconds)
     }
 
-    /// Chat history is asked for but has nowhere durable to go (Databricks Apps, no database bound).
-    pub fn chat_history_has_no_database(&self) -> bool {
-        self.chat_history && self.chat_database_url().is_none()
-    }
-
-    /// A Lakebase database resource without a password: the server fetches the password (and renews
-    /// it before it expires) as [`crate::databricks::lakebase::DatabasePassword`] says.
-    pub fn database_password_needed(&self) -> bool {
-        self.chat_history
-            && self.database_url.is_none()
-            && env_var("PGHOST").is_some()
-            && env_var("PGPASSWORD").is_none()
-    }
-
-    /// The app's service principal, when its client credentials are set (Databricks Apps set them).
-    pub fn service_principal(&self) -> Option<crate::databricks::oauth::ClientCredentials> {
-        let (host, id, secret) = (
-            self.databricks_host.as_ref()?,
-            self.databricks_client_id.as_ref()?,
-            self.databricks_client_secret.as_ref()?,
-        );
-        Some(crate::databricks::oauth::ClientCredentials::new(host, id, secret.clone()))
+    pub fn idle_timeout(&self) -> Duration {
+        secs(self.idle_timeout_seconds)
     }
 }
 
-/// The PostgreSQL URL the `PG*` variables describe (`PGHOST`, `PGPORT`, `PGDATABASE`, `PGUSER`,
-/// `PGPASSWORD`, `PGSSLMODE`, as Databricks Apps set them for a Lakebase resource), with `password`
-/// instead of `PGPASSWORD` when given. `None` without `PGHOST`.
-pub fn postgres_url_from_env(password: Option<&str>) -> Option<String> {
-    let host = env_var("PGHOST")?;
-    let user = env_var("PGUSER").map(|u| percent_encode(&u)).unwrap_or_default();
-    let password = password.map(str::to_string).or_else(|| env_var("PGPASSWORD"));
-    let password = password.map(|p| format!(":{}", percent_encode(&p))).unwrap_or_default();
-    let at = if user.is_empty() { String::new() } else { format!("{user}{password}@") };
-    let port = env_var("PGPORT").unwrap_or_else(|| "5432".into());
-    let database = env_var("PGDATABASE").unwrap_or_else(|| "databricks_postgres".into());
-    let sslmode = env_var("PGSSLMODE").unwrap_or_else(|| "require".into());
-    Some(format!("postgres://{at}{host}:{port}/{database}?sslmode={sslmode}"))
+impl AgentSettings {
+    pub fn tool_timeout(&self) -> Duration {
+        secs(self.tool_timeout_seconds)
+    }
+}
+
+impl McpSettings {
+    pub fn connect_timeout(&self) -> Duration {
+        secs(self.connect_timeout_seconds)
+    }
+
+    pub fn read_timeout(&self) -> Duration {
+        secs(self.read_timeout_seconds)
+    }
+
+    pub fn tools_ttl(&self) -> Duration {
+        secs(self.tools_ttl_seconds)
+    }
+}
+
+impl BackgroundSettings {
+    /// Longest a task may run.
+    pub fn task_timeout(&self) -> Duration {
+        secs(self.task_timeout_seconds)
+    }
+
+    pub fn poll_interval(&self) -> Duration {
+        secs(self.poll_interval_seconds).max(Duration::from_millis(10))
+    }
+
+    pub fn lease(&self) -> Duration {
+        secs(self.lease_seconds).max(Duration::from_millis(300))
+    }
+
+    pub fn retention(&self) -> Duration {
+        secs(self.retention_hours * 3600.0)
+    }
+}
+
+impl HistorySettings {
+    /// A Lakebase database resource without a password: the server fetches the password (and renews
+    /// it before it expires).
+    pub fn database_password_needed(&self) -> bool {
+        self.enabled && self.database_url.is_none() && self.pg_host().is_some() && self.pg_password.is_none()
+    }
+
+    /// The PostgreSQL URL the `PG*` variables describe, with `password` instead of `PGPASSWORD`
+    /// when given. `None` without `PGHOST`.
+    pub fn postgres_url(&self, password: Option<&str>) -> Option<String> {
+        let host = self.pg_host()?;
+        let given = |v: &Option<String>| v.clone().filter(|v| !v.is_empty());
+        let user = given(&self.pg_user).map(|u| percent_encode(&u)).unwrap_or_default();
+        let password = password
+            .map(str::to_string)
+            .or_else(|| self.pg_password.as_ref().map(|p| p.expose().to_string()).filter(|p| !p.is_empty()));
+        let password = password.map(|p| format!(":{}", percent_encode(&p))).unwrap_or_default();
+        let at = if user.is_empty() { String::new() } else { format!("{user}{password}@") };
+        let port = given(&self.pg_port).unwrap_or_else(|| "5432".into());
+        let database = given(&self.pg_database).unwrap_or_else(|| "databricks_postgres".into());
+        let sslmode = given(&self.pg_sslmode).unwrap_or_else(|| "require".into());
+        Some(format!("postgres://{at}{host}:{port}/{database}?sslmode={sslmode}"))
+    }
+
+    fn pg_host(&self) -> Option<&str> {
+        self.pg_host.as_deref().filter(|h| !h.is_empty())
+    }
 }
 
 /// An environment variable, empty counting as unset (as the `PG*` variables are read).
@@ -486,23 +641,40 @@ mod tests {
 
     #[test]
     fn secrets_are_not_printed() {
-        let s = Settings {
-            databricks_token: Some(Secret::new("dapi-very-secret")),
-            openai_api_key: Some(Secret::new("sk-also-secret")),
-            ..Settings::default()
-        };
+        let mut s = Settings::default();
+        s.databricks.token = Some(Secret::new("dapi-very-secret"));
+        s.model.openai_api_key = Some(Secret::new("sk-also-secret"));
+        s.history.pg_password = Some(Secret::new("pg-secret"));
         let printed = format!("{s:?}");
-        assert!(!printed.contains("very-secret") && !printed.contains("also-secret"), "{printed}");
+        assert!(!printed.contains("very-secret") && !printed.contains("also-secret") && !printed.contains("pg-secret"));
     }
 
     #[test]
     fn flags_parse_and_defaults_hold() {
-        let s = Settings::try_parse_from(["server", "--port", "9123", "--max-turns", "3"]).unwrap();
-        assert_eq!(s.port, 9123);
-        assert_eq!(s.max_turns, 3);
+        let s = Settings::try_parse_from(["server", "--port", "9123", "--max-turns", "3", "--databricks-host", "h"])
+            .unwrap();
+        assert_eq!(s.server.port, 9123);
+        assert_eq!(s.agent.max_turns, 3);
+        assert_eq!(s.databricks.host.as_deref(), Some("h"));
         let d = Settings::default();
-        assert_eq!(d.port, 8000);
-        assert_eq!(d.max_turns, 10);
-        assert_eq!(d.tool_timeout(), Duration::from_secs(300));
+        assert_eq!(d.server.port, 8000);
+        assert_eq!(d.agent.max_turns, 10);
+        assert_eq!(d.agent.tool_timeout(), Duration::from_secs(300));
+        assert_eq!(d.databricks.cli_path, "databricks");
+    }
+
+    #[test]
+    fn the_pg_variables_make_a_url() {
+        let mut h = Settings::default().history;
+        h.pg_host = Some("db.example".into());
+        h.pg_user = Some("a@b".into());
+        h.pg_database = Some("chats".into());
+        assert!(h.database_password_needed());
+        assert_eq!(
+            h.postgres_url(Some("t/k")).unwrap(),
+            "postgres://a%40b:t%2Fk@db.example:5432/chats?sslmode=require"
+        );
+        h.pg_host = Some(String::new());
+        assert_eq!(h.postgres_url(None), None);
     }
 }

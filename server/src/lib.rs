@@ -19,6 +19,7 @@ pub mod llm;
 pub mod observability;
 pub mod quickstart;
 pub mod runner;
+pub mod secret;
 pub mod state;
 pub mod store;
 pub mod tools;

@@ -12,7 +12,7 @@ fn main() -> anyhow::Result<()> {
     let settings = Settings::load();
     init_logging();
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    if let Some(workers) = settings.workers {
+    if let Some(workers) = settings.server.workers {
         runtime.worker_threads(workers.max(1));
     }
     runtime.enable_all().build()?.block_on(run(settings))
@@ -31,8 +31,8 @@ fn init_logging() {
 }
 
 async fn run(settings: Settings) -> anyhow::Result<()> {
-    let addr = SocketAddr::new(settings.host, settings.port);
-    let agent = match &settings.agent_example {
+    let addr = SocketAddr::new(settings.server.host, settings.server.port);
+    let agent = match &settings.agent.example {
         Some(name) => server::examples::by_name(name).map_err(anyhow::Error::msg)?,
         None => server::agent::agent(),
     };
@@ -70,11 +70,11 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
 fn connection_limits(settings: &Settings) -> server::listener::ConnectionLimits {
     let secs = |s: f64| Duration::try_from_secs_f64(s).unwrap_or(Duration::ZERO).max(Duration::from_millis(100));
     server::listener::ConnectionLimits {
-        header_timeout: secs(settings.header_timeout_seconds),
-        body_timeout: secs(settings.body_timeout_seconds),
-        max_body_bytes: settings.max_request_bytes,
-        max_inflight_bytes_per_user: settings.max_inflight_bytes_per_user,
-        max_connections: settings.max_connections.unwrap_or_else(server::listener::default_max_connections),
+        header_timeout: secs(settings.server.header_timeout_seconds),
+        body_timeout: secs(settings.server.body_timeout_seconds),
+        max_body_bytes: settings.limits.max_request_bytes,
+        max_inflight_bytes_per_user: settings.limits.max_inflight_bytes_per_user,
+        max_connections: settings.server.max_connections.unwrap_or_else(server::listener::default_max_connections),
     }
 }
 

@@ -50,17 +50,17 @@ impl AppState {
     /// The agent on the model the settings choose. Fails on an agent that model APIs would reject.
     pub fn new(settings: Settings, mut agent: Agent) -> Result<Self, String> {
         agent.tools.validate()?;
-        if let Some(model) = &settings.model {
+        if let Some(model) = &settings.model.name {
             agent.model = model.clone();
         }
-        if let Some(dir) = &settings.docs_dir {
-            let base_url = settings.docs_base_url.clone().unwrap_or_else(|| "/docs/".into());
+        if let Some(dir) = &settings.agent.docs_dir {
+            let base_url = settings.agent.docs_base_url.clone().unwrap_or_else(|| "/docs/".into());
             agent.tools.add(crate::tools::docs::document_search(dir, base_url));
         }
         agent
             .approval_required
-            .extend(settings.require_approval.iter().map(|n| n.trim().to_string()).filter(|n| !n.is_empty()));
-        let workspace = WorkspaceAuth::from_settings(&settings).map_err(|e| e.to_string())?;
+            .extend(settings.agent.require_approval.iter().map(|n| n.trim().to_string()).filter(|n| !n.is_empty()));
+        let workspace = WorkspaceAuth::from_args(&settings.databricks).map_err(|e| e.to_string())?;
         if let Some(workspace) = &workspace {
             tracing::info!(host = %workspace.host, auth = workspace.auth_type(), "Databricks workspace");
         }
@@ -69,19 +69,19 @@ impl AppState {
             agent.model = served;
         }
         let mut mcp_servers = agent.mcp_servers.clone();
-        if let Some(path) = &settings.mcp_config {
+        if let Some(path) = &settings.mcp.config {
             mcp_servers.extend(crate::tools::mcp::servers_from_file(path)?);
         }
         let runner = Runner {
             agent: Arc::new(agent),
             model,
             limits: Limits {
-                max_turns: settings.max_turns.max(1),
-                tool_timeout: settings.tool_timeout(),
-                max_tool_output_bytes: settings.max_tool_output_bytes,
-                max_model_output_bytes: settings.max_model_output_bytes,
+                max_turns: settings.agent.max_turns.max(1),
+                tool_timeout: settings.agent.tool_timeout(),
+                max_tool_output_bytes: settings.limits.max_tool_output_bytes,
+                max_model_output_bytes: settings.limits.max_model_output_bytes,
             },
-            mcp: Arc::new(McpHub::new(mcp_servers, workspace.clone(), settings.mcp_timeouts())),
+            mcp: Arc::new(McpHub::new(mcp_servers, workspace.clone(), (&settings.mcp).into())),
         };
         Ok(Self {
             settings: Arc::new(settings),
@@ -97,7 +97,14 @@ impl AppState {
 
     /// Starts tracing as the settings say (see `observability`).
     pub async fn with_tracing(mut self) -> Self {
-        self.observability = Observability::from_settings(&self.settings, self.workspace.clone()).await;
+        let settings = &self.settings;
+        self.observability = Observability::start(
+            &settings.tracing,
+            settings.server.app_name.as_deref(),
+            &settings.server.data_dir,
+            self.workspace.clone(),
+        )
+        .await;
         self.feedback = self.observability.feedback_sink();
         self
     }
@@ -126,7 +133,7 @@ impl AppState {
         if let Some(password) = &password {
             match password.fetch().await {
                 Ok(token) => {
-                    url = crate::config::postgres_url_from_env(Some(token.secret.expose())).unwrap_or(url);
+                    url = self.settings.history.postgres_url(Some(token.secret.expose())).unwrap_or(url);
                     renew_at = Some(token.refresh_at);
                     tracing::info!("database password: {}", password.describe());
                 }
@@ -140,10 +147,15 @@ impl AppState {
             Ok(store) => {
                 tracing::info!("chat history in {}", redact_url(&url));
                 if let (Some(password), Some(renew_at)) = (password, renew_at) {
-                    tokio::spawn(renew_database_password(store.clone(), password, renew_at));
+                    tokio::spawn(renew_database_password(
+                        store.clone(),
+                        password,
+                        renew_at,
+                        self.settings.history.clone(),
+                    ));
                 }
                 self.background =
-                    Some(crate::background::BackgroundTasks::new(store.clone(), self.settings.background_timings()));
+                    Some(crate::background::BackgroundTasks::new(store.clone(), (&self.settings.background).into()));
                 self.store = Some(store);
             }
             Err(error) => tracing::error!(%error, "chat history is off: its database could not be opened"),
@@ -154,16 +166,16 @@ impl AppState {
     /// How the database password is fetched, when `PG*` come without one: a Lakebase credential for
     /// `LAKEBASE_INSTANCE_NAME`, else the app's service principal's token.
     fn database_password(&self) -> Result<Option<DatabasePassword>, String> {
-        if !self.settings.database_password_needed() {
+        if !self.settings.history.database_password_needed() {
             return Ok(None);
         }
-        if let Some(instance) = &self.settings.lakebase_instance_name {
+        if let Some(instance) = &self.settings.history.lakebase_instance_name {
             let workspace = self.workspace.clone().ok_or(
                 "LAKEBASE_INSTANCE_NAME is set but there is no Databricks workspace credential to ask for its password",
             )?;
             return Ok(Some(DatabasePassword::InstanceCredential { workspace, instance: instance.clone() }));
         }
-        match self.settings.service_principal() {
+        match crate::databricks::oauth::ClientCredentials::of_app(&self.settings.databricks) {
             Some(sp) => Ok(Some(DatabasePassword::ServicePrincipal(Arc::new(sp)))),
             None => Err("PGHOST is set without PGPASSWORD, and there is neither LAKEBASE_INSTANCE_NAME nor the app's \
                          service principal (DATABRICKS_HOST, DATABRICKS_CLIENT_ID, DATABRICKS_CLIENT_SECRET) to get one"
@@ -174,13 +186,18 @@ impl AppState {
 
 /// Keeps new database connections on a valid password: renews it before it expires, and points the
 /// pool's connect options at it. A failed renewal is retried; open connections are unaffected.
-async fn renew_database_password(store: ChatStore, password: DatabasePassword, mut renew_at: std::time::Instant) {
+async fn renew_database_password(
+    store: ChatStore,
+    password: DatabasePassword,
+    mut renew_at: std::time::Instant,
+    history: crate::config::HistorySettings,
+) {
     loop {
         tokio::time::sleep_until(renew_at.into()).await;
         match password.fetch().await {
             Ok(token) => {
                 renew_at = token.refresh_at;
-                if let Some(url) = crate::config::postgres_url_from_env(Some(token.secret.expose()))
+                if let Some(url) = history.postgres_url(Some(token.secret.expose()))
                     && let Err(error) = store.set_connect_url(&url)
                 {
                     tracing::warn!(%error, "could not use the renewed database password");
@@ -196,7 +213,7 @@ async fn renew_database_password(store: ChatStore, password: DatabasePassword, m
 
 /// The model the settings choose (see [`model_for`]), for callers without an [`AppState`].
 pub fn model_from_settings(settings: &Settings) -> Arc<dyn ChatModel> {
-    match WorkspaceAuth::from_settings(settings) {
+    match WorkspaceAuth::from_args(&settings.databricks) {
         Ok(workspace) => model_for(settings, workspace.as_ref()),
         Err(error) => Arc::new(Unconfigured(error.to_string())),
     }
@@ -207,15 +224,15 @@ pub fn model_from_settings(settings: &Settings) -> Arc<dyn ChatModel> {
 /// embedded model.
 pub fn model_for(settings: &Settings, workspace: Option<&WorkspaceAuth>) -> Arc<dyn ChatModel> {
     let policy = CallPolicy {
-        timeout: settings.model_timeout(),
-        idle_timeout: settings.model_idle_timeout(),
-        max_retries: settings.model_max_retries,
-        retry_base: std::time::Duration::from_millis(settings.model_retry_base_ms),
+        timeout: settings.model.timeout(),
+        idle_timeout: settings.model.idle_timeout(),
+        max_retries: settings.model.max_retries,
+        retry_base: std::time::Duration::from_millis(settings.model.retry_base_ms),
     };
     if let Some(auth) = workspace {
         return Arc::new(OpenAiCompatible::databricks(auth.clone(), policy));
     }
-    if settings.databricks_host.is_some() || settings.databricks_config_profile.is_some() {
+    if settings.databricks.host.is_some() || settings.databricks.profile.is_some() {
         return Arc::new(Unconfigured(
             "a Databricks workspace is set but there is no credential for it: set DATABRICKS_TOKEN (a personal access \
              token), or DATABRICKS_CLIENT_ID and DATABRICKS_CLIENT_SECRET (a service principal), or log in with \
@@ -223,8 +240,8 @@ pub fn model_for(settings: &Settings, workspace: Option<&WorkspaceAuth>) -> Arc<
                 .into(),
         ));
     }
-    if let Some(base_url) = &settings.openai_base_url {
-        return Arc::new(OpenAiCompatible::openai(base_url, settings.openai_api_key.clone(), policy));
+    if let Some(base_url) = &settings.model.openai_base_url {
+        return Arc::new(OpenAiCompatible::openai(base_url, settings.model.openai_api_key.clone(), policy));
     }
     local_model(settings)
 }
@@ -242,8 +259,8 @@ fn local_model(_: &Settings) -> Arc<dyn ChatModel> {
 /// The embedded model, when it has been fetched (scripts/fetch-model.sh).
 #[cfg(feature = "embedded-model")]
 fn local_model(settings: &Settings) -> Arc<dyn ChatModel> {
-    let cache = settings.model_cache.clone().unwrap_or_else(local::default_cache);
-    let path = local::resolve_model_path(&settings.local_model, &cache);
+    let cache = settings.local.cache.clone().unwrap_or_else(local::default_cache);
+    let path = local::resolve_model_path(&settings.local.model, &cache);
     if !path.is_file() {
         return Arc::new(Unconfigured(format!(
             "no model endpoint is set and the embedded model is not at {}: run scripts/fetch-model.sh, or set \
@@ -251,12 +268,12 @@ fn local_model(settings: &Settings) -> Arc<dyn ChatModel> {
             path.display()
         )));
     }
-    let threads = settings.local_threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let threads = settings.local.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let local_settings = local::LocalSettings {
         threads,
-        context_tokens: settings.local_context_tokens,
-        queue: settings.local_queue.max(1),
-        max_tokens: settings.local_max_tokens,
+        context_tokens: settings.local.context_tokens,
+        queue: settings.local.queue.max(1),
+        max_tokens: settings.local.max_tokens,
     };
     match local::LocalModel::load(&path, local_settings) {
         Ok(model) => Arc::new(model),

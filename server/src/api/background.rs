@@ -58,7 +58,7 @@ pub async fn start(
         return Ok(Json(response).into_response());
     }
     let id = response.id.clone().unwrap_or_default();
-    Ok(event_stream(Body::from_stream(tasks.events(id, -1, state.settings.sse_keepalive()))))
+    Ok(event_stream(Body::from_stream(tasks.events(id, -1, state.settings.server.sse_keepalive()))))
 }
 
 /// `GET /responses/{id}`, `?stream=true` to read its events, `&starting_after=N` to resume.
@@ -86,7 +86,7 @@ pub async fn get(
     if !stream {
         return Ok(Json(response).into_response());
     }
-    let events = tasks.events(id, starting_after.unwrap_or(-1), state.settings.sse_keepalive());
+    let events = tasks.events(id, starting_after.unwrap_or(-1), state.settings.server.sse_keepalive());
     Ok(event_stream(Body::from_stream(events)))
 }
 

@@ -27,7 +27,7 @@ pub async fn info(State(state): State<AppState>) -> Json<Value> {
         _ => Value::Null,
     };
     Json(json!({
-        "name": state.settings.app_name.as_deref().unwrap_or("mlflow_agent_server"),
+        "name": state.settings.server.app_name.as_deref().unwrap_or("mlflow_agent_server"),
         "use_case": "agent",
         // The MLflow AgentServer release whose API this server implements.
         "mlflow_version": crate::MLFLOW_API_VERSION,

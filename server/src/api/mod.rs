@@ -24,9 +24,10 @@ pub fn router(state: AppState) -> Router {
         .route("/invocations", post(responses::create))
         .route("/responses", post(responses::create))
         .route("/api/chat", post(responses::chat));
-    if let Some(limit) =
-        rate_limit::UserRateLimit::new(state.settings.rate_limit_per_minute, state.settings.rate_limit_burst)
-    {
+    if let Some(limit) = rate_limit::UserRateLimit::new(
+        state.settings.limits.rate_limit_per_minute,
+        state.settings.limits.rate_limit_burst,
+    ) {
         agent = agent.layer(axum::middleware::from_fn_with_state(limit, rate_limit::limit));
     }
     Router::new()
@@ -41,9 +42,9 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(meta::health))
         .route("/agent/info", get(meta::info))
         .method_not_allowed_fallback(error::method_not_allowed)
-        .layer(DefaultBodyLimit::max(state.settings.max_request_bytes))
+        .layer(DefaultBodyLimit::max(state.settings.limits.max_request_bytes))
         .layer(axum::middleware::from_fn_with_state(
-            guard::AllowedOrigins(state.settings.allowed_origins.clone()),
+            guard::AllowedOrigins(state.settings.server.allowed_origins.clone()),
             guard::same_origin,
         ))
         .with_state(state)

@@ -21,7 +21,7 @@ pub struct StorageUsage(Mutex<HashMap<String, (Instant, i64)>>);
 
 /// Refuses a new background response when the user already runs their share.
 pub fn check_background(state: &AppState, owner: &str) -> Result<(), ApiError> {
-    let max = state.settings.max_background_tasks_per_user;
+    let max = state.settings.limits.max_background_tasks_per_user;
     let Some(tasks) = &state.background else { return Ok(()) };
     if max > 0 && tasks.running_for(owner) >= max {
         return Err(ApiError {
@@ -39,7 +39,7 @@ pub fn check_background(state: &AppState, owner: &str) -> Result<(), ApiError> {
 /// stores, about) towards it. A database that cannot say is no reason to refuse (the write that
 /// follows will tell).
 pub async fn check_storage(state: &AppState, owner: &str, adding: usize) -> Result<(), ApiError> {
-    let max = state.settings.max_stored_bytes_per_user;
+    let max = state.settings.limits.max_stored_bytes_per_user;
     let Some(store) = &state.store else { return Ok(()) };
     if max == 0 {
         return Ok(());

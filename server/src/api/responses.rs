@@ -64,7 +64,7 @@ async fn handle(
     caller: Caller,
 ) -> Result<Response, ApiError> {
     let settings = &state.settings;
-    let body = body.map_err(|r| ApiError::from_body(r, settings.max_request_bytes))?;
+    let body = body.map_err(|r| ApiError::from_body(r, settings.limits.max_request_bytes))?;
     let mut value: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("Invalid JSON in request body: {e}")))?;
     let stream = value.as_object_mut().and_then(|b| b.remove("stream")).is_some_and(|s| is_truthy(&s))
@@ -86,10 +86,10 @@ async fn handle(
         true => payload(&String::from_utf8_lossy(&body)),
     };
     let request = ResponsesRequest::from_value(value).map_err(|e| invalid(e.to_string()))?;
-    if request.input.len() > settings.max_input_items {
+    if request.input.len() > settings.limits.max_input_items {
         return Err(invalid(format!(
             "input: at most {} items are accepted, got {} (AGENT_MAX_INPUT_ITEMS)",
-            settings.max_input_items,
+            settings.limits.max_input_items,
             request.input.len()
         )));
     }
@@ -146,7 +146,7 @@ async fn handle(
         context,
         caller,
     };
-    if stream { Ok(run.stream(state.settings.sse_keepalive(), recorder, notice)) } else { run.invoke().await }
+    if stream { Ok(run.stream(state.settings.server.sse_keepalive(), recorder, notice)) } else { run.invoke().await }
 }
 
 /// What the tools of this request know of it.
@@ -206,7 +206,7 @@ async fn start_recording(
     {
         return answer_unsaved(error);
     }
-    let title = (target.position == 0 && state.settings.chat_titles).then(|| TitleJob {
+    let title = (target.position == 0 && state.settings.history.titles).then(|| TitleJob {
         model: state.runner.model.clone(),
         model_name: state.runner.agent.model.clone(),
         question,

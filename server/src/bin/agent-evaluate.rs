@@ -71,10 +71,10 @@ struct Args {
 
 fn openai_model(base_url: &str, key: Option<Secret>, settings: &Settings) -> Arc<dyn ChatModel> {
     let policy = CallPolicy {
-        timeout: settings.model_timeout(),
-        idle_timeout: settings.model_idle_timeout(),
-        max_retries: settings.model_max_retries,
-        retry_base: Duration::from_millis(settings.model_retry_base_ms),
+        timeout: settings.model.timeout(),
+        idle_timeout: settings.model.idle_timeout(),
+        max_retries: settings.model.max_retries,
+        retry_base: Duration::from_millis(settings.model.retry_base_ms),
     };
     Arc::new(OpenAiCompatible::openai(base_url, key, policy))
 }
@@ -113,7 +113,7 @@ async fn run(args: Args) -> Result<std::process::ExitCode, String> {
 
     // The configured environment: the agent (served here unless --url), its model, MLflow.
     let mut settings = Settings::parse_from(["server"]);
-    settings.chat_history = false;
+    settings.history.enabled = false;
     let state = AppState::new(settings, server::agent::agent())?.with_tracing().await;
     let timeout = Duration::from_secs_f64(args.timeout_seconds);
     let mut served = None;

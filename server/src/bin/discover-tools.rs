@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
-use server::config::Secret;
+use server::config::DatabricksArgs;
 use server::databricks::auth::WorkspaceAuth;
 use server::databricks::config::{EnvConfig, WorkspaceConfig};
 use server::databricks::discover::{DiscoverOptions, discover};
@@ -29,29 +29,14 @@ struct Args {
     /// Write here instead of standard output.
     #[arg(long)]
     output: Option<PathBuf>,
-    /// The profile of ~/.databrickscfg to use.
-    #[arg(long, env = "DATABRICKS_CONFIG_PROFILE")]
-    profile: Option<String>,
     /// At most this many results per kind.
     #[arg(long, default_value_t = 100)]
     max_results: usize,
     /// At most this many schemas searched.
     #[arg(long, default_value_t = 25)]
     max_schemas: usize,
-    #[arg(long, env = "DATABRICKS_HOST", hide = true)]
-    host: Option<String>,
-    #[arg(long, env = "DATABRICKS_TOKEN", hide = true, hide_env_values = true)]
-    token: Option<Secret>,
-    #[arg(long, env = "DATABRICKS_CLIENT_ID", hide = true)]
-    client_id: Option<String>,
-    #[arg(long, env = "DATABRICKS_CLIENT_SECRET", hide = true, hide_env_values = true)]
-    client_secret: Option<Secret>,
-    #[arg(long, env = "DATABRICKS_CONFIG_FILE", hide = true)]
-    config_file: Option<PathBuf>,
-    #[arg(long, env = "DATABRICKS_AUTH_TYPE", hide = true)]
-    auth_type: Option<String>,
-    #[arg(long, env = "DATABRICKS_CLI_PATH", default_value = "databricks", hide = true)]
-    cli_path: String,
+    #[command(flatten)]
+    databricks: DatabricksArgs,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -65,15 +50,7 @@ enum Format {
 async fn main() -> std::process::ExitCode {
     let _ = dotenvy::dotenv();
     let args = Args::parse();
-    let env = EnvConfig {
-        host: args.host.clone(),
-        token: args.token.clone(),
-        client_id: args.client_id.clone(),
-        client_secret: args.client_secret.clone(),
-        profile: args.profile.clone(),
-        config_file: args.config_file.clone(),
-        auth_type: args.auth_type.clone(),
-    };
+    let env = EnvConfig::from(&args.databricks);
     let home = std::env::var_os("HOME").map(PathBuf::from);
     // Like the Databricks CLI: with nothing set, the [DEFAULT] profile.
     let has_file = env
@@ -87,7 +64,7 @@ async fn main() -> std::process::ExitCode {
         env
     };
     let workspace = match WorkspaceConfig::resolve(&env, home.as_deref()) {
-        Ok(config) => WorkspaceAuth::from_config(&config, &args.cli_path),
+        Ok(config) => WorkspaceAuth::from_config(&config, &args.databricks.cli_path),
         Err(error) => {
             eprintln!("discover-tools: {error}");
             return std::process::ExitCode::from(2);

@@ -4,20 +4,14 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 
-use clap::Parser;
-use server::config::Secret;
+use clap::{CommandFactory, FromArgMatches};
+use server::config::DatabricksArgs;
 use server::databricks::config::EnvConfig;
 use server::quickstart::{QuickstartOptions, check_prerequisites, profiles, run};
 
-#[derive(Parser)]
+#[derive(clap::Parser)]
 #[command(name = "quickstart", about = "Set agent-app up: prerequisites, .env, Databricks profile, MLflow experiment")]
 struct Args {
-    /// The Databricks profile (of ~/.databrickscfg) to use.
-    #[arg(long, env = "DATABRICKS_CONFIG_PROFILE")]
-    profile: Option<String>,
-    /// The workspace URL (with DATABRICKS_TOKEN, or a `databricks auth login` for it).
-    #[arg(long, env = "DATABRICKS_HOST")]
-    host: Option<String>,
     /// The app's name in databricks.yml.
     #[arg(long)]
     app_name: Option<String>,
@@ -40,16 +34,8 @@ struct Args {
     /// The checkout to set up.
     #[arg(long, default_value = ".")]
     dir: PathBuf,
-    #[arg(long, env = "DATABRICKS_TOKEN", hide = true, hide_env_values = true)]
-    token: Option<Secret>,
-    #[arg(long, env = "DATABRICKS_CLIENT_ID", hide = true)]
-    client_id: Option<String>,
-    #[arg(long, env = "DATABRICKS_CLIENT_SECRET", hide = true, hide_env_values = true)]
-    client_secret: Option<Secret>,
-    #[arg(long, env = "DATABRICKS_CONFIG_FILE", hide = true)]
-    config_file: Option<PathBuf>,
-    #[arg(long, env = "DATABRICKS_CLI_PATH", default_value = "databricks", hide = true)]
-    cli_path: String,
+    #[command(flatten)]
+    databricks: DatabricksArgs,
 }
 
 fn ask(question: &str, default: &str) -> String {
@@ -67,15 +53,20 @@ fn mark(ok: bool) -> &'static str {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> std::process::ExitCode {
-    let mut args = Args::parse();
+    // `--host` as well as the server's `--databricks-host` (quickstart has no host of its own).
+    let command = Args::command().mut_arg("databricks_host", |arg| arg.visible_alias("host"));
+    let mut args = match Args::from_arg_matches(&command.get_matches()) {
+        Ok(args) => args,
+        Err(error) => error.exit(),
+    };
     println!("agent-app quickstart\n\nPrerequisites:");
     for step in check_prerequisites() {
         println!("  {} {}", mark(step.ok), step.what);
     }
     let home = std::env::var_os("HOME").map(PathBuf::from);
-    let config_file = args.config_file.clone().or_else(|| home.as_ref().map(|h| h.join(".databrickscfg")));
+    let config_file = args.databricks.config_file.clone().or_else(|| home.as_ref().map(|h| h.join(".databrickscfg")));
     let interactive = !args.yes && std::io::stdin().is_terminal();
-    if interactive && !args.offline && args.profile.is_none() && args.host.is_none() {
+    if interactive && !args.offline && args.databricks.profile.is_none() && args.databricks.host.is_none() {
         let found = config_file.as_deref().map(profiles).unwrap_or_default();
         if found.is_empty() {
             println!("\nNo Databricks profiles found (`databricks auth login --host <workspace>` makes one).");
@@ -83,7 +74,7 @@ async fn main() -> std::process::ExitCode {
         } else {
             println!("\nDatabricks profiles: {}", found.join(", "));
             let choice = ask("Profile to use (or `offline`)", &found[0]);
-            if choice == "offline" { args.offline = true } else { args.profile = Some(choice) }
+            if choice == "offline" { args.offline = true } else { args.databricks.profile = Some(choice) }
         }
     }
     if interactive && !args.offline && args.app_name.is_none() {
@@ -98,21 +89,16 @@ async fn main() -> std::process::ExitCode {
     }
     let options = QuickstartOptions {
         dir: args.dir,
-        profile: args.profile,
-        host: args.host,
+        profile: args.databricks.profile.clone(),
+        host: args.databricks.host.clone(),
         app_name: args.app_name,
         experiment: args.experiment,
         lakebase: args.lakebase,
         lakebase_database: Some(args.lakebase_database),
         offline: args.offline,
-        env: EnvConfig {
-            token: args.token,
-            client_id: args.client_id,
-            client_secret: args.client_secret,
-            config_file: args.config_file,
-            ..Default::default()
-        },
-        cli_path: args.cli_path,
+        // The profile and host are chosen above; the rest as the environment says.
+        env: EnvConfig { host: None, profile: None, ..EnvConfig::from(&args.databricks) },
+        cli_path: args.databricks.cli_path,
         home,
     };
     println!("\nSetup:");

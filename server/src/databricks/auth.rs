@@ -10,7 +10,8 @@ use serde_json::Value;
 use super::cli::CliTokenSource;
 use super::config::{AuthType, ConfigError, EnvConfig, WorkspaceConfig};
 use super::oauth::{ClientCredentials, OAuthError};
-use crate::config::{Secret, Settings};
+use crate::config::DatabricksArgs;
+use crate::secret::Secret;
 
 /// A workspace and how to sign calls to it. Cheap to clone: clones share one token cache.
 #[derive(Clone)]
@@ -49,12 +50,12 @@ impl WorkspaceError {
 }
 
 impl WorkspaceAuth {
-    /// From the settings (environment, then `~/.databrickscfg`). `Ok(None)`: no workspace is
+    /// From the flags and environment, then `~/.databrickscfg`. `Ok(None)`: no workspace is
     /// configured, or it has no credential this server can use.
-    pub fn from_settings(settings: &Settings) -> Result<Option<Self>, ConfigError> {
+    pub fn from_args(args: &DatabricksArgs) -> Result<Option<Self>, ConfigError> {
         let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
-        let config = WorkspaceConfig::resolve(&EnvConfig::from_settings(settings), home.as_deref())?;
-        Ok(Self::from_config(&config, &settings.databricks_cli_path))
+        let config = WorkspaceConfig::resolve(&EnvConfig::from(args), home.as_deref())?;
+        Ok(Self::from_config(&config, &args.cli_path))
     }
 
     /// Picks the credential: the one `auth_type` names, else a token, else client credentials, else

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::oauth::{AccessToken, OAuthError, TokenCache};
-use crate::config::Secret;
+use crate::secret::Secret;
 
 pub struct CliTokenSource {
     /// The CLI to run (`databricks`, found on `PATH`, unless `DATABRICKS_CLI_PATH` names one).

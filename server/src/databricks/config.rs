@@ -8,7 +8,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::config::{Secret, Settings};
+use crate::config::DatabricksArgs;
+use crate::secret::Secret;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -20,7 +21,8 @@ pub enum ConfigError {
     AuthType(String),
 }
 
-/// What the environment says (the `DATABRICKS_*` variables, through [`Settings`]).
+/// What the environment says (the `DATABRICKS_*` variables and flags, [`DatabricksArgs`]), blank
+/// values counting as unset.
 #[derive(Debug, Clone, Default)]
 pub struct EnvConfig {
     pub host: Option<String>,
@@ -32,18 +34,18 @@ pub struct EnvConfig {
     pub auth_type: Option<String>,
 }
 
-impl EnvConfig {
-    pub fn from_settings(settings: &Settings) -> Self {
+impl From<&DatabricksArgs> for EnvConfig {
+    fn from(args: &DatabricksArgs) -> Self {
         let text = |v: &Option<String>| v.clone().filter(|s| !s.trim().is_empty());
         let secret = |v: &Option<Secret>| v.clone().filter(|s| !s.expose().trim().is_empty());
         Self {
-            host: text(&settings.databricks_host),
-            token: secret(&settings.databricks_token),
-            client_id: text(&settings.databricks_client_id),
-            client_secret: secret(&settings.databricks_client_secret),
-            profile: text(&settings.databricks_config_profile),
-            config_file: settings.databricks_config_file.clone(),
-            auth_type: text(&settings.databricks_auth_type),
+            host: text(&args.host),
+            token: secret(&args.token),
+            client_id: text(&args.client_id),
+            client_secret: secret(&args.client_secret),
+            profile: text(&args.profile),
+            config_file: args.config_file.clone(),
+            auth_type: text(&args.auth_type),
         }
     }
 }

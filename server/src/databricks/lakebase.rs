@@ -15,7 +15,7 @@ use serde_json::json;
 
 use super::auth::{WorkspaceAuth, WorkspaceError};
 use super::oauth::{AccessToken, ClientCredentials};
-use crate::config::Secret;
+use crate::secret::Secret;
 
 /// Where the database password comes from.
 #[derive(Clone)]

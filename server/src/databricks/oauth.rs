@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
-use crate::config::Secret;
+use crate::secret::Secret;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OAuthError {
@@ -101,6 +101,12 @@ struct Discovery {
 }
 
 impl ClientCredentials {
+    /// The app's service principal, when its client credentials are set (Databricks Apps set them).
+    pub fn of_app(args: &crate::config::DatabricksArgs) -> Option<Self> {
+        let (host, id, secret) = (args.host.as_ref()?, args.client_id.as_ref()?, args.client_secret.as_ref()?);
+        Some(Self::new(host, id, secret.clone()))
+    }
+
     /// `host` is the workspace URL (`https://…cloud.databricks.com`, scheme optional).
     pub fn new(host: &str, client_id: &str, client_secret: Secret) -> Self {
         Self {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::config::Secret;
+use crate::secret::Secret;
 
 /// One exchange: what was sent and what came back.
 #[derive(Debug, Clone, Serialize)]

@@ -21,8 +21,8 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::{ChatDelta, ChatMessage, ChatModel, ChatRequest, DeltaStream, ModelError, ToolSpec};
-use crate::config::Secret;
 use crate::databricks::auth::WorkspaceAuth;
+use crate::secret::Secret;
 
 /// Timeouts and retries of model calls.
 #[derive(Debug, Clone)]

@@ -23,7 +23,7 @@ use std::sync::Arc;
 pub use export::Exporter;
 pub use trace::{Span, SpanType, Trace, TraceStart};
 
-use crate::config::Settings;
+use crate::config::TracingSettings;
 use crate::databricks::auth::WorkspaceAuth;
 use crate::store::feedback::{FeedbackSink, NoFeedbackSink};
 use local::LocalTraceStore;
@@ -52,13 +52,19 @@ impl Observability {
         }
     }
 
-    /// Sets tracing up from the settings. Never fails: a destination that cannot work is logged and
+    /// Sets tracing up as the settings say; `app_name` names the service (and the app's versions),
+    /// local traces go under `data_dir`. Never fails: a destination that cannot work is logged and
     /// traces stay local.
-    pub async fn from_settings(settings: &Settings, workspace: Option<WorkspaceAuth>) -> Self {
-        if !settings.tracing {
+    pub async fn start(
+        settings: &TracingSettings,
+        app_name: Option<&str>,
+        data_dir: &std::path::Path,
+        workspace: Option<WorkspaceAuth>,
+    ) -> Self {
+        if !settings.enabled {
             return Self::off();
         }
-        let service = settings.app_name.clone().unwrap_or_else(|| "agent-app".into());
+        let service = app_name.unwrap_or("agent-app").to_string();
         let experiment_id = settings.mlflow_experiment_id.clone().filter(|s| !s.trim().is_empty());
         let uri = settings.mlflow_tracking_uri.as_deref().map(str::trim).filter(|s| !s.is_empty());
         let remote: Option<(Arc<dyn export::TraceSink>, MlflowClient)> = match uri {
@@ -121,11 +127,11 @@ impl Observability {
             tracing::info!(destination = %sink.describe(), "tracing to MLflow");
             let exporter = Exporter::start(sink, settings.trace_queue);
             if let Some(id) = &experiment_id {
-                track_version(&exporter, &client, id, settings.app_name.as_deref()).await;
+                track_version(&exporter, &client, id, app_name).await;
             }
             return Self { exporter, local: None, mlflow: Some(client), experiment_id };
         }
-        let path = settings.data_dir.join("traces.db");
+        let path = data_dir.join("traces.db");
         match LocalTraceStore::open(&path, settings.local_traces).await {
             Ok(store) => {
                 tracing::info!(path = %path.display(), "traces kept locally (see /traces)");

@@ -21,9 +21,9 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 
 use super::{Tool, ToolContext, ToolError};
-use crate::config::Secret;
 use crate::databricks::auth::WorkspaceAuth;
 use crate::llm::ToolSpec;
+use crate::secret::Secret;
 
 /// One MCP server the agent may use. Made in `agent.rs` (see the constructors) or read from the
 /// `AGENT_MCP_CONFIG` file.
@@ -323,6 +323,12 @@ pub struct McpTimeouts {
     pub read: Duration,
     /// How long a tool list is reused.
     pub tools_ttl: Duration,
+}
+
+impl From<&crate::config::McpSettings> for McpTimeouts {
+    fn from(settings: &crate::config::McpSettings) -> Self {
+        Self { connect: settings.connect_timeout(), read: settings.read_timeout(), tools_ttl: settings.tools_ttl() }
+    }
 }
 
 impl Default for McpTimeouts {

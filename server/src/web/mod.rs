@@ -19,11 +19,11 @@ pub fn router(state: &AppState) -> Router {
     let settings = &state.settings;
     let options = LeptosOptions::builder()
         .output_name(OUTPUT_NAME)
-        .site_root(settings.resolve_site_root().to_string_lossy().into_owned())
+        .site_root(settings.server.resolve_site_root().to_string_lossy().into_owned())
         .site_pkg_dir("pkg")
         .build();
     let ui = UiSettings {
-        greeting: settings.chat_greeting.clone(),
+        greeting: settings.server.chat_greeting.clone(),
         backend: state.runner.model.backend().to_string(),
         model: state.runner.agent.model.clone(),
         chat_history: state.store.is_some(),
@@ -38,7 +38,7 @@ pub fn router(state: &AppState) -> Router {
         .with_state(state.clone());
     let mut router = Router::new();
     // The documents `search_documents` cites, readable where their citations link.
-    if let (Some(dir), None) = (&settings.docs_dir, &settings.docs_base_url) {
+    if let (Some(dir), None) = (&settings.agent.docs_dir, &settings.agent.docs_base_url) {
         let documents =
             Router::new().route("/{*path}", get(documents::get)).with_state(documents::Documents { root: dir.clone() });
         router = router.nest_service("/docs", documents);

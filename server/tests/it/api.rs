@@ -1,11 +1,9 @@
 //! The HTTP surface (spec §1–§3) over real HTTP: routes, request validation, the non-streaming
 //! response, the SSE transcript event by event, trace ids, sessions, multi-turn history.
 
-mod common;
-
 use std::collections::HashSet;
 
-use common::{start, start_with, user, user_stream};
+use crate::common::{start, start_with, user, user_stream};
 use fake_model::Reply;
 use serde_json::{Value, json};
 
@@ -15,7 +13,7 @@ fn is_trace_id(v: &Value) -> bool {
 
 #[tokio::test]
 async fn health_and_agent_info() {
-    let server = start_with(|s| s.app_name = Some("agent-demo".into()), server::agent::agent()).await;
+    let server = start_with(|s| s.server.app_name = Some("agent-demo".into()), server::agent::agent()).await;
     let health: Value = server.client.get(format!("{}/health", server.url)).send().await.unwrap().json().await.unwrap();
     assert_eq!(health, json!({"status": "healthy"}));
     let info: Value =
@@ -304,8 +302,8 @@ async fn bad_input_gets_a_clear_400() {
 async fn oversized_and_overlong_requests_are_refused() {
     let server = start_with(
         |s| {
-            s.max_request_bytes = 4096;
-            s.max_input_items = 3;
+            s.limits.max_request_bytes = 4096;
+            s.limits.max_input_items = 3;
         },
         server::agent::agent(),
     )
@@ -331,8 +329,8 @@ async fn oversized_and_overlong_requests_are_refused() {
 async fn each_user_has_their_own_rate_limit() {
     let server = start_with(
         |s| {
-            s.rate_limit_per_minute = 2;
-            s.rate_limit_burst = Some(2);
+            s.limits.rate_limit_per_minute = 2;
+            s.limits.rate_limit_burst = Some(2);
         },
         server::agent::agent(),
     )
@@ -399,8 +397,8 @@ async fn stream_flag_is_read_by_truthiness() {
 async fn no_model_configured_is_a_500_before_streaming() {
     let server = start_with(
         |s| {
-            s.openai_base_url = None;
-            s.local_model = "/nonexistent/model.gguf".into();
+            s.model.openai_base_url = None;
+            s.local.model = "/nonexistent/model.gguf".into();
         },
         server::agent::agent(),
     )
@@ -416,13 +414,12 @@ async fn no_model_configured_is_a_500_before_streaming() {
 #[tokio::test]
 async fn databricks_endpoint_gets_the_token_and_the_serving_endpoints_path() {
     let fake = fake_model::FakeModel::start().await;
-    let settings = server::Settings {
-        databricks_host: Some(fake.host_url()),
-        databricks_token: Some(server::config::Secret::new("dapi-test-token")),
-        model: Some("databricks-claude-sonnet-4".into()),
-        ..server::Settings::default()
-    };
-    let server = common::serve(fake, settings, server::agent::agent()).await;
+    let mut settings = crate::common::test_settings(&fake);
+    settings.model.openai_base_url = None;
+    settings.databricks.host = Some(fake.host_url());
+    settings.databricks.token = Some(server::config::Secret::new("dapi-test-token"));
+    settings.model.name = Some("databricks-claude-sonnet-4".into());
+    let server = crate::common::serve(fake, settings, server::agent::agent()).await;
     let (status, body) = server.post("/invocations", user("hi")).await;
     assert_eq!(status, 200, "{body}");
     let headers = server.fake.request_headers();
@@ -604,7 +601,8 @@ async fn cross_site_and_non_json_requests_are_refused_before_they_run() {
 #[tokio::test]
 async fn allowed_origins_may_call() {
     let server =
-        start_with(|s| s.allowed_origins = vec!["https://portal.example.com".into()], server::agent::agent()).await;
+        start_with(|s| s.server.allowed_origins = vec!["https://portal.example.com".into()], server::agent::agent())
+            .await;
     server.fake.push(Reply::text("ok"));
     let resp = server
         .client
@@ -626,11 +624,11 @@ async fn identity_headers_are_strict_and_normalised() {
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("chats.db").display());
     let server = start_with(
         |s| {
-            s.chat_history = true;
-            s.chat_titles = false;
-            s.database_url = Some(server::config::Secret::new(url));
-            s.rate_limit_per_minute = 1;
-            s.rate_limit_burst = Some(1);
+            s.history.enabled = true;
+            s.history.titles = false;
+            s.history.database_url = Some(server::config::Secret::new(url));
+            s.limits.rate_limit_per_minute = 1;
+            s.limits.rate_limit_burst = Some(1);
         },
         server::agent::agent(),
     )
@@ -699,8 +697,8 @@ async fn identity_headers_are_strict_and_normalised() {
 async fn a_refusal_with_an_unread_body_closes_the_connection_cleanly() {
     let server = start_with(
         |s| {
-            s.rate_limit_per_minute = 1;
-            s.rate_limit_burst = Some(1);
+            s.limits.rate_limit_per_minute = 1;
+            s.limits.rate_limit_burst = Some(1);
         },
         server::agent::agent(),
     )
@@ -732,7 +730,7 @@ async fn slow_clients_cannot_hold_the_server() {
         max_connections: 24,
         ..server::listener::ConnectionLimits::default()
     };
-    let server = common::start_with_limits(limits).await;
+    let server = crate::common::start_with_limits(limits).await;
     let addr = server.url.trim_start_matches("http://").to_string();
     // Silent connections (more than the cap), and slow heads: a header line every 300 ms.
     let mut silent = Vec::new();
@@ -812,11 +810,11 @@ async fn each_user_has_caps_on_running_tasks_bytes_in_flight_and_storage() {
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("chats.db").display());
     let server = start_with(
         |s| {
-            s.chat_history = true;
-            s.chat_titles = false;
-            s.database_url = Some(server::config::Secret::new(url));
-            s.max_background_tasks_per_user = 2;
-            s.max_stored_bytes_per_user = 50_000;
+            s.history.enabled = true;
+            s.history.titles = false;
+            s.history.database_url = Some(server::config::Secret::new(url));
+            s.limits.max_background_tasks_per_user = 2;
+            s.limits.max_stored_bytes_per_user = 50_000;
         },
         server::agent::agent(),
     )
@@ -884,7 +882,7 @@ async fn a_user_cannot_hold_unbounded_request_memory() {
         max_inflight_bytes_per_user: 1_000_000,
         ..server::listener::ConnectionLimits::default()
     };
-    let server = common::start_with_limits(limits).await;
+    let server = crate::common::start_with_limits(limits).await;
     server.fake.push(Reply::Hang { chunks: vec!["slow".into()] });
     let big = json!({"input": [{"role": "user", "content": "x".repeat(700_000)}]});
     let first = {

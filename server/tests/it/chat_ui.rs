@@ -1,9 +1,7 @@
 //! The chat UI's server side: its stream route, its config server function and the rendered page.
 
-mod common;
-
+use crate::common::*;
 use app::conversation::{Answer, AnswerStatus, Block, Exchange, chat_request};
-use common::*;
 use fake_model::Reply;
 use serde_json::{Value, json};
 
@@ -53,7 +51,7 @@ async fn the_chat_stream_refuses_bad_input_like_the_api() {
 
 #[tokio::test]
 async fn the_config_names_the_forwarded_user_the_model_and_the_greeting() {
-    let server = start_with(|s| s.chat_greeting = "Hello from the test".into(), server::agent::agent()).await;
+    let server = start_with(|s| s.server.chat_greeting = "Hello from the test".into(), server::agent::agent()).await;
     let config =
         server.config(&[("x-forwarded-email", "ana@example.com"), ("x-forwarded-preferred-username", "ana")]).await;
     assert_eq!(config["greeting"], "Hello from the test");
@@ -70,7 +68,7 @@ async fn the_config_names_the_forwarded_user_the_model_and_the_greeting() {
 
 #[tokio::test]
 async fn the_page_is_rendered_on_the_server() {
-    let server = start_with(|s| s.chat_greeting = "Greetings, tester".into(), server::agent::agent()).await;
+    let server = start_with(|s| s.server.chat_greeting = "Greetings, tester".into(), server::agent::agent()).await;
     let resp = server
         .client
         .get(format!("{}/", server.url))
@@ -93,11 +91,11 @@ async fn the_page_is_rendered_on_the_server() {
 async fn a_saved_chats_stream_ends_with_its_trace_id() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}?mode=rwc", dir.path().join("chats.db").display());
-    let server = common::start_with(
+    let server = crate::common::start_with(
         move |s| {
-            s.chat_history = true;
-            s.chat_titles = false;
-            s.database_url = Some(server::config::Secret::new(db));
+            s.history.enabled = true;
+            s.history.titles = false;
+            s.history.database_url = Some(server::config::Secret::new(db));
         },
         server::agent::agent(),
     )
@@ -133,7 +131,7 @@ async fn the_config_names_the_scopes_the_users_token_lacks() {
     let agent = server::agent::agent().user_scopes(["sql"]);
     let server = start_with(
         |s| {
-            s.mcp_config = Some(mcp.clone());
+            s.mcp.config = Some(mcp.clone());
             s.on_databricks_apps = true;
         },
         agent,

@@ -13,8 +13,6 @@
 //!
 //! Run by scripts/test-deploy.sh after the build; skipped (and said so) without `AGENT_DEPLOY_DIR`.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -351,7 +349,7 @@ async fn the_deployed_folder_keeps_chats_across_a_restart_and_exports_traces_and
     let mut body = chat_request(&chat, &[], "What time is it?");
     body["chat"] = json!({"id": chat, "position": 0, "question_id": "q-1", "answer_id": "a-1"});
     let stream =
-        common::read_stream(proxied(client.post(app.url("/api/chat")).json(&body)).send().await.unwrap()).await;
+        crate::common::read_stream(proxied(client.post(app.url("/api/chat")).json(&body)).send().await.unwrap()).await;
     assert_eq!(stream.status, 200, "{}", stream.raw);
     assert!(stream.raw.contains("It is noon in the workspace."), "{}", stream.raw);
     let stored = wait_for_answer(&client, &app, &chat).await;

@@ -1,8 +1,6 @@
 //! The app's service principal (OAuth M2M from the workspace's OIDC endpoint, an in-process fake here):
 //! the chat history's Lakebase password, renewed, and the credential model calls are signed with.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -89,30 +87,25 @@ async fn a_lakebase_resource_without_password_connects_with_the_token() {
     let (user, rest) = rest.split_once('@').unwrap();
     let (host_port, db) = rest.split_once('/').unwrap();
     let (host, port) = host_port.split_once(':').unwrap();
-    // SAFETY: this test binary's only test that reads or writes the environment.
-    unsafe {
-        std::env::set_var("PGHOST", host);
-        std::env::set_var("PGPORT", port);
-        std::env::set_var("PGUSER", user);
-        std::env::set_var("PGDATABASE", db.split('?').next().unwrap());
-        std::env::set_var("PGSSLMODE", "disable");
-        std::env::remove_var("PGPASSWORD");
-    }
-    let url = server::config::postgres_url_from_env(Some("t/k:n")).unwrap();
-    assert_eq!(
-        url,
-        format!("postgres://{user}:t%2Fk%3An@{host}:{port}/{}?sslmode=disable", db.split('?').next().unwrap())
-    );
-
     let (oidc, calls) = fake_oidc(3600).await;
     let fake = fake_model::FakeModel::start().await;
-    let mut settings = common::test_settings(&fake);
-    settings.chat_history = true;
-    settings.chat_titles = false;
-    settings.databricks_host = Some(oidc);
-    settings.databricks_client_id = Some("app-id".into());
-    settings.databricks_client_secret = Some(Secret::new("s3cret"));
-    assert!(settings.database_password_needed() && settings.service_principal().is_some());
+    let mut settings = crate::common::test_settings(&fake);
+    settings.history.enabled = true;
+    settings.history.titles = false;
+    settings.databricks.host = Some(oidc);
+    settings.databricks.client_id = Some("app-id".into());
+    settings.databricks.client_secret = Some(Secret::new("s3cret"));
+    let database_name = db.split('?').next().unwrap();
+    settings.history.pg_host = Some(host.into());
+    settings.history.pg_port = Some(port.into());
+    settings.history.pg_user = Some(user.into());
+    settings.history.pg_database = Some(database_name.into());
+    settings.history.pg_sslmode = Some("disable".into());
+    assert_eq!(
+        settings.history.postgres_url(Some("t/k:n")).unwrap(),
+        format!("postgres://{user}:t%2Fk%3An@{host}:{port}/{database_name}?sslmode=disable")
+    );
+    assert!(settings.history.database_password_needed());
     let state = server::AppState::new(settings, server::agent::agent()).unwrap().with_chat_history().await;
     let store = state.store.clone().expect("chat history on Lakebase");
     assert_eq!(calls.load(Ordering::SeqCst), 1, "the password came from the token endpoint");
@@ -172,15 +165,15 @@ async fn model_serving_calls_use_the_service_principals_token() {
     let workspace = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
-    let mut settings = common::test_settings(&fake);
-    settings.openai_base_url = None;
-    settings.databricks_host = Some(workspace);
-    settings.databricks_client_id = Some("app-id".into());
-    settings.databricks_client_secret = Some(server::config::Secret::new("s3cret"));
-    let server = common::serve(fake, settings, server::agent::agent()).await;
+    let mut settings = crate::common::test_settings(&fake);
+    settings.model.openai_base_url = None;
+    settings.databricks.host = Some(workspace);
+    settings.databricks.client_id = Some("app-id".into());
+    settings.databricks.client_secret = Some(server::config::Secret::new("s3cret"));
+    let server = crate::common::serve(fake, settings, server::agent::agent()).await;
     for _ in 0..2 {
         server.fake.push(fake_model::Reply::text("Signed."));
-        let (status, body) = server.post("/invocations", common::user("hi")).await;
+        let (status, body) = server.post("/invocations", crate::common::user("hi")).await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["output"][0]["content"][0]["text"], "Signed.");
     }

@@ -3,11 +3,9 @@
 //! errors traced as ERROR, votes as assessments, and requests unharmed when MLflow is down. The
 //! local store (the embedded default) is tested through its API here too.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use fake_model::Reply;
 use serde_json::{Value, json};
 use server::AppState;
@@ -52,9 +50,9 @@ async fn traced_server(
 ) -> (TestServer, AppState) {
     let fake = fake_model::FakeModel::start().await;
     let mut settings = test_settings(&fake);
-    settings.mlflow_tracking_uri = Some(uri.to_string());
-    settings.mlflow_experiment_id = Some(experiment.to_string());
-    settings.app_name = Some("tracing-test".into());
+    settings.tracing.mlflow_tracking_uri = Some(uri.to_string());
+    settings.tracing.mlflow_experiment_id = Some(experiment.to_string());
+    settings.server.app_name = Some("tracing-test".into());
     tweak(&mut settings);
     let state = AppState::new(settings, server::agent::agent()).unwrap().with_chat_history().await.with_tracing().await;
     (serve_state(fake, state.clone()).await, state)
@@ -135,7 +133,7 @@ async fn a_failing_request_is_traced_as_an_error() {
     let Some(uri) = mlflow_uri() else { return };
     let client = server::http_client::new();
     let experiment = new_experiment(&client, &uri).await;
-    let (server, state) = traced_server(&uri, &experiment, |s| s.model_max_retries = 0).await;
+    let (server, state) = traced_server(&uri, &experiment, |s| s.model.max_retries = 0).await;
     server.fake.push(Reply::status(400, r#"{"error":{"message":"bad things"}}"#));
     let resp = server
         .client
@@ -172,9 +170,9 @@ async fn votes_become_assessments_and_a_revote_updates_them() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}?mode=rwc", dir.path().join("chats.db").display());
     let (server, state) = traced_server(&uri, &experiment, |s| {
-        s.chat_history = true;
-        s.chat_titles = false;
-        s.database_url = Some(server::config::Secret::new(db));
+        s.history.enabled = true;
+        s.history.titles = false;
+        s.history.database_url = Some(server::config::Secret::new(db));
     })
     .await;
     server.fake.push(Reply::text("Hi there."));
@@ -343,11 +341,11 @@ async fn databricks_unity_catalog_export_is_signed_otlp_to_the_tables_endpoint()
 
     let fake = fake_model::FakeModel::start().await;
     let mut settings = test_settings(&fake);
-    settings.mlflow_tracking_uri = Some("databricks".into());
-    settings.mlflow_tracing_destination = Some("main.agent_traces".into());
-    settings.mlflow_experiment_id = Some("42".into());
-    settings.databricks_host = Some(host);
-    settings.databricks_token = Some(server::config::Secret::new("dapi-test"));
+    settings.tracing.mlflow_tracking_uri = Some("databricks".into());
+    settings.tracing.mlflow_tracing_destination = Some("main.agent_traces".into());
+    settings.tracing.mlflow_experiment_id = Some("42".into());
+    settings.databricks.host = Some(host);
+    settings.databricks.token = Some(server::config::Secret::new("dapi-test"));
     // The model stays the fake (OPENAI_BASE_URL is ignored once DATABRICKS_HOST is set): point the
     // model at it explicitly through a state built by hand.
     let mut state = AppState::new(settings, server::agent::agent()).unwrap().with_tracing().await;
@@ -412,10 +410,10 @@ async fn databricks_experiment_export_writes_trace_info_then_spans_as_the_mlflow
 
     let fake = fake_model::FakeModel::start().await;
     let mut settings = test_settings(&fake);
-    settings.mlflow_tracking_uri = Some("databricks".into());
-    settings.mlflow_experiment_id = Some("42".into());
-    settings.databricks_host = Some(host);
-    settings.databricks_token = Some(server::config::Secret::new("dapi-test"));
+    settings.tracing.mlflow_tracking_uri = Some("databricks".into());
+    settings.tracing.mlflow_experiment_id = Some("42".into());
+    settings.databricks.host = Some(host);
+    settings.databricks.token = Some(server::config::Secret::new("dapi-test"));
     let mut state = AppState::new(settings, server::agent::agent()).unwrap().with_tracing().await;
     state.runner = std::sync::Arc::new(server::runner::Runner {
         agent: state.runner.agent.clone(),

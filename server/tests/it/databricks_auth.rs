@@ -2,8 +2,6 @@
 //! discovery, a token endpoint, a serving endpoint that forwards to the fake model and refuses
 //! revoked tokens), a temporary `.databrickscfg`, and a fake `databricks` CLI.
 
-mod common;
-
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -103,14 +101,14 @@ async fn chat(State(w): State<Workspace>, headers: HeaderMap, body: String) -> R
 }
 
 fn settings(fake: &FakeModel) -> Settings {
-    let mut settings = common::test_settings(fake);
-    settings.openai_base_url = None;
+    let mut settings = crate::common::test_settings(fake);
+    settings.model.openai_base_url = None;
     settings
 }
 
-async fn ask(server: &common::TestServer) -> (u16, Value) {
+async fn ask(server: &crate::common::TestServer) -> (u16, Value) {
     server.fake.push(Reply::text("Signed."));
-    server.post("/invocations", common::user("hi")).await
+    server.post("/invocations", crate::common::user("hi")).await
 }
 
 #[tokio::test]
@@ -118,16 +116,17 @@ async fn service_principal_tokens_are_discovered_cached_shared_and_replaced_afte
     let fake = FakeModel::start().await;
     let workspace = Workspace::start(&fake, 3600).await;
     let mut settings = settings(&fake);
-    settings.databricks_host = Some(workspace.url.clone());
-    settings.databricks_client_id = Some("app-id".into());
-    settings.databricks_client_secret = Some(Secret::new("s3cret"));
-    let server = common::serve(fake, settings, server::agent::agent()).await;
+    settings.databricks.host = Some(workspace.url.clone());
+    settings.databricks.client_id = Some("app-id".into());
+    settings.databricks.client_secret = Some(Secret::new("s3cret"));
+    let server = crate::common::serve(fake, settings, server::agent::agent()).await;
 
     // Eight at once: one token request.
     for _ in 0..8 {
         server.fake.push(Reply::text("Signed."));
     }
-    let answers = futures::future::join_all((0..8).map(|_| server.post("/invocations", common::user("hi")))).await;
+    let answers =
+        futures::future::join_all((0..8).map(|_| server.post("/invocations", crate::common::user("hi")))).await;
     assert!(answers.iter().all(|(status, _)| *status == 200), "{answers:?}");
     assert_eq!(workspace.token_calls.load(Ordering::SeqCst), 1);
     assert_eq!(workspace.discovery_calls.load(Ordering::SeqCst), 1);
@@ -157,10 +156,10 @@ async fn tokens_are_renewed_before_they_expire() {
     let fake = FakeModel::start().await;
     let workspace = Workspace::start(&fake, 1).await;
     let mut settings = settings(&fake);
-    settings.databricks_host = Some(workspace.url.clone());
-    settings.databricks_client_id = Some("app-id".into());
-    settings.databricks_client_secret = Some(Secret::new("s3cret"));
-    let server = common::serve(fake, settings, server::agent::agent()).await;
+    settings.databricks.host = Some(workspace.url.clone());
+    settings.databricks.client_id = Some("app-id".into());
+    settings.databricks.client_secret = Some(Secret::new("s3cret"));
+    let server = crate::common::serve(fake, settings, server::agent::agent()).await;
     assert_eq!(ask(&server).await.0, 200);
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(ask(&server).await.0, 200);
@@ -182,16 +181,16 @@ async fn a_profile_of_the_config_file_is_read_alone() {
     )
     .unwrap();
     let mut settings = settings(&fake);
-    settings.databricks_config_file = Some(file.clone());
-    settings.databricks_config_profile = Some("dev".into());
-    let server = common::serve(fake, settings, server::agent::agent()).await;
+    settings.databricks.config_file = Some(file.clone());
+    settings.databricks.profile = Some("dev".into());
+    let server = crate::common::serve(fake, settings, server::agent::agent()).await;
     assert_eq!(ask(&server).await.0, 200);
     assert_eq!(workspace.seen(), ["Bearer dapi\"dev\\1"], "the token verbatim, from [dev] only");
 
     // A profile that is not there stops the start, naming what is.
     let mut settings = self::settings(&server.fake);
-    settings.databricks_config_file = Some(file);
-    settings.databricks_config_profile = Some("prod".into());
+    settings.databricks.config_file = Some(file);
+    settings.databricks.profile = Some("prod".into());
     let error = server::AppState::new(settings, server::agent::agent()).err().unwrap();
     assert!(error.contains("profile `prod`") && error.contains("DEFAULT, dev"), "{error}");
 }
@@ -225,9 +224,9 @@ async fn the_databricks_cli_is_the_fallback_and_its_expiry_is_respected() {
     let in_an_hour = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
     let cli = fake_cli(dir.path(), &in_an_hour, false);
     let mut settings = settings(&fake);
-    settings.databricks_host = Some(workspace.url.clone());
-    settings.databricks_cli_path = cli.to_str().unwrap().to_string();
-    let server = common::serve(fake, settings, server::agent::agent()).await;
+    settings.databricks.host = Some(workspace.url.clone());
+    settings.databricks.cli_path = cli.to_str().unwrap().to_string();
+    let server = crate::common::serve(fake, settings, server::agent::agent()).await;
     assert_eq!(ask(&server).await.0, 200);
     assert_eq!(ask(&server).await.0, 200);
     assert_eq!(workspace.seen(), ["Bearer cli-token-1", "Bearer cli-token-1"], "cached until it expires");
@@ -241,10 +240,10 @@ async fn the_databricks_cli_is_the_fallback_and_its_expiry_is_respected() {
     let file = dir.path().join("cfg");
     std::fs::write(&file, format!("[dev]\nhost = {}\nauth_type = databricks-cli\n", workspace.url)).unwrap();
     let mut settings = self::settings(&fake);
-    settings.databricks_config_file = Some(file);
-    settings.databricks_config_profile = Some("dev".into());
-    settings.databricks_cli_path = cli.to_str().unwrap().to_string();
-    let server = common::serve(fake, settings, server::agent::agent()).await;
+    settings.databricks.config_file = Some(file);
+    settings.databricks.profile = Some("dev".into());
+    settings.databricks.cli_path = cli.to_str().unwrap().to_string();
+    let server = crate::common::serve(fake, settings, server::agent::agent()).await;
     assert_eq!(ask(&server).await.0, 200);
     assert_eq!(ask(&server).await.0, 200);
     assert_eq!(cli_calls(dir.path()), ["auth token --profile dev", "auth token --profile dev"]);
@@ -258,20 +257,20 @@ async fn a_failing_cli_is_reported_with_what_to_do() {
     let dir = tempfile::tempdir().unwrap();
     let cli = fake_cli(dir.path(), "", true);
     let mut settings = settings(&fake);
-    settings.databricks_host = Some(workspace.url.clone());
-    settings.databricks_cli_path = cli.to_str().unwrap().to_string();
-    let server = common::serve(fake, settings, server::agent::agent()).await;
-    let (status, body) = server.post("/invocations", common::user("hi")).await;
+    settings.databricks.host = Some(workspace.url.clone());
+    settings.databricks.cli_path = cli.to_str().unwrap().to_string();
+    let server = crate::common::serve(fake, settings, server::agent::agent()).await;
+    let (status, body) = server.post("/invocations", crate::common::user("hi")).await;
     assert_eq!(status, 500);
     let detail = body["detail"].as_str().unwrap();
     assert!(detail.contains("not logged in") && detail.contains("databricks auth login"), "{detail}");
 
     // No host, no token, no CLI: a clear message, not a crash.
     let mut settings = self::settings(&server.fake);
-    settings.databricks_host = Some(workspace.url.clone());
-    settings.databricks_cli_path = "/nonexistent/databricks".into();
-    let server = common::serve(FakeModel::start().await, settings, server::agent::agent()).await;
-    let (status, body) = server.post("/invocations", common::user("hi")).await;
+    settings.databricks.host = Some(workspace.url.clone());
+    settings.databricks.cli_path = "/nonexistent/databricks".into();
+    let server = crate::common::serve(FakeModel::start().await, settings, server::agent::agent()).await;
+    let (status, body) = server.post("/invocations", crate::common::user("hi")).await;
     assert_eq!(status, 500);
     assert!(body["detail"].as_str().unwrap().contains("no credential"), "{body}");
 }
@@ -317,7 +316,7 @@ async fn the_binary_finds_the_cli_on_path_and_logs_no_token() {
         .post(format!("{base}/invocations"))
         .header("x-forwarded-access-token", "user-secret-token-123")
         .header("authorization", "Bearer inbound-secret-456")
-        .json(&common::user("hi"))
+        .json(&crate::common::user("hi"))
         .send()
         .await
         .unwrap();

@@ -2,13 +2,11 @@
 //! `TEST_DATABASE_URL` (scripts/test.sh starts one; `AGENT_REQUIRE_POSTGRES=1` makes its absence a
 //! failure rather than a skip).
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::*;
 use app::conversation::{Answer, Exchange, chat_request};
 use app::history::{ChatPage, MessageStatus, StoredChat, Visibility};
-use common::*;
 use fake_model::Reply;
 use serde_json::{Value, json};
 use server::Settings;
@@ -22,9 +20,9 @@ fn unique(prefix: &str) -> String {
 fn with_history(url: &str, titles: bool) -> impl FnOnce(&mut Settings) {
     let url = url.to_string();
     move |s| {
-        s.chat_history = true;
-        s.database_url = Some(Secret::new(url));
-        s.chat_titles = titles;
+        s.history.enabled = true;
+        s.history.database_url = Some(Secret::new(url));
+        s.history.titles = titles;
     }
 }
 

@@ -2,12 +2,10 @@
 //! the answer ends with an `mcp_approval_request`, and the client's `mcp_approval_response` in the
 //! next request runs it (or tells the model it was denied), and the turn goes on.
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use common::start_with;
+use crate::common::start_with;
 use fake_model::Reply;
 use serde::Deserialize;
 use serde_json::{Value, json};

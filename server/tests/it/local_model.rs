@@ -2,12 +2,10 @@
 //! Without the file these tests say so and pass, unless AGENT_REQUIRE_LOCAL_MODEL is set (as
 //! `scripts/test.sh` and CI do), where a missing model fails them.
 
-mod common;
-
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::{user, user_stream};
+use crate::common::{user, user_stream};
 use serde_json::json;
 use server::llm::local::engine::{Engine, GenerateOptions, LlamaEngine};
 use server::llm::local::template::ChatTemplate;
@@ -92,10 +90,10 @@ fn tokenizer_and_chat_template_of_the_real_model() {
     assert!(pieces.len() > 3 && generation.completion_tokens == pieces.len(), "{pieces:?} {generation:?}");
 }
 
-async fn local_server(tweak: impl FnOnce(&mut server::Settings)) -> common::TestServer {
-    common::start_with(
+async fn local_server(tweak: impl FnOnce(&mut server::Settings)) -> crate::common::TestServer {
+    crate::common::start_with(
         |s| {
-            s.openai_base_url = None;
+            s.model.openai_base_url = None;
             tweak(s);
         },
         server::agent::agent(),
@@ -143,7 +141,7 @@ async fn a_full_queue_is_a_503_and_a_gone_client_frees_the_model() {
     if model().is_none() {
         return;
     }
-    let server = local_server(|s| s.local_queue = 1).await;
+    let server = local_server(|s| s.local.queue = 1).await;
     let long = json!({"input": [{"role": "user", "content": "Count from 1 to 500, one number per line."}],
                       "stream": true, "tool_choice": "none"});
     // A generates; B waits in the queue; C finds the queue full.

@@ -1,16 +1,14 @@
 //! Faults of the model endpoint, each checked over HTTP in both modes: the client gets a clear error
 //! in the reference's shape, what was already said is kept, and the server keeps working.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{start, start_with, user, user_stream};
+use crate::common::{start, start_with, user, user_stream};
 use fake_model::Reply;
 use serde_json::Value;
 
 /// The stream ends with the error event (every client shape) and `[DONE]`, status 200.
-fn assert_stream_error(s: &common::Stream, code: &str, needle: &str) -> Value {
+fn assert_stream_error(s: &crate::common::Stream, code: &str, needle: &str) -> Value {
     assert_eq!(s.status, 200);
     assert_eq!(s.data.last().unwrap(), "[DONE]", "{:?}", s.data);
     let events = s.json();
@@ -28,7 +26,7 @@ fn assert_stream_error(s: &common::Stream, code: &str, needle: &str) -> Value {
 
 /// After a fault: no model connection is left open (the failed call was hung up on), and the next
 /// request is answered normally.
-async fn still_works(server: &common::TestServer) {
+async fn still_works(server: &crate::common::TestServer) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while server.fake.open_streams() > 0 {
         assert!(Instant::now() < deadline, "{} model streams left open after the fault", server.fake.open_streams());
@@ -76,7 +74,7 @@ async fn retry_after_is_honoured() {
 
 #[tokio::test]
 async fn server_errors_are_reported_after_the_retries() {
-    let server = start_with(|s| s.model_max_retries = 2, server::agent::agent()).await;
+    let server = start_with(|s| s.model.max_retries = 2, server::agent::agent()).await;
     for _ in 0..3 {
         server.fake.push(Reply::status(500, r#"{"message": "simulated upstream failure"}"#));
     }
@@ -142,7 +140,7 @@ async fn garbage_chunk_is_an_error() {
 
 #[tokio::test]
 async fn a_model_that_never_answers_times_out() {
-    let server = start_with(|s| s.model_timeout_seconds = 0.3, server::agent::agent()).await;
+    let server = start_with(|s| s.model.timeout_seconds = 0.3, server::agent::agent()).await;
     server.fake.push(Reply::Hang { chunks: vec![] });
     let started = Instant::now();
     let (status, body) = server.post("/invocations", user("hi")).await;
@@ -157,7 +155,7 @@ async fn a_model_that_never_answers_times_out() {
 
 #[tokio::test]
 async fn a_model_that_stalls_mid_answer_times_out() {
-    let server = start_with(|s| s.model_idle_timeout_seconds = 0.3, server::agent::agent()).await;
+    let server = start_with(|s| s.model.idle_timeout_seconds = 0.3, server::agent::agent()).await;
     server.fake.push(Reply::Hang { chunks: vec!["Start".into()] });
     let s = server.stream("/invocations", user_stream("hi"), &[]).await;
     assert_stream_error(&s, "DEADLINE_EXCEEDED", "went silent for 300ms");
@@ -173,8 +171,8 @@ async fn unreachable_model_is_reported() {
     drop(listener);
     let server = start_with(
         move |s| {
-            s.openai_base_url = Some(dead);
-            s.model_max_retries = 1;
+            s.model.openai_base_url = Some(dead);
+            s.model.max_retries = 1;
         },
         server::agent::agent(),
     )
@@ -199,7 +197,7 @@ async fn upstream_error_object_in_the_stream() {
 /// gets an error, the model connection is closed, and tool-call arguments count too.
 #[tokio::test]
 async fn a_runaway_answer_is_cut_off_at_the_output_limit() {
-    let server = start_with(|s| s.max_model_output_bytes = 2_000, server::agent::agent()).await;
+    let server = start_with(|s| s.limits.max_model_output_bytes = 2_000, server::agent::agent()).await;
     let long = "word ".repeat(2_000);
     server.fake.push(Reply::text_with_delay(&long, Duration::from_millis(0)));
     let s = server.stream("/invocations", user_stream("talk"), &[]).await;

@@ -321,16 +321,9 @@ async fn the_embedded_model_evaluates_offline() {
 async fn an_agent_at_a_url_is_evaluated_over_its_api() {
     use axum::http::HeaderMap;
     let (agent, judge) = (FakeModel::start().await, FakeModel::start().await);
-    let state = server::AppState::new(
-        server::Settings {
-            openai_base_url: Some(agent.base_url()),
-            chat_history: false,
-            tracing: false,
-            ..Default::default()
-        },
-        server::agent::agent(),
-    )
-    .unwrap();
+    let mut settings = crate::common::test_settings(&agent);
+    settings.tracing.enabled = false;
+    let state = server::AppState::new(settings, server::agent::agent()).unwrap();
     // In front of it, a check that the token arrives (as a deployed app's proxy would).
     let seen: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
     let app = server::app(state).layer(axum::middleware::from_fn({

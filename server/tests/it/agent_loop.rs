@@ -1,13 +1,11 @@
 //! The agent loop through the API: tool errors go back to the model, tools run concurrently with
 //! timeouts, turns are bounded, and a client that hangs up cancels the model call and the tools.
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{start_with, user, user_stream};
+use crate::common::{start_with, user, user_stream};
 use fake_model::Reply;
 use serde_json::{Value, json};
 use server::Agent;
@@ -38,7 +36,7 @@ fn tool_messages(requests: &[Value], n: usize) -> Vec<Value> {
 
 #[tokio::test]
 async fn tool_errors_go_back_to_the_model() {
-    let server = start_with(|s| s.max_tool_output_bytes = 100, test_agent()).await;
+    let server = start_with(|s| s.limits.max_tool_output_bytes = 100, test_agent()).await;
     server.fake.push(Reply::ToolCalls {
         text: None,
         calls: vec![
@@ -77,7 +75,7 @@ async fn tool_errors_go_back_to_the_model() {
 
 #[tokio::test]
 async fn tools_run_concurrently_and_time_out() {
-    let server = start_with(|s| s.tool_timeout_seconds = 1.0, test_agent()).await;
+    let server = start_with(|s| s.agent.tool_timeout_seconds = 1.0, test_agent()).await;
     server.fake.push(Reply::ToolCalls {
         text: None,
         calls: vec![
@@ -106,7 +104,7 @@ async fn tools_run_concurrently_and_time_out() {
 
 #[tokio::test]
 async fn turns_are_bounded() {
-    let server = start_with(|s| s.max_turns = 2, test_agent()).await;
+    let server = start_with(|s| s.agent.max_turns = 2, test_agent()).await;
     for _ in 0..2 {
         server.fake.push(Reply::tool_call("sleep", r#"{"ms": 1}"#));
     }
@@ -204,7 +202,7 @@ async fn client_disconnect_cancels_running_tools() {
 
 #[tokio::test]
 async fn keep_alives_while_a_tool_runs() {
-    let server = start_with(|s| s.sse_keepalive_seconds = 0.1, test_agent()).await;
+    let server = start_with(|s| s.server.sse_keepalive_seconds = 0.1, test_agent()).await;
     server.fake.push(Reply::tool_call("sleep", r#"{"ms": 450}"#));
     server.fake.push(Reply::text("ok"));
     let s = server.stream("/invocations", user_stream("go"), &[]).await;
@@ -226,7 +224,7 @@ async fn custom_inputs_reach_tools_and_custom_outputs_come_back() {
         },
     );
     let agent = server::Agent::new("A").instructions("x").model("m").tool(lookup);
-    let server = common::start_with(|_| {}, agent).await;
+    let server = crate::common::start_with(|_| {}, agent).await;
     server.fake.push(fake_model::Reply::tool_call("account_plan", "{}")).push(fake_model::Reply::text("Gold."));
     let body = serde_json::json!({"input": [{"role": "user", "content": "plan?"}],
         "custom_inputs": {"plan": "gold", "session_id": "s-9"}});

@@ -2,13 +2,11 @@
 //! `TEST_DATABASE_URL`: start, poll, replay and resume the stream by sequence number, cancel, time
 //! out, per-user access; and a server killed mid-task whose restart finishes it.
 
-mod common;
-
 use std::io::Read;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use fake_model::{FakeModel, Reply};
 use serde_json::{Value, json};
 use server::Settings;
@@ -17,9 +15,9 @@ use server::config::Secret;
 fn with_database(url: &str) -> impl FnOnce(&mut Settings) {
     let url = url.to_string();
     move |s| {
-        s.chat_history = true;
-        s.database_url = Some(Secret::new(url));
-        s.poll_interval_seconds = 0.05;
+        s.history.enabled = true;
+        s.history.database_url = Some(Secret::new(url));
+        s.background.poll_interval_seconds = 0.05;
     }
 }
 
@@ -179,7 +177,7 @@ async fn a_task_past_its_timeout_fails_with_a_clear_error() {
     let server = start_with(
         |s| {
             with_database(&url)(s);
-            s.task_timeout_seconds = 0.5;
+            s.background.task_timeout_seconds = 0.5;
         },
         server::agent::agent(),
     )

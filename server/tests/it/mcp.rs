@@ -3,13 +3,11 @@
 //! one that is down. `TEST_MCP_PYTHON` names a Python with `mcp` installed (scripts/test.sh makes
 //! one); without it these tests are skipped, unless `AGENT_REQUIRE_MCP=1`.
 
-mod common;
-
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{TestServer, serve_state, test_settings, user};
+use crate::common::{TestServer, serve_state, test_settings, user};
 use fake_model::{FakeModel, Reply};
 use serde_json::{Value, json};
 use server::AppState;
@@ -213,7 +211,7 @@ async fn a_dead_server_is_left_out_and_the_turn_goes_on() {
     assert!(notice["message"].as_str().unwrap().contains("dead"), "{notice}");
     // API streams carry no notices (the facts are in custom_outputs).
     app.fake.push(Reply::text("Hello."));
-    let stream = app.stream("/invocations", common::user_stream("hi"), &[]).await;
+    let stream = app.stream("/invocations", crate::common::user_stream("hi"), &[]).await;
     assert!(stream.json().iter().all(|e| e["type"] != "agent_app.notice"));
 }
 
@@ -253,7 +251,7 @@ async fn servers_come_from_the_config_file_too() {
     .unwrap();
     let fake = FakeModel::start().await;
     let mut settings = test_settings(&fake);
-    settings.mcp_config = Some(config);
+    settings.mcp.config = Some(config);
     let state = AppState::new(settings, server::agent::agent()).unwrap();
     let app = serve_state(fake, state).await;
     app.fake.push(Reply::tool_call("add", r#"{"a": 3, "b": 4}"#)).push(Reply::text("7."));
@@ -266,7 +264,7 @@ async fn servers_come_from_the_config_file_too() {
     // A broken file stops the start with the reason.
     std::fs::write(dir.path().join("bad.json"), r#"{"mcpServers": {"x": {}}}"#).unwrap();
     let mut settings = test_settings(&app.fake);
-    settings.mcp_config = Some(dir.path().join("bad.json"));
+    settings.mcp.config = Some(dir.path().join("bad.json"));
     let error = AppState::new(settings, server::agent::agent()).err().unwrap();
     assert!(error.contains("bad.json") && error.contains("exactly one of"), "{error}");
 }
@@ -278,7 +276,7 @@ async fn mcp_tools_matching_an_approval_pattern_wait_for_the_user() {
     let Some(python) = python() else { return };
     let fake = FakeModel::start().await;
     let mut settings = test_settings(&fake);
-    settings.require_approval = vec!["local__*".into()];
+    settings.agent.require_approval = vec!["local__*".into()];
     let mut state = AppState::new(settings, server::agent::agent()).unwrap();
     let timeouts = McpTimeouts {
         connect: Duration::from_secs(10),

@@ -1,5 +1,4 @@
 //! Test harness: the real server on a loopback port, in front of the scripted fake model.
-#![allow(dead_code)]
 
 use std::net::SocketAddr;
 
@@ -24,17 +23,16 @@ impl Drop for TestServer {
 
 /// Settings for tests: the fake model, quick retries and short timeouts.
 pub fn test_settings(fake: &FakeModel) -> Settings {
-    Settings {
-        openai_base_url: Some(fake.base_url()),
-        model_retry_base_ms: 10,
-        model_timeout_seconds: 5.0,
-        model_idle_timeout_seconds: 5.0,
-        // Tests that keep chats turn this on with their own database.
-        chat_history: false,
-        // Local traces in a folder of the test's own.
-        data_dir: std::env::temp_dir().join(format!("agent-app-test-{}", uuid::Uuid::new_v4())),
-        ..Settings::default()
-    }
+    let mut settings = Settings::default();
+    settings.model.openai_base_url = Some(fake.base_url());
+    settings.model.retry_base_ms = 10;
+    settings.model.timeout_seconds = 5.0;
+    settings.model.idle_timeout_seconds = 5.0;
+    // Tests that keep chats turn this on with their own database.
+    settings.history.enabled = false;
+    // Local traces in a folder of the test's own.
+    settings.server.data_dir = std::env::temp_dir().join(format!("agent-app-test-{}", uuid::Uuid::new_v4()));
+    settings
 }
 
 pub async fn start() -> TestServer {

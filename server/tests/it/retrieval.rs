@@ -2,9 +2,7 @@
 //! index), its passages numbered for the model to cite, and answers whose `[n]` markers become
 //! `url_citation` annotations (in the stream and the response); the documents served at `/docs/`.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use fake_model::Reply;
 use serde_json::{Value, json};
 
@@ -41,7 +39,7 @@ fn tool_outputs(body: &Value) -> Vec<Value> {
 async fn answers_cite_the_documents_they_were_given() {
     let dir = docs();
     let path = dir.path().to_path_buf();
-    let server = start_with(move |s| s.docs_dir = Some(path), server::agent::agent()).await;
+    let server = start_with(move |s| s.agent.docs_dir = Some(path), server::agent::agent()).await;
     server.fake.push(Reply::tool_call("search_documents", r#"{"query": "How long do cats sleep?"}"#));
     server.fake.push(Reply::text("Cats sleep 12 to 16 hours a day [1]."));
     let mut body = user("How long do cats sleep?");
@@ -89,8 +87,8 @@ async fn an_answer_that_cites_nothing_lists_what_it_drew_on_and_search_takes_any
     let path = dir.path().to_path_buf();
     let server = start_with(
         move |s| {
-            s.docs_dir = Some(path);
-            s.docs_base_url = Some("https://wiki.example.com/kb".into());
+            s.agent.docs_dir = Some(path);
+            s.agent.docs_base_url = Some("https://wiki.example.com/kb".into());
         },
         server::agent::agent(),
     )
@@ -151,7 +149,7 @@ async fn only_the_indexed_documents_are_served_and_html_is_sandboxed() {
     std::fs::write(root.join("page.html"), "<html><title>P</title><script>alert(document.cookie)</script>Hi</html>")
         .unwrap();
     let path = root.to_path_buf();
-    let server = start_with(move |s| s.docs_dir = Some(path), server::agent::agent()).await;
+    let server = start_with(move |s| s.agent.docs_dir = Some(path), server::agent::agent()).await;
     let get = |path: &str| {
         let url = format!("{}/docs/{path}", server.url);
         let client = server.client.clone();

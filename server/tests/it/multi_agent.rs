@@ -1,12 +1,10 @@
 //! Multi-agent over HTTP: hand-offs (the other agent takes over, items name who speaks), another
 //! agent as a tool (its own loop on the same model), and an agent served by another app as a tool.
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use common::*;
+use crate::common::*;
 use fake_model::Reply;
 use serde_json::{Value, json};
 use server::Agent;
@@ -190,9 +188,9 @@ async fn databricks_apps_and_serving_endpoints_are_called_with_the_workspace_cre
         .tool(RemoteAgent::serving_endpoint("ask_endpoint", "Asks the endpoint.", "agents_support").into_tool());
     let fake = fake_model::FakeModel::start().await;
     let mut settings = test_settings(&fake);
-    settings.databricks_host = Some(host.clone());
-    settings.databricks_token = Some(server::config::Secret::new("dapi-app-token"));
-    settings.openai_base_url = None;
+    settings.databricks.host = Some(host.clone());
+    settings.databricks.token = Some(server::config::Secret::new("dapi-app-token"));
+    settings.model.openai_base_url = None;
     let mut state = server::AppState::new(settings, root).unwrap();
     // The model stays the scripted one; the workspace is the stand-in.
     state.runner = Arc::new(server::runner::Runner {
