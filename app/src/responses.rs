@@ -124,6 +124,15 @@ impl ResponsesRequest {
         })
     }
 
+    /// What the user asked last (the question a chat saves, a trace's request preview).
+    pub fn last_user_text(&self) -> String {
+        let text = self.input.iter().rev().find_map(|item| match item {
+            Item::Message(m) if m.role == Role::User => Some(m.content.text()),
+            _ => None,
+        });
+        text.unwrap_or_default()
+    }
+
     /// The session this request belongs to: `context.conversation_id`, else `custom_inputs.session_id`.
     pub fn session_id(&self) -> Option<&str> {
         self.context

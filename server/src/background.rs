@@ -22,12 +22,13 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::responses::LOCAL_USER;
+use crate::databricks::auth::WorkspaceAuth;
+use crate::identity::LOCAL_USER;
+use crate::observability::export::Exporter;
 use crate::observability::trace::payload;
 use crate::observability::{Trace, TraceStart};
-use crate::runner::RunError;
 use crate::runner::output::{FrameBuffer, Output};
-use crate::state::AppState;
+use crate::runner::{RunError, Runner};
 use crate::store::recorder::{AnswerTarget, Recorder};
 use crate::store::responses::{StoredEvent, StoredResponse, is_terminal};
 use crate::store::{ChatStore, StoreError};
@@ -58,6 +59,15 @@ impl From<&crate::config::BackgroundSettings> for Timings {
             retention: settings.retention(),
         }
     }
+}
+
+/// What running a task takes besides its request: the agent, where its trace goes, the workspace
+/// its tools call.
+#[derive(Clone)]
+pub struct Engine {
+    pub runner: Arc<Runner>,
+    pub exporter: Exporter,
+    pub workspace: Option<WorkspaceAuth>,
 }
 
 /// The background tasks of this process, and the way to every task in the database.
@@ -162,7 +172,7 @@ impl BackgroundTasks {
     /// Starts a task for `owner` and returns the response as it stands (in progress, no output).
     pub async fn start(
         &self,
-        state: &AppState,
+        engine: &Engine,
         owner: String,
         request: ResponsesRequest,
         context: ToolContext,
@@ -172,7 +182,7 @@ impl BackgroundTasks {
         let saved = serde_json::to_value(&request).map_err(|e| StoreError::Invalid(e.to_string()))?;
         self.0.store.create_response(&id, &owner, &saved, &self.0.worker).await?;
         let frames = FrameBuffer::default();
-        let mut out = Output::new(Some(frames.clone()), id.clone(), state.runner.agent.model.clone());
+        let mut out = Output::new(Some(frames.clone()), id.clone(), engine.runner.agent.model.clone());
         out.response.extra.insert("background".into(), json!(true));
         out.notices = options.notices;
         if let Some(session) = &context.session_id {
@@ -184,21 +194,21 @@ impl BackgroundTasks {
         let snapshot = out.response.clone();
         let sink = self.register(&id, &owner, &context);
         let run = Run { id, owner, request, context, out, frames, options, sink };
-        tokio::spawn(self.clone().drive(state.clone(), run));
+        tokio::spawn(self.clone().drive(engine.clone(), run));
         Ok(snapshot)
     }
 
     /// Runs a task to its end, saving its events as they come, then its final response.
-    async fn drive(self, state: AppState, run: Run) {
+    async fn drive(self, engine: Engine, run: Run) {
         let Run { id, owner, request, context, mut out, frames, options, sink } = run;
         let mut recorder = options.recorder;
         let cancel = context.cancel.clone();
-        let trace = Trace::start(&state.observability.exporter, || TraceStart {
+        let trace = Trace::start(&engine.exporter, || TraceStart {
             name: "stream_handler".into(),
             session: context.session_id.clone(),
             user: context.user.clone(),
             owner: owner.clone(),
-            request_preview: crate::api::responses::last_user_text(&request),
+            request_preview: request.last_user_text(),
             inputs: payload(&request),
         });
         if let (true, Some(trace_id)) = (options.return_trace_id, trace.id()) {
@@ -208,7 +218,7 @@ impl BackgroundTasks {
         let timings = self.0.timings;
         let end = {
             let root = trace.root();
-            let run = state.runner.run(&request, &context, &mut out, &root);
+            let run = engine.runner.run(&request, &context, &mut out, &root);
             tokio::pin!(run);
             let mut flush = tokio::time::interval(Duration::from_millis(50));
             let mut heartbeat = tokio::time::interval(timings.lease / 3);
@@ -443,7 +453,7 @@ impl BackgroundTasks {
 
     /// Takes over tasks whose process stopped, now and every half lease, for as long as the app
     /// runs; and deletes tasks past their retention, hourly. Started once.
-    pub fn spawn_recovery(&self, state: AppState) {
+    pub fn spawn_recovery(&self, engine: Engine) {
         if self.0.recovering.swap(true, Ordering::SeqCst) {
             return;
         }
@@ -460,19 +470,19 @@ impl BackgroundTasks {
                         tracing::warn!(%error, "could not delete old background responses");
                     }
                 }
-                if let Err(error) = tasks.take_over_orphans(&state).await {
+                if let Err(error) = tasks.take_over_orphans(&engine).await {
                     tracing::warn!(%error, "could not look for orphaned background responses");
                 }
             }
         });
     }
 
-    async fn take_over_orphans(&self, state: &AppState) -> Result<(), StoreError> {
+    async fn take_over_orphans(&self, engine: &Engine) -> Result<(), StoreError> {
         let stale_before = now_ms() - self.0.timings.lease.as_millis() as i64;
         for id in self.0.store.orphaned_responses(stale_before).await? {
             if self.0.store.claim_response(&id, &self.0.worker, stale_before).await? {
                 tracing::info!(response = %id, "taking over a background task whose process stopped");
-                if let Err(error) = self.resume(state, &id).await {
+                if let Err(error) = self.resume(engine, &id).await {
                     tracing::warn!(%error, response = %id, "could not resume a background task");
                 }
             }
@@ -482,7 +492,7 @@ impl BackgroundTasks {
 
     /// Picks a claimed task up where it was left: its finished items stay, an open message is
     /// closed as incomplete, a call without output gets [`INTERRUPTED_CALL`], and the run goes on.
-    async fn resume(&self, state: &AppState, id: &str) -> Result<(), StoreError> {
+    async fn resume(&self, engine: &Engine, id: &str) -> Result<(), StoreError> {
         let row = self.0.store.get_response_any_owner(id).await?;
         let events = self.0.store.all_response_events(id).await?;
         let request = match ResponsesRequest::from_value(row.request.clone()) {
@@ -496,7 +506,7 @@ impl BackgroundTasks {
         let progress = Progress::of(&events);
         let mut snapshot = progress.snapshot.clone().unwrap_or_else(|| ResponseObject::new(Vec::new()));
         snapshot.id = Some(id.to_string());
-        snapshot.model.get_or_insert_with(|| state.runner.agent.model.clone());
+        snapshot.model.get_or_insert_with(|| engine.runner.agent.model.clone());
         snapshot.extra.insert("background".into(), json!(true));
         let frames = FrameBuffer::default();
         let next_sequence = events.last().map_or(0, |e| e.sequence as u64 + 1);
@@ -550,7 +560,7 @@ impl BackgroundTasks {
                 .or_else(|| request.user_id().map(str::to_string)),
             headers: Default::default(),
             cancel: CancellationToken::new(),
-            workspace: state.workspace.clone(),
+            workspace: engine.workspace.clone(),
             custom_inputs: std::sync::Arc::new(request.custom_inputs.clone().unwrap_or_default()),
             custom_outputs: Default::default(),
         };
@@ -574,7 +584,7 @@ impl BackgroundTasks {
         let options = TaskOptions { recorder, notices, return_trace_id: notices };
         let sink = self.register(id, &row.user_id, &context);
         let run = Run { id: id.to_string(), owner: row.user_id, request, context, out, frames, options, sink };
-        tokio::spawn(self.clone().drive(state.clone(), run));
+        tokio::spawn(self.clone().drive(engine.clone(), run));
         Ok(())
     }
 }

@@ -14,6 +14,7 @@ pub mod databricks;
 pub mod evaluate;
 pub mod examples;
 pub mod http_client;
+pub mod identity;
 pub mod listener;
 pub mod llm;
 pub mod observability;
@@ -44,7 +45,7 @@ pub const MLFLOW_API_VERSION: &str = "3.17.2";
 /// The whole application: API, pages and static files, with logging and request ids.
 pub fn app(state: AppState) -> Router {
     if let Some(background) = &state.background {
-        background.spawn_recovery(state.clone());
+        background.spawn_recovery(state.engine());
     }
     let web = web::router(&state);
     let request_id = HeaderName::from_static("x-request-id");

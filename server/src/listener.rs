@@ -221,7 +221,7 @@ async fn read_body_in_time(
         .and_then(|v| v.trim().parse::<usize>().ok())
         .unwrap_or(max_bytes)
         .min(max_bytes);
-    let user = crate::api::responses::user_key(&crate::api::responses::forwarded_user(request.headers()));
+    let user = crate::identity::Identity::of(request.headers()).key;
     let Some(_reservation) = bodies.reserve(user, declared) else {
         let mut response = crate::api::error::ApiError {
             status: StatusCode::TOO_MANY_REQUESTS,

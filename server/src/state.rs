@@ -43,7 +43,7 @@ pub struct AppState {
     /// the model, MCP servers, tracing and tools (one token cache).
     pub workspace: Option<WorkspaceAuth>,
     /// Each user's stored bytes, for their quota.
-    pub storage_usage: Arc<crate::api::quota::StorageUsage>,
+    pub storage_usage: Arc<crate::store::usage::StorageUsage>,
 }
 
 impl AppState {
@@ -93,6 +93,15 @@ impl AppState {
             workspace,
             storage_usage: Default::default(),
         })
+    }
+
+    /// What a background task runs with.
+    pub fn engine(&self) -> crate::background::Engine {
+        crate::background::Engine {
+            runner: self.runner.clone(),
+            exporter: self.observability.exporter.clone(),
+            workspace: self.workspace.clone(),
+        }
     }
 
     /// Starts tracing as the settings say (see `observability`).

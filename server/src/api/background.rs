@@ -8,12 +8,12 @@ use app::responses::ResponsesRequest;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
-use super::responses::{event_stream, forwarded_user, user_key};
+use super::sse::event_stream;
 use crate::background::{BackgroundTasks, TaskOptions};
+use crate::identity::Identity;
 use crate::state::AppState;
 use crate::store::StoreError;
 use crate::tools::ToolContext;
@@ -51,7 +51,7 @@ pub async fn start(
 ) -> Result<Response, ApiError> {
     let tasks = tasks(state)?;
     let response = tasks
-        .start(state, owner, request, context, options)
+        .start(&state.engine(), owner, request, context, options)
         .await
         .map_err(|e| ApiError::unavailable(format!("Could not start the background response: {e}")))?;
     if !stream {
@@ -66,10 +66,9 @@ pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
+    Identity { key: owner, .. }: Identity,
 ) -> Result<Response, ApiError> {
     let tasks = tasks(&state)?;
-    let owner = user_key(&forwarded_user(&headers));
     // A query string's "false" is false (not Python's truthy non-empty string).
     let stream =
         query.get("stream").is_some_and(|s| ["true", "1", "yes"].contains(&s.trim().to_ascii_lowercase().as_str()));
@@ -95,10 +94,9 @@ pub async fn get(
 pub async fn cancel(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    Identity { key: owner, .. }: Identity,
 ) -> Result<Response, ApiError> {
     let tasks = tasks(&state)?;
-    let owner = user_key(&forwarded_user(&headers));
     let response = tasks.cancel(&owner, &id).await.map_err(|e| store_error(&id, e))?;
     Ok(Json(response).into_response())
 }

@@ -6,22 +6,18 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::error::ApiError;
-use super::responses::{forwarded_user, user_key};
+use crate::identity::Identity;
 use crate::state::AppState;
 use crate::store::ChatStore;
 
 fn store(state: &AppState) -> Result<&ChatStore, ApiError> {
     state.store.as_ref().ok_or_else(|| ApiError::not_found("Chat history is off (AGENT_CHAT_HISTORY=false)"))
-}
-
-fn owner(headers: &HeaderMap) -> String {
-    user_key(&forwarded_user(headers))
 }
 
 /// A JSON body, or a 400 in the API's `{"detail"}` shape saying what is wrong with it.
@@ -43,13 +39,13 @@ fn default_limit() -> i64 {
 /// `GET /api/history?limit=20&ending_before=<updated_at>`
 pub async fn list(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Identity { key: owner, .. }: Identity,
     query: Result<Query<HistoryQuery>, QueryRejection>,
 ) -> Result<Json<ChatPage>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(format!("Invalid query: {}", e.body_text())))?;
     let limit = query.limit.clamp(1, 100);
     // One more than asked tells whether there is a next page.
-    let mut chats = store(&state)?.list_chats(&owner(&headers), limit + 1, query.ending_before).await?;
+    let mut chats = store(&state)?.list_chats(&owner, limit + 1, query.ending_before).await?;
     let has_more = chats.len() as i64 > limit;
     chats.truncate(limit as usize);
     Ok(Json(ChatPage { chats, has_more }))
@@ -58,31 +54,30 @@ pub async fn list(
 /// `GET /api/chat/{id}`
 pub async fn get(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Identity { key: owner, .. }: Identity,
     Path(id): Path<String>,
 ) -> Result<Json<StoredChat>, ApiError> {
-    Ok(Json(store(&state)?.get_chat(&owner(&headers), &id).await?))
+    Ok(Json(store(&state)?.get_chat(&owner, &id).await?))
 }
 
 /// `PATCH /api/chat/{id}` `{"title"?, "visibility"?}`
 pub async fn update(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Identity { key: owner, .. }: Identity,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
     let update: ChatUpdate = json_body(&body)?;
-    store(&state)?.update_chat(&owner(&headers), &id, update.title.as_deref(), update.visibility).await?;
+    store(&state)?.update_chat(&owner, &id, update.title.as_deref(), update.visibility).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// `DELETE /api/chat/{id}`
 pub async fn delete(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Identity { key: owner, .. }: Identity,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let owner = owner(&headers);
     store(&state)?.delete_chat(&owner, &id).await?;
     super::quota::forget(&state, &owner);
     Ok(StatusCode::NO_CONTENT)
@@ -92,7 +87,11 @@ pub async fn delete(
 /// vote is stored, then handed to the feedback sink with the answer's trace id (an MLflow assessment
 /// once tracing is configured; `mlflowAssessmentId` is null otherwise). A sink failure does not undo
 /// the stored vote.
-pub async fn feedback(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Json<Value>, ApiError> {
+pub async fn feedback(
+    State(state): State<AppState>,
+    Identity { key: owner, .. }: Identity,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
     let feedback: Feedback = json_body(&body)?;
     let up = match feedback.feedback_type.as_str() {
         "thumbs_up" => true,
@@ -101,7 +100,7 @@ pub async fn feedback(State(state): State<AppState>, headers: HeaderMap, body: B
             return Err(ApiError::bad_request(format!("feedbackType must be thumbs_up or thumbs_down, not {other:?}")));
         }
     };
-    let user = owner(&headers);
+    let user = owner;
     let store = store(&state)?;
     let target = store.vote(&user, &feedback.chat_id, &feedback.message_id, up).await?;
     let assessment = match &target.trace_id {

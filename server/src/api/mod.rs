@@ -10,6 +10,7 @@ pub mod meta;
 pub mod quota;
 pub mod rate_limit;
 pub mod responses;
+pub mod sse;
 pub mod traces;
 
 use axum::Router;

@@ -2,22 +2,10 @@
 //! stored. (Request bytes in flight are capped where bodies are read: `listener`.) Each refusal is
 //! in the API's shape, and names the setting.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
-
 use axum::http::StatusCode;
 
 use super::error::ApiError;
 use crate::state::AppState;
-
-/// How long a user's stored total is reused before it is added up again (adding up reads all their
-/// rows): a user can pass the quota by at most what they store in that time.
-const USAGE_TTL: Duration = Duration::from_secs(30);
-
-/// Each user's stored bytes, as last added up.
-#[derive(Default)]
-pub struct StorageUsage(Mutex<HashMap<String, (Instant, i64)>>);
 
 /// Refuses a new background response when the user already runs their share.
 pub fn check_background(state: &AppState, owner: &str) -> Result<(), ApiError> {
@@ -44,16 +32,12 @@ pub async fn check_storage(state: &AppState, owner: &str, adding: usize) -> Resu
     if max == 0 {
         return Ok(());
     }
-    let cached = state.storage_usage.0.lock().expect("usage lock").get(owner).copied();
-    let used = match cached {
-        Some((at, used)) if at.elapsed() < USAGE_TTL => used,
-        _ => match store.stored_bytes(owner).await {
-            Ok(used) => used,
-            Err(error) => {
-                tracing::warn!(%error, "could not add up a user's stored bytes");
-                return Ok(());
-            }
-        },
+    let used = match state.storage_usage.used(store, owner).await {
+        Ok(used) => used,
+        Err(error) => {
+            tracing::warn!(%error, "could not add up a user's stored bytes");
+            return Ok(());
+        }
     };
     if used.max(0) as u64 >= max {
         return Err(ApiError {
@@ -64,12 +48,11 @@ pub async fn check_storage(state: &AppState, owner: &str, adding: usize) -> Resu
             ),
         });
     }
-    let at = cached.map_or_else(Instant::now, |(at, _)| if at.elapsed() < USAGE_TTL { at } else { Instant::now() });
-    state.storage_usage.0.lock().expect("usage lock").insert(owner.to_string(), (at, used + adding as i64));
+    state.storage_usage.add(owner, adding);
     Ok(())
 }
 
 /// The user deleted something: add up again next time.
 pub fn forget(state: &AppState, owner: &str) {
-    state.storage_usage.0.lock().expect("usage lock").remove(owner);
+    state.storage_usage.forget(owner);
 }

@@ -14,7 +14,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 
 use super::error::ApiError;
-use super::responses::{forwarded_user, user_key};
+use crate::identity::{forwarded_user, user_key};
 
 #[derive(Clone)]
 pub struct UserRateLimit {

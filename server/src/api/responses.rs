@@ -17,7 +17,7 @@ use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use futures::Stream;
 use serde_json::{Map, Value, json};
@@ -26,6 +26,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::error::ApiError;
 use crate::background::TaskOptions;
+use crate::identity::Identity;
 use crate::llm::ModelError;
 use crate::observability::trace::{MAX_PAYLOAD_BYTES, payload};
 use crate::observability::{Trace, TraceStart};
@@ -38,16 +39,22 @@ use crate::tools::ToolContext;
 
 pub async fn create(
     State(state): State<AppState>,
+    identity: Identity,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    handle(state, headers, body, Caller::Api).await.unwrap_or_else(IntoResponse::into_response)
+    handle(state, identity, headers, body, Caller::Api).await.unwrap_or_else(IntoResponse::into_response)
 }
 
 /// `POST /api/chat`: the browser chat's stream. The same request and events as `/responses`, always
 /// streamed, always ending with the trace id (the UI attaches feedback to it).
-pub async fn chat(State(state): State<AppState>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
-    handle(state, headers, body, Caller::ChatUi).await.unwrap_or_else(IntoResponse::into_response)
+pub async fn chat(
+    State(state): State<AppState>,
+    identity: Identity,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    handle(state, identity, headers, body, Caller::ChatUi).await.unwrap_or_else(IntoResponse::into_response)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -59,6 +66,7 @@ enum Caller {
 
 async fn handle(
     state: AppState,
+    identity: Identity,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
     caller: Caller,
@@ -103,21 +111,20 @@ async fn handle(
         other => ApiError::internal(other.to_string()),
     })?;
 
-    let user = forwarded_user(&headers);
+    let Identity { user, key: owner } = identity;
     let background = caller == Caller::Api && request.extra.get("background").is_some_and(is_truthy);
     // What this request would keep running and stored counts against the user's share.
     if background || chat_target.is_some() {
-        let owner = user_key(&user);
         super::quota::check_background(&state, &owner)?;
         super::quota::check_storage(&state, &owner, body.len()).await?;
     }
     if background {
         let context = tool_context(&state, &user, &request, headers);
         let options = TaskOptions { return_trace_id, ..TaskOptions::default() };
-        return super::background::start(&state, user_key(&user), request, context, options, stream).await;
+        return super::background::start(&state, owner, request, context, options, stream).await;
     }
     let (recorder, notice) = match chat_target {
-        Some(target) => start_recording(&state, &user, &target, &request).await?,
+        Some(target) => start_recording(&state, &owner, &target, &request).await?,
         None => (None, None),
     };
     // A saved chat's answer runs as a background task: a reload or a closed tab does not stop it,
@@ -125,7 +132,7 @@ async fn handle(
     if recorder.is_some() && state.background.is_some() {
         let context = tool_context(&state, &user, &request, headers);
         let options = TaskOptions { recorder, notices: true, return_trace_id: true };
-        return super::background::start(&state, user_key(&user), request, context, options, true).await;
+        return super::background::start(&state, owner, request, context, options, true).await;
     }
 
     let context = tool_context(&state, &user, &request, headers);
@@ -133,8 +140,8 @@ async fn handle(
         name: if stream { "stream_handler" } else { "invoke_handler" }.into(),
         session: context.session_id.clone(),
         user: context.user.clone(),
-        owner: user_key(&user),
-        request_preview: last_user_text(&request),
+        owner,
+        request_preview: request.last_user_text(),
         inputs: traced_request,
     });
     let run = Run {
@@ -184,24 +191,23 @@ struct ChatTarget {
 /// the database down the chat goes on unsaved, and the page is told (`notice`).
 async fn start_recording(
     state: &AppState,
-    user: &User,
+    owner: &str,
     target: &Value,
     request: &ResponsesRequest,
 ) -> Result<(Option<Recorder>, Option<String>), ApiError> {
     let Some(store) = &state.store else { return Ok((None, None)) };
     let target: ChatTarget = serde_json::from_value(target.clone())
         .map_err(|e| ApiError::bad_request(format!("Invalid chat target: {e}")))?;
-    let owner = user_key(user);
     if target.continues {
-        return continue_recording(store, &owner, target, request).await;
+        return continue_recording(store, owner, target, request).await;
     }
     if target.position < 0 || [&target.question_id, &target.answer_id].iter().any(|id| id.is_empty() || id.len() > 128)
     {
         return Err(ApiError::bad_request("Invalid chat target: position must be >= 0 and ids 1 to 128 characters"));
     }
-    let question = last_user_text(request);
+    let question = request.last_user_text();
     if let Err(error) = store
-        .begin_exchange(&owner, &target.id, target.position, &target.question_id, &question, &target.answer_id)
+        .begin_exchange(owner, &target.id, target.position, &target.question_id, &question, &target.answer_id)
         .await
     {
         return answer_unsaved(error);
@@ -277,29 +283,6 @@ async fn continue_recording(
     let answer = app::conversation::Answer::restored(so_far, app::conversation::AnswerStatus::Streaming, None, None);
     let target = AnswerTarget { store: store.clone(), chat_id: target.id, answer_id: target.answer_id, title: None };
     Ok((Some(Recorder::start_with(target, answer)), None))
-}
-
-/// What the user asked last (the question a chat saves, the trace's request preview).
-pub fn last_user_text(request: &ResponsesRequest) -> String {
-    let text = request.input.iter().rev().find_map(|item| match item {
-        Item::Message(m) if m.role == Role::User => Some(m.content.text()),
-        _ => None,
-    });
-    text.unwrap_or_default()
-}
-
-/// The key a user's chats are stored under: their forwarded identity, or one local user.
-pub fn user_key(user: &User) -> String {
-    user.id().unwrap_or_else(|| LOCAL_USER.to_string())
-}
-
-/// Who owns chats when no proxy names the user (local development).
-pub const LOCAL_USER: &str = "local-user";
-
-/// The signed-in user, as the Databricks Apps proxy forwards it.
-/// Identity headers are UTF-8 (checked before any handler runs, `guard::identity`).
-pub fn forwarded_user(headers: &HeaderMap) -> User {
-    User::from_headers(|name| headers.get(name).and_then(|v| std::str::from_utf8(v.as_bytes()).ok()))
 }
 
 struct Run {
@@ -384,19 +367,8 @@ impl Run {
             recorder,
             _cancel_when_dropped: cancel.drop_guard(),
         };
-        event_stream(Body::from_stream(body))
+        super::sse::event_stream(Body::from_stream(body))
     }
-}
-
-/// A `text/event-stream` response.
-pub fn event_stream(body: Body) -> Response {
-    let mut response = Response::new(body);
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream; charset=utf-8"));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    // Tell nginx-style proxies not to buffer the stream.
-    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    response
 }
 
 /// The body of a streamed response. It drives the run itself: each time the connection is ready for

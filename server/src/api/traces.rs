@@ -4,12 +4,11 @@
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::ApiError;
-use super::responses::{forwarded_user, user_key};
+use crate::identity::Identity;
 use crate::observability::local::LocalTraceStore;
 use crate::observability::trace::TraceRecord;
 use crate::state::AppState;
@@ -50,12 +49,11 @@ fn store_error(error: sqlx::Error) -> ApiError {
 
 pub async fn list(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Identity { key: owner, .. }: Identity,
     query: Result<Query<TraceQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(format!("Invalid query: {}", e.body_text())))?;
     let limit = query.limit.clamp(1, 200);
-    let owner = user_key(&forwarded_user(&headers));
     let before = query.before.map(|ms| ms.saturating_mul(1_000_000));
     let mut traces = local_store(&state)?.list(&owner, limit + 1, before).await.map_err(store_error)?;
     let has_more = traces.len() > limit;
@@ -65,10 +63,9 @@ pub async fn list(
 
 pub async fn get(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Identity { key: owner, .. }: Identity,
     Path(trace_id): Path<String>,
 ) -> Result<Json<TraceRecord>, ApiError> {
-    let owner = user_key(&forwarded_user(&headers));
     match local_store(&state)?.get(&owner, &trace_id).await.map_err(store_error)? {
         Some(trace) => Ok(Json(trace)),
         None => Err(ApiError::not_found("Trace not found")),

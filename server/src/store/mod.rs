@@ -9,6 +9,7 @@ pub mod feedback;
 mod migrations;
 pub mod recorder;
 pub mod responses;
+pub mod usage;
 
 use std::time::Duration;
 

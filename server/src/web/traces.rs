@@ -4,13 +4,13 @@
 //! token usage and error.
 
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use leptos::prelude::*;
 use serde_json::Value;
 
-use crate::api::responses::{forwarded_user, user_key};
 use crate::api::traces::{TraceQuery, elsewhere};
+use crate::identity::Identity;
 use crate::observability::local::TraceSummary;
 use crate::observability::trace::{Payload, SpanRecord, TraceRecord, TraceState};
 use crate::state::AppState;
@@ -73,7 +73,7 @@ fn state_badge(ok: bool) -> impl IntoView {
 
 pub async fn list(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Identity { key: owner, .. }: Identity,
     query: Result<Query<TraceQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let Some(store) = state.observability.local.clone() else {
@@ -82,7 +82,6 @@ pub async fn list(
     };
     let query = query.map(|q| q.0).unwrap_or(TraceQuery { limit: 50, before: None });
     let limit = query.limit.clamp(1, 200);
-    let owner = user_key(&forwarded_user(&headers));
     let before = query.before.map(|ms| ms.saturating_mul(1_000_000));
     let mut traces = match store.list(&owner, limit + 1, before).await {
         Ok(traces) => traces,
@@ -126,12 +125,15 @@ fn trace_row(t: TraceSummary) -> impl IntoView {
     }
 }
 
-pub async fn show(State(state): State<AppState>, headers: HeaderMap, Path(trace_id): Path<String>) -> Response {
+pub async fn show(
+    State(state): State<AppState>,
+    Identity { key: owner, .. }: Identity,
+    Path(trace_id): Path<String>,
+) -> Response {
     let Some(store) = state.observability.local.clone() else {
         let message = elsewhere(&state);
         return (StatusCode::NOT_FOUND, page("Trace", view! { <p class="traces-note">{message}</p> })).into_response();
     };
-    let owner = user_key(&forwarded_user(&headers));
     match store.get(&owner, &trace_id).await {
         Ok(Some(trace)) => {
             let title = format!("Trace {}", trace.trace_id);
