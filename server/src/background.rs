@@ -563,6 +563,7 @@ impl BackgroundTasks {
             workspace: engine.workspace.clone(),
             custom_inputs: std::sync::Arc::new(request.custom_inputs.clone().unwrap_or_default()),
             custom_outputs: Default::default(),
+            extensions: Default::default(),
         };
         // A chat page's answer: its row is written on from what was saved (the page shows it whole).
         let recorder = match self.0.store.answer_of_response(id).await {

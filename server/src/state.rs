@@ -72,17 +72,14 @@ impl AppState {
         if let Some(path) = &settings.mcp.config {
             mcp_servers.extend(crate::tools::mcp::servers_from_file(path)?);
         }
-        let runner = Runner {
-            agent: Arc::new(agent),
-            model,
-            limits: Limits {
-                max_turns: settings.agent.max_turns.max(1),
-                tool_timeout: settings.agent.tool_timeout(),
-                max_tool_output_bytes: settings.limits.max_tool_output_bytes,
-                max_model_output_bytes: settings.limits.max_model_output_bytes,
-            },
-            mcp: Arc::new(McpHub::new(mcp_servers, workspace.clone(), (&settings.mcp).into())),
+        let limits = Limits {
+            max_turns: settings.agent.max_turns.max(1),
+            tool_timeout: settings.agent.tool_timeout(),
+            max_tool_output_bytes: settings.limits.max_tool_output_bytes,
+            max_model_output_bytes: settings.limits.max_model_output_bytes,
         };
+        let mcp = Arc::new(McpHub::new(mcp_servers, workspace.clone(), (&settings.mcp).into()));
+        let runner = Runner::new(Arc::new(agent), model, limits, mcp);
         Ok(Self {
             settings: Arc::new(settings),
             runner: Arc::new(runner),

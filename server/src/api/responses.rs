@@ -171,6 +171,7 @@ fn tool_context(state: &AppState, user: &User, request: &ResponsesRequest, heade
         workspace: state.workspace.clone(),
         custom_inputs: Arc::new(request.custom_inputs.clone().unwrap_or_default()),
         custom_outputs: Default::default(),
+        extensions: Default::default(),
     }
 }
 

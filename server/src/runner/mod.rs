@@ -4,8 +4,14 @@
 //! Cancellation is by drop: the HTTP layer drops the run when the client goes away, which closes the
 //! model connection and drops the running tool futures.
 
+mod agent;
+mod agent_tool;
+mod handoff;
 pub mod history;
 pub mod output;
+
+pub use agent::Agent;
+pub use handoff::handoff_name;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,142 +25,10 @@ use serde_json::{Value, json};
 use crate::llm::{ChatDelta, ChatMessage, ChatModel, ChatRequest, ModelError, ToolCall, ToolSpec};
 use crate::observability::trace::{MAX_PAYLOAD_BYTES, Payload, TokenUsage, payload};
 use crate::observability::{Span, SpanType, genai};
-use crate::tools::mcp::{McpHub, McpServer};
-use crate::tools::{Tool, ToolContext, ToolError, ToolSet};
+use crate::tools::mcp::McpHub;
+use crate::tools::{ToolContext, ToolError, ToolSet};
+use agent_tool::{AgentHubs, CallerRun};
 use output::{OpenCall, OpenMessage, OpenReasoning, Output, new_id};
-
-/// An agent: who it is, what model it uses, what tools it has. Built in `agent.rs`.
-#[derive(Clone)]
-pub struct Agent {
-    pub name: String,
-    pub instructions: String,
-    pub model: String,
-    pub tools: ToolSet,
-    /// MCP servers whose tools the agent also gets, per request.
-    pub mcp_servers: Vec<McpServer>,
-    /// Tools that must be approved by the user before they run, by name (`AGENT_REQUIRE_APPROVAL`
-    /// adds to it); `server__*` matches every tool of an MCP server, `*` every tool.
-    pub approval_required: Vec<String>,
-    /// Agents this one can hand the conversation to (`transfer_to_<name>` tools).
-    pub handoffs: Vec<Arc<Agent>>,
-    /// When to hand over to this agent, told to the agent handing over.
-    pub handoff_description: Option<String>,
-    /// OAuth scopes the signed-in user's token must grant for this agent's on-behalf-of tools
-    /// (`ToolContext::user_workspace`); MCP servers acting as the user add their own.
-    pub user_scopes: Vec<String>,
-}
-
-impl Agent {
-    pub fn new(name: impl Into<String>) -> Self {
-        Self {
-            name: name.into(),
-            instructions: String::new(),
-            model: String::new(),
-            tools: ToolSet::default(),
-            mcp_servers: Vec::new(),
-            approval_required: Vec::new(),
-            handoffs: Vec::new(),
-            handoff_description: None,
-            user_scopes: Vec::new(),
-        }
-    }
-
-    /// Scopes the user's token must grant for this agent's tools that act as the user (the app's
-    /// `user_api_scopes`); the chat page names any the signed-in user's token lacks.
-    pub fn user_scopes<S: Into<String>>(mut self, scopes: impl IntoIterator<Item = S>) -> Self {
-        self.user_scopes.extend(scopes.into_iter().map(Into::into));
-        self
-    }
-
-    /// Every scope this agent, the agents it hands over to or uses as tools' MCP servers need
-    /// from the user's token, sorted, once each.
-    pub fn required_user_scopes(&self, extra_servers: &[McpServer]) -> Vec<String> {
-        let mut scopes = std::collections::BTreeSet::new();
-        let mut seen = std::collections::HashSet::new();
-        let mut stack: Vec<&Agent> = vec![self];
-        while let Some(agent) = stack.pop() {
-            if !seen.insert(agent as *const Agent) {
-                continue;
-            }
-            scopes.extend(agent.user_scopes.iter().cloned());
-            for server in &agent.mcp_servers {
-                scopes.extend(server.required_user_scopes());
-            }
-            stack.extend(agent.handoffs.iter().map(|a| a.as_ref()));
-        }
-        for server in extra_servers {
-            scopes.extend(server.required_user_scopes());
-        }
-        scopes.into_iter().collect()
-    }
-
-    /// Lets this agent hand the conversation to `agent`, which then answers with its own
-    /// instructions and tools (the model calls `transfer_to_<agent name>`).
-    pub fn handoff(mut self, agent: Agent) -> Self {
-        self.handoffs.push(Arc::new(agent));
-        self
-    }
-
-    /// When another agent should hand over to this one.
-    pub fn handoff_description(mut self, description: impl Into<String>) -> Self {
-        self.handoff_description = Some(description.into());
-        self
-    }
-
-    /// This agent as a tool of another: it gets `{"input": "…"}`, runs its own loop (same model
-    /// unless it names one), and its answer is the tool's output.
-    pub fn as_tool(self, name: &str, description: &str) -> Arc<dyn Tool> {
-        crate::tools::agents::agent_tool(self, name, description)
-    }
-
-    /// Whether the conversation can move between agents (items then name their agent).
-    fn has_handoffs(&self) -> bool {
-        !self.handoffs.is_empty()
-    }
-
-    /// Tools (by name, or `prefix*`) that ask the user before they run, like [`crate::tools::with_approval`]
-    /// does for one tool: MCP tools too (`"files__*"`).
-    pub fn require_approval<S: Into<String>>(mut self, names: impl IntoIterator<Item = S>) -> Self {
-        self.approval_required.extend(names.into_iter().map(Into::into));
-        self
-    }
-
-    /// Whether a call of `name` waits for the user's approval.
-    pub fn needs_approval(&self, name: &str, tool: &dyn Tool) -> bool {
-        let qualified = tool.qualified_name();
-        let names = [Some(name), qualified.as_deref()];
-        tool.requires_approval()
-            || self.approval_required.iter().any(|pattern| {
-                names.iter().flatten().any(|name| match pattern.strip_suffix('*') {
-                    Some(prefix) => name.starts_with(prefix),
-                    None => pattern == name,
-                })
-            })
-    }
-
-    /// The system prompt.
-    pub fn instructions(mut self, instructions: impl Into<String>) -> Self {
-        self.instructions = instructions.into();
-        self
-    }
-
-    /// The model or serving-endpoint name (`AGENT_MODEL` overrides it).
-    pub fn model(mut self, model: impl Into<String>) -> Self {
-        self.model = model.into();
-        self
-    }
-
-    pub fn tool(mut self, tool: Arc<dyn Tool>) -> Self {
-        self.tools.add(tool);
-        self
-    }
-
-    /// An MCP server (see [`McpServer`]: any URL, a local command, or a Databricks managed server).
-    pub fn mcp_server(mut self, server: McpServer) -> Self {
-        self.mcp_servers.push(server);
-        self
-    }
-}
 
 /// Bounds on one run.
 #[derive(Debug, Clone)]
@@ -193,6 +67,8 @@ pub struct Runner {
     pub limits: Limits,
     /// The agent's MCP servers (and those of `AGENT_MCP_CONFIG`).
     pub mcp: Arc<McpHub>,
+    /// Those of the other agents it reaches (hand-off targets, agents used as tools).
+    hubs: Arc<AgentHubs>,
 }
 
 /// The tools of one request.
@@ -223,6 +99,41 @@ pub struct PlannedCall {
 }
 
 impl Runner {
+    /// `agent` on `model`; `mcp` holds its MCP servers (the other agents' are connected with the
+    /// same workspace credential and timeouts).
+    pub fn new(agent: Arc<Agent>, model: Arc<dyn ChatModel>, limits: Limits, mcp: Arc<McpHub>) -> Self {
+        let hubs = Arc::new(AgentHubs::new(mcp.workspace().cloned(), mcp.timeouts().clone()));
+        Self { agent, model, limits, mcp, hubs }
+    }
+
+    /// The MCP servers of `agent` (this runner's agent, or one it reaches).
+    fn hub_for(&self, agent: &Agent) -> Arc<McpHub> {
+        match agent.name == self.agent.name {
+            true => self.mcp.clone(),
+            false => self.hubs.get(agent),
+        }
+    }
+
+    /// The agent that asked for the decisions this request carries, when it is not the first one
+    /// (a hand-off target): it answers on, with its tools and rules.
+    fn deciding_agent(&self, input: &[Item]) -> Option<Arc<Agent>> {
+        if !self.agent.has_handoffs() {
+            return None;
+        }
+        let question =
+            input.iter().rposition(|i| matches!(i, Item::Message(m) if m.role == app::responses::Role::User));
+        let after_question = &input[question.map_or(0, |at| at + 1)..];
+        let decided = after_question.iter().rev().find_map(|i| match i {
+            Item::McpApprovalResponse(r) => Some(r.approval_request_id.as_str()),
+            _ => None,
+        })?;
+        let asked_by = after_question.iter().find_map(|i| match i {
+            Item::McpApprovalRequest(r) if r.id == decided => Some(r.server_label.as_str()),
+            _ => None,
+        })?;
+        self.agent.find(asked_by).filter(|agent| agent.name != self.agent.name)
+    }
+
     /// One request, start to finish: `response.created` … `response.completed`. Spans go under
     /// `parent`: one AGENT span, a CHAT_MODEL span per model call, a TOOL span per tool call.
     pub async fn run(
@@ -233,18 +144,18 @@ impl Runner {
         parent: &Span,
     ) -> Result<(), RunError> {
         out.created();
+        let mut active = self.deciding_agent(&request.input).unwrap_or_else(|| self.agent.clone());
         if self.agent.has_handoffs() {
-            out.agent = Some(self.agent.name.clone());
+            out.agent = Some(active.name.clone());
         }
-        let toolset = self.request_tools(context, out).await;
-        let input = self.resolve_approvals(&request.input, &toolset.set, context, out, parent).await;
-        let mut messages = history::chat_messages(&self.instructions(&toolset), &input);
-        let mut active = self.agent.clone();
+        let toolset = self.request_tools(&active, context, out).await;
+        let input = self.resolve_approvals(&active, &request.input, &toolset.set, context, out, parent).await;
+        let mut messages = history::chat_messages(&instructions(&active, &toolset.unavailable), &input);
         let mut toolset = with_handoffs(toolset.set, &active);
         let mut tools = toolset.specs();
         let mut agent_span =
-            parent.child(&self.agent.name, SpanType::Agent, || payload(&MessagesIn { messages: &messages }));
-        agent_span.update(|s| genai::agent(s, &self.agent.name, tools.iter().map(|t| t.name.clone()).collect()));
+            parent.child(&active.name, SpanType::Agent, || payload(&MessagesIn { messages: &messages }));
+        agent_span.update(|s| genai::agent(s, &active.name, tools.iter().map(|t| t.name.clone()).collect()));
         // The tools as the model sees them, written once for every model call's span.
         let mut traced_tools = if parent.is_recording() { payload(&tool_specs(&tools)) } else { None };
         let mut answer = String::new();
@@ -261,7 +172,7 @@ impl Runner {
                 parallel_tool_calls: request.parallel_tool_calls,
             };
             let (text, calls, approvals) =
-                match self.model_turn(call, &toolset, out, &agent_span, traced_tools.as_deref()).await {
+                match self.model_turn(call, &active, &toolset, out, &agent_span, traced_tools.as_deref()).await {
                     Ok(turn) => turn,
                     Err(error) => {
                         agent_span.fail(&error.to_string(), || payload(&answer));
@@ -292,14 +203,17 @@ impl Runner {
             for (call, output) in calls.iter().zip(self.run_tools(&toolset, &calls, context, out, &agent_span).await) {
                 messages.push(ChatMessage::Tool { tool_call_id: call.call_id.clone(), content: output });
             }
-            // A hand-off: the other agent answers from here, with its instructions and tools.
-            if let Some(next) = calls.iter().find_map(|c| toolset.get(&c.name).and_then(|t| t.handoff().cloned())) {
+            // A hand-off: the other agent answers from here, with its instructions, tools, MCP
+            // servers and approval rules.
+            if let Some(next) = calls.iter().find_map(|c| active.handoff_target(&c.name)) {
                 agent_span.end(|| payload(&answer));
+                let next_tools = self.request_tools(&next, context, out).await;
+                let system = instructions(&next, &next_tools.unavailable);
                 match messages.first_mut() {
-                    Some(ChatMessage::System { content }) => content.clone_from(&next.instructions),
-                    _ => messages.insert(0, ChatMessage::System { content: next.instructions.clone() }),
+                    Some(ChatMessage::System { content }) => *content = system,
+                    _ => messages.insert(0, ChatMessage::System { content: system }),
                 }
-                toolset = with_handoffs(next.tools.clone(), &next);
+                toolset = with_handoffs(next_tools.set, &next);
                 tools = toolset.specs();
                 traced_tools = if parent.is_recording() { payload(&tool_specs(&tools)) } else { None };
                 agent_span = parent.child(&next.name, SpanType::Agent, || payload(&MessagesIn { messages: &messages }));
@@ -316,11 +230,12 @@ impl Runner {
     /// The agent's tools and, when it has MCP servers, theirs for this request. Servers that could
     /// not be reached are reported: to the client (`custom_outputs.mcp_unavailable`, and a notice in
     /// the chat page) and to the model (see [`Runner::instructions`]).
-    async fn request_tools(&self, context: &ToolContext, out: &mut Output) -> RequestToolSet {
-        if self.mcp.is_empty() {
-            return RequestToolSet { set: self.agent.tools.clone(), unavailable: Vec::new() };
+    async fn request_tools(&self, agent: &Agent, context: &ToolContext, out: &mut Output) -> RequestToolSet {
+        let hub = self.hub_for(agent);
+        if hub.is_empty() {
+            return RequestToolSet { set: agent.tools.clone(), unavailable: Vec::new() };
         }
-        let mcp = self.mcp.tools_for(context, &self.agent.tools.names()).await;
+        let mcp = hub.tools_for(context, &agent.tools.names()).await;
         if !mcp.unavailable.is_empty() {
             let list: Vec<String> = mcp.unavailable.iter().map(|u| format!("{} ({})", u.server, u.reason)).collect();
             out.notice(&format!("Some tools are unavailable for this answer: {}.", list.join("; ")));
@@ -329,7 +244,7 @@ impl Runner {
                 .get_or_insert_with(Default::default)
                 .insert("mcp_unavailable".into(), json!(mcp.unavailable));
         }
-        RequestToolSet { set: self.agent.tools.with(mcp.tools), unavailable: mcp.unavailable }
+        RequestToolSet { set: agent.tools.with(mcp.tools), unavailable: mcp.unavailable }
     }
 
     /// The client's answers to approval requests (`mcp_approval_response` items whose request is in
@@ -338,6 +253,7 @@ impl Runner {
     /// sees. Only tools that ask for approval can be run this way.
     async fn resolve_approvals(
         &self,
+        agent: &Agent,
         input: &[Item],
         tools: &ToolSet,
         context: &ToolContext,
@@ -367,7 +283,7 @@ impl Runner {
                 continue;
             };
             let output = match (response.approve, tools.get(&request.name)) {
-                (true, Some(tool)) if self.agent.needs_approval(&request.name, tool.as_ref()) => {
+                (true, Some(tool)) if agent.needs_approval(&request.name, tool.as_ref()) => {
                     let call = PlannedCall {
                         call_id: id.to_string(),
                         name: request.name.clone(),
@@ -393,25 +309,11 @@ impl Runner {
         items
     }
 
-    /// The system prompt, with a note on tool servers that are down (so the model can say why it
-    /// cannot do something, rather than pretend).
-    fn instructions(&self, tools: &RequestToolSet) -> String {
-        if tools.unavailable.is_empty() {
-            return self.agent.instructions.clone();
-        }
-        let servers: Vec<&str> = tools.unavailable.iter().map(|u| u.server.as_str()).collect();
-        format!(
-            "{}\n\nNote: the tools of {} are unavailable right now. If the user asks for something that needs \
-             them, say so.",
-            self.agent.instructions,
-            servers.join(", ")
-        )
-    }
-
     /// One model call, streamed into `out`. Returns the text and the finished tool calls.
     async fn model_turn(
         &self,
         call: ChatRequest,
+        agent: &Agent,
         toolset: &ToolSet,
         out: &mut Output,
         parent: &Span,
@@ -429,7 +331,7 @@ impl Runner {
         span.update(|s| genai::chat_model(s, &call.model, self.model.backend(), tools));
         let mut usage: Option<TokenUsage> = None;
         let mut finish = None;
-        let result = self.stream_turn(call, toolset, out, &mut usage, &mut finish).await;
+        let result = self.stream_turn(call, agent, toolset, out, &mut usage, &mut finish).await;
         if let Some(usage) = usage {
             span.update(|s| s.usage = Some(usage));
         }
@@ -448,6 +350,7 @@ impl Runner {
     async fn stream_turn(
         &self,
         call: ChatRequest,
+        agent: &Agent,
         tools: &ToolSet,
         out: &mut Output,
         usage_seen: &mut Option<TokenUsage>,
@@ -524,7 +427,7 @@ impl Runner {
                     p.id = p.id.take().or(id);
                     p.name = p.name.take().or(name);
                     if let (Some(name), None) = (&p.name, p.approval) {
-                        p.approval = Some(tools.get(name).is_some_and(|t| self.agent.needs_approval(name, t.as_ref())));
+                        p.approval = Some(tools.get(name).is_some_and(|t| agent.needs_approval(name, t.as_ref())));
                     }
                     if let Some(open) = p.open.as_mut() {
                         if !arguments.is_empty() {
@@ -610,40 +513,6 @@ impl Runner {
         outputs
     }
 
-    /// Another agent called as a tool: its own loop on this model (unless it names another), its
-    /// spans under the tool's; its answer's text is the output. What its tools put in
-    /// `custom_outputs` joins this response's.
-    fn run_agent_tool<'a>(
-        &'a self,
-        agent: Arc<Agent>,
-        arguments: Value,
-        context: &'a ToolContext,
-        span: &'a Span,
-    ) -> futures::future::BoxFuture<'a, Result<String, ToolError>> {
-        Box::pin(async move {
-            let input: crate::tools::agents::AgentInput = serde_json::from_value(arguments)
-                .map_err(|e| ToolError::InvalidArguments { tool: agent.name.clone(), reason: e.to_string() })?;
-            let mut agent = (*agent).clone();
-            if agent.model.is_empty() {
-                agent.model.clone_from(&self.agent.model);
-            }
-            let runner = Runner {
-                model: self.model.clone(),
-                limits: self.limits.clone(),
-                mcp: Arc::new(McpHub::new(Vec::new(), None, self.mcp.timeouts().clone())),
-                agent: Arc::new(agent),
-            };
-            let mut out = Output::new(None, new_id("resp"), runner.agent.model.clone());
-            let request = ResponsesRequest::user(input.input);
-            let result = runner.run(&request, context, &mut out, span).await;
-            for (key, value) in out.response.custom_outputs.take().unwrap_or_default() {
-                context.set_custom_output(key, value);
-            }
-            result.map_err(|e| ToolError::Failed { tool: runner.agent.name.clone(), reason: e.to_string() })?;
-            Ok(out.response.output_text())
-        })
-    }
-
     /// One tool call. Whatever goes wrong becomes the output, so the model can react to it.
     async fn run_tool(&self, tools: &ToolSet, call: &PlannedCall, context: &ToolContext, parent: &Span) -> String {
         let started = Instant::now();
@@ -663,10 +532,15 @@ impl Runner {
             Some(tool) => match parse_arguments(&call.arguments) {
                 Err(reason) => Err(ToolError::InvalidArguments { tool: call.name.clone(), reason }),
                 Ok(arguments) => {
-                    let running = match tool.agent() {
-                        Some(agent) => self.run_agent_tool(agent.clone(), arguments, context, &span),
-                        None => tool.call(arguments, context.clone()),
-                    };
+                    let mut context = context.clone();
+                    context.extensions.insert(CallerRun {
+                        model: self.model.clone(),
+                        model_name: self.agent.model.clone(),
+                        limits: self.limits.clone(),
+                        hubs: self.hubs.clone(),
+                        span: span.clone(),
+                    });
+                    let running = tool.call(arguments, context);
                     match tokio::time::timeout(self.limits.tool_timeout, running).await {
                         Ok(result) => result,
                         Err(_) => Err(ToolError::Timeout { tool: call.name.clone(), limit: self.limits.tool_timeout }),
@@ -695,12 +569,27 @@ impl Runner {
     }
 }
 
+/// The system prompt, with a note on tool servers that are down (so the model can say why it cannot
+/// do something, rather than pretend).
+fn instructions(agent: &Agent, unavailable: &[crate::tools::mcp::Unavailable]) -> String {
+    if unavailable.is_empty() {
+        return agent.instructions.clone();
+    }
+    let servers: Vec<&str> = unavailable.iter().map(|u| u.server.as_str()).collect();
+    format!(
+        "{}\n\nNote: the tools of {} are unavailable right now. If the user asks for something that needs \
+         them, say so.",
+        agent.instructions,
+        servers.join(", ")
+    )
+}
+
 /// An agent's tools and a `transfer_to_<agent>` tool for each agent it can hand over to.
 fn with_handoffs(tools: ToolSet, agent: &Agent) -> ToolSet {
     if agent.handoffs.is_empty() {
         return tools;
     }
-    tools.with(agent.handoffs.iter().map(|a| crate::tools::agents::handoff_tool(a.clone())).collect())
+    tools.with(agent.handoff_tools())
 }
 
 /// Ends the response: what tools put in `custom_outputs` joins it, then `response.completed`.

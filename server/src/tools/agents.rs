@@ -1,13 +1,6 @@
-//! Multi-agent: other agents as tools, hand-offs between agents, and agents served elsewhere.
-//!
-//! - [`agent_tool`]: the model calls another agent like a tool (`{"input": "…"}`); that agent runs
-//!   its own loop (instructions, tools) on the same model and its answer is the tool's output.
-//! - Hand-offs ([`crate::runner::Agent::handoff`]): the model calls `transfer_to_<agent>` and the
-//!   other agent takes the conversation over (its instructions and tools) for the rest of the answer.
-//! - [`RemoteAgent`]: an agent served by another app (`/responses`), a Databricks App by name, or a
-//!   Model Serving endpoint, called as a tool.
-//!
-//! With more than one agent, output items say which agent wrote them (`"agent": "<name>"`).
+//! Agents served elsewhere, called as tools: [`RemoteAgent`] (another app's `/responses`, a
+//! Databricks App by name, or a Model Serving endpoint). Agents of this app used as tools, and
+//! hand-offs between them, are the runner's (`Agent::as_tool`, `Agent::handoff`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +9,6 @@ use futures::future::BoxFuture;
 use serde_json::{Value, json};
 
 use super::{Tool, ToolContext, ToolError, ToolSpec};
-use crate::runner::Agent;
 
 /// What an agent called as a tool is given.
 #[derive(serde::Deserialize, schemars::JsonSchema)]
@@ -25,80 +17,10 @@ pub struct AgentInput {
     pub input: String,
 }
 
-fn input_spec(name: &str, description: &str) -> ToolSpec {
+/// The spec of a tool that takes an [`AgentInput`].
+pub fn input_spec(name: &str, description: &str) -> ToolSpec {
     let (parameters, strict) = super::schema_for::<AgentInput>();
     ToolSpec { name: name.to_string(), description: description.to_string(), parameters, strict }
-}
-
-/// `agent` as a tool named `name`: the runner runs it (see `Runner::run_tool`).
-pub fn agent_tool(agent: Agent, name: &str, description: &str) -> Arc<dyn Tool> {
-    let spec = input_spec(name, description);
-    Arc::new(AgentTool { spec, agent: Arc::new(agent) })
-}
-
-pub(crate) struct AgentTool {
-    spec: ToolSpec,
-    agent: Arc<Agent>,
-}
-
-impl Tool for AgentTool {
-    fn spec(&self) -> &ToolSpec {
-        &self.spec
-    }
-    fn call<'a>(&'a self, _: Value, _: ToolContext) -> BoxFuture<'a, Result<String, ToolError>> {
-        // Run by the runner, which has the model; reached only if called outside a run.
-        Box::pin(async move {
-            Err(ToolError::Failed { tool: self.spec.name.clone(), reason: "an agent tool runs inside a run".into() })
-        })
-    }
-    fn agent(&self) -> Option<&Arc<Agent>> {
-        Some(&self.agent)
-    }
-}
-
-/// The tool name a hand-off to `agent` gets: `transfer_to_<name in snake case>`.
-pub fn handoff_name(agent: &Agent) -> String {
-    let mut name = String::from("transfer_to_");
-    for c in agent.name.chars() {
-        if c.is_ascii_alphanumeric() {
-            name.push(c.to_ascii_lowercase());
-        } else if !name.ends_with('_') {
-            name.push('_');
-        }
-    }
-    name.trim_end_matches('_').chars().take(64).collect()
-}
-
-/// The tool that hands the conversation to `agent`.
-pub(crate) fn handoff_tool(agent: Arc<Agent>) -> Arc<dyn Tool> {
-    let description = match agent.handoff_description.as_deref() {
-        Some(d) => format!("Hand the conversation to {}: {d}", agent.name),
-        None => format!("Hand the conversation to {}, who takes it from here.", agent.name),
-    };
-    let spec = ToolSpec {
-        name: handoff_name(&agent),
-        description,
-        parameters: json!({"type": "object", "properties": {}, "required": [], "additionalProperties": false}),
-        strict: true,
-    };
-    Arc::new(HandoffTool { spec, agent })
-}
-
-struct HandoffTool {
-    spec: ToolSpec,
-    agent: Arc<Agent>,
-}
-
-impl Tool for HandoffTool {
-    fn spec(&self) -> &ToolSpec {
-        &self.spec
-    }
-    fn call<'a>(&'a self, _: Value, _: ToolContext) -> BoxFuture<'a, Result<String, ToolError>> {
-        Box::pin(async move { Ok(json!({"assistant": self.agent.name}).to_string()) })
-    }
-    fn handoff(&self) -> Option<&Arc<Agent>> {
-        Some(&self.agent)
-    }
 }
 
 /// Where a remote agent is served.
@@ -243,12 +165,6 @@ impl Tool for RemoteAgentTool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn handoff_names_are_snake_case() {
-        assert_eq!(handoff_name(&Agent::new("Billing Agent")), "transfer_to_billing_agent");
-        assert_eq!(handoff_name(&Agent::new("R&D / Search")), "transfer_to_r_d_search");
-    }
 
     #[test]
     fn answers_are_read_from_responses_and_chat_completions() {

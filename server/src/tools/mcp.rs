@@ -387,6 +387,10 @@ impl McpHub {
         &self.timeouts
     }
 
+    pub fn workspace(&self) -> Option<&WorkspaceAuth> {
+        self.workspace.as_ref()
+    }
+
     pub fn new(servers: Vec<McpServer>, workspace: Option<WorkspaceAuth>, timeouts: McpTimeouts) -> Self {
         let servers = servers
             .into_iter()

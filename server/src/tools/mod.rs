@@ -42,6 +42,9 @@ pub struct ToolContext {
     pub custom_inputs: Arc<serde_json::Map<String, Value>>,
     /// What tools add to the response's `custom_outputs` ([`ToolContext::set_custom_output`]).
     pub custom_outputs: Arc<std::sync::Mutex<serde_json::Map<String, Value>>>,
+    /// What the caller hands a tool by type, as HTTP requests carry extensions (the runner gives
+    /// an agent used as a tool what it runs with).
+    pub extensions: axum::http::Extensions,
 }
 
 impl ToolContext {
@@ -80,14 +83,6 @@ pub trait Tool: Send + Sync + 'static {
     }
     /// For an MCP tool: `server__tool`, whatever name the model sees (approval patterns match it).
     fn qualified_name(&self) -> Option<String> {
-        None
-    }
-    /// For another agent called as a tool: that agent (the runner runs it; see [`agents::agent_tool`]).
-    fn agent(&self) -> Option<&Arc<crate::runner::Agent>> {
-        None
-    }
-    /// For a hand-off: the agent that takes the conversation over (see `Agent::handoff`).
-    fn handoff(&self) -> Option<&Arc<crate::runner::Agent>> {
         None
     }
 }

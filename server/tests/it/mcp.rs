@@ -16,9 +16,9 @@ use server::databricks::auth::WorkspaceAuth;
 use server::runner::Runner;
 use server::tools::mcp::{McpHub, McpServer, McpTimeouts};
 
-const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/mcp/test_server.py");
+pub(crate) const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/mcp/test_server.py");
 
-fn python() -> Option<String> {
+pub(crate) fn python() -> Option<String> {
     match std::env::var("TEST_MCP_PYTHON") {
         Ok(python) => Some(python),
         Err(_) => {
@@ -73,12 +73,12 @@ async fn app_with(fake: FakeModel, servers: Vec<McpServer>, workspace: Option<Wo
         read: Duration::from_secs(2),
         tools_ttl: Duration::from_secs(60),
     };
-    state.runner = Arc::new(Runner {
-        agent: state.runner.agent.clone(),
-        model: state.runner.model.clone(),
-        limits: state.runner.limits.clone(),
-        mcp: Arc::new(McpHub::new(servers, workspace.clone(), timeouts)),
-    });
+    state.runner = Arc::new(Runner::new(
+        state.runner.agent.clone(),
+        state.runner.model.clone(),
+        state.runner.limits.clone(),
+        Arc::new(McpHub::new(servers, workspace.clone(), timeouts)),
+    ));
     state.workspace = workspace;
     serve_state(fake, state).await
 }
@@ -283,12 +283,12 @@ async fn mcp_tools_matching_an_approval_pattern_wait_for_the_user() {
         read: Duration::from_secs(5),
         tools_ttl: Duration::from_secs(60),
     };
-    state.runner = Arc::new(Runner {
-        agent: state.runner.agent.clone(),
-        model: state.runner.model.clone(),
-        limits: state.runner.limits.clone(),
-        mcp: Arc::new(McpHub::new(vec![McpServer::stdio("local", &python, [SCRIPT, "stdio"])], None, timeouts)),
-    });
+    state.runner = Arc::new(Runner::new(
+        state.runner.agent.clone(),
+        state.runner.model.clone(),
+        state.runner.limits.clone(),
+        Arc::new(McpHub::new(vec![McpServer::stdio("local", &python, [SCRIPT, "stdio"])], None, timeouts)),
+    ));
     let app = serve_state(fake, state).await;
     // `local__*` covers the server's tools whatever name the model sees (`add`: no clash here).
     app.fake.push(Reply::tool_call("add", r#"{"a": 20, "b": 22}"#));

@@ -193,12 +193,12 @@ async fn databricks_apps_and_serving_endpoints_are_called_with_the_workspace_cre
     settings.model.openai_base_url = None;
     let mut state = server::AppState::new(settings, root).unwrap();
     // The model stays the scripted one; the workspace is the stand-in.
-    state.runner = Arc::new(server::runner::Runner {
-        agent: state.runner.agent.clone(),
-        model: server::state::model_from_settings(&test_settings(&fake)),
-        limits: state.runner.limits.clone(),
-        mcp: state.runner.mcp.clone(),
-    });
+    state.runner = Arc::new(server::runner::Runner::new(
+        state.runner.agent.clone(),
+        server::state::model_from_settings(&test_settings(&fake)),
+        state.runner.limits.clone(),
+        state.runner.mcp.clone(),
+    ));
     let server = serve_state(fake, state).await;
     server
         .fake
@@ -210,4 +210,85 @@ async fn databricks_apps_and_serving_endpoints_are_called_with_the_workspace_cre
     let outputs = tool_outputs(&body);
     assert_eq!(outputs, ["Hello from the app.", "Hello from the endpoint."]);
     assert_eq!(*seen.lock().unwrap(), ["Bearer dapi-app-token", "Bearer dapi-app-token"]);
+}
+
+/// The Billing agent of the hand-off tests: its refund waits for the user's approval.
+fn billing_with_approval(refunds: Arc<AtomicUsize>) -> Agent {
+    Agent::new("Billing")
+        .instructions("You handle billing.")
+        .tool(tool("refund", "Refunds the last invoice.", move |_: NoArgs| {
+            let refunds = refunds.clone();
+            async move {
+                refunds.fetch_add(1, Ordering::SeqCst);
+                Ok::<_, String>("refunded")
+            }
+        }))
+        .require_approval(["refund"])
+}
+
+#[tokio::test]
+async fn approvals_set_on_the_handoff_target_apply() {
+    let refunds = Arc::new(AtomicUsize::new(0));
+    let triage = Agent::new("Triage").instructions("Route the user.").handoff(billing_with_approval(refunds.clone()));
+    let server = start_with(|_| {}, triage).await;
+    server.fake.push(Reply::tool_call("transfer_to_billing", "{}")).push(Reply::tool_call("refund", "{}"));
+    let question = json!({"role": "user", "content": "I want my money back"});
+    let (status, first) = server.post("/invocations", json!({"input": [question]})).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(refunds.load(Ordering::SeqCst), 0, "Billing's refund waits for the user");
+    let asked = items(&first).into_iter().find(|i| i["type"] == "mcp_approval_request").expect("an approval request");
+    assert_eq!((asked["name"].as_str(), asked["server_label"].as_str()), (Some("refund"), Some("Billing")));
+
+    // The user approves: Billing (not Triage) goes on, runs the refund, and answers.
+    server.fake.push(Reply::text("Refunded."));
+    let approval = json!({"type": "mcp_approval_response", "approval_request_id": asked["id"], "approve": true});
+    let mut input = vec![question];
+    input.extend(items(&first));
+    input.push(approval);
+    let (status, second) = server.post("/invocations", json!({"input": input})).await;
+    assert_eq!(status, 200, "{second}");
+    assert_eq!(refunds.load(Ordering::SeqCst), 1);
+    assert_eq!(tool_outputs(&second), ["refunded"]);
+    let last = server.fake.requests().pop().unwrap();
+    assert_eq!(last["messages"][0], json!({"role": "system", "content": "You handle billing."}));
+    assert_eq!(tool_names(&last), ["refund"]);
+    let message = items(&second).into_iter().find(|i| i["type"] == "message").unwrap();
+    assert_eq!(message["agent"], "Billing");
+}
+
+#[tokio::test]
+async fn mcp_servers_set_on_the_handoff_target_and_on_an_agent_tool_apply() {
+    let Some(python) = crate::mcp::python() else { return };
+    let files = || server::tools::mcp::McpServer::stdio("files", &python, [crate::mcp::SCRIPT, "stdio"]);
+    // A hand-off target with an MCP server: its tools are there once it has the conversation.
+    let triage = Agent::new("Triage").handoff(Agent::new("Maths").instructions("You add.").mcp_server(files()));
+    let server = start_with(|_| {}, triage).await;
+    server
+        .fake
+        .push(Reply::tool_call("transfer_to_maths", "{}"))
+        .push(Reply::tool_call("add", r#"{"a": 20, "b": 22}"#))
+        .push(Reply::text("42."));
+    let (status, body) = server.post("/invocations", json!({"input": [{"role": "user", "content": "20 + 22?"}]})).await;
+    assert_eq!(status, 200, "{body}");
+    let requests = server.fake.requests();
+    assert!(!tool_names(&requests[0]).contains(&"add".to_string()), "Triage has no MCP server");
+    assert!(tool_names(&requests[1]).contains(&"add".to_string()), "{:?}", tool_names(&requests[1]));
+    assert_eq!(tool_outputs(&body)[1], "42");
+
+    // An agent used as a tool runs with its own MCP server.
+    let maths = Agent::new("Maths").instructions("You add.").mcp_server(files());
+    let outer = Agent::new("Outer").tool(maths.as_tool("maths", "Adds numbers."));
+    let server = start_with(|_| {}, outer).await;
+    server
+        .fake
+        .push(Reply::tool_call("maths", r#"{"input": "20 + 22"}"#))
+        .push(Reply::tool_call("add", r#"{"a": 20, "b": 22}"#))
+        .push(Reply::text("It is 42."))
+        .push(Reply::text("The answer is 42."));
+    let (status, body) = server.post("/invocations", json!({"input": [{"role": "user", "content": "20 + 22?"}]})).await;
+    assert_eq!(status, 200, "{body}");
+    let requests = server.fake.requests();
+    assert_eq!(tool_names(&requests[0]), ["maths"]);
+    assert!(tool_names(&requests[1]).contains(&"add".to_string()), "{:?}", tool_names(&requests[1]));
+    assert_eq!(tool_outputs(&body), ["It is 42."]);
 }
