@@ -1,46 +1,11 @@
-//! Your agent. This is the one file to edit to make it yours: its instructions, its model, its tools.
-//!
-//! A tool is an async Rust function of typed arguments; the JSON schema the model sees is derived
-//! from the argument type, and the doc comments on its fields become the descriptions. For example:
-//!
-//! ```ignore
-//! /// Arguments of `get_weather`.
-//! #[derive(serde::Deserialize, schemars::JsonSchema)]
-//! struct WeatherArgs {
-//!     /// City name, e.g. "Amsterdam".
-//!     city: String,
-//! }
-//!
-//! // in agent(): .tool(tool("get_weather", "Get the weather for a city.", |args: WeatherArgs| async move {
-//! //     Ok::<_, String>(format!("It is sunny in {}.", args.city))
-//! // }))
-//! ```
-//!
-//! A tool that fails returns `Err(...)`: the error text goes back to the model, which can retry or
-//! explain. Use `tool_with_context` when the tool needs the user, the session or the request headers.
-//!
-//! MCP servers add their tools too (`cargo discover-tools` lists what your workspace has):
-//!
-//! ```ignore
-//! .mcp_server(McpServer::uc_functions("system", "ai"))          // Databricks' code interpreter
-//! .mcp_server(McpServer::genie("<space id>").on_behalf_of_user())
-//! .mcp_server(McpServer::http("search", "https://example.com/mcp"))
-//! .mcp_server(McpServer::stdio("files", "npx", ["-y", "@modelcontextprotocol/server-filesystem", "."]))
-//! ```
-//!
-//! More: `.require_approval(["delete_*"])` (the user approves those calls), `.handoff(other_agent)`
-//! (the model can hand the conversation over), `.tool(other_agent.as_tool("name", "what it does"))`,
-//! `.tool(RemoteAgent::app("name", "what it does", "app-name").into_tool())` (an agent served
-//! elsewhere). README: "Make the agent yours".
+//! Your agent. This is the one file to edit to make it yours: its instructions, its model, its
+//! tools, its MCP servers. `agent()` is what the app serves; the two functions after it are
+//! examples to copy from, compiled with the app (so they stay true), served only when asked for
+//! (`AGENT_EXAMPLE=weather`). README: "Make the agent yours".
 
-#[allow(unused_imports)]
-use crate::tools::agents::RemoteAgent;
-#[allow(unused_imports)]
-use crate::tools::mcp::McpServer;
-#[allow(unused_imports)]
-use crate::tools::{NoArgs, tool, tool_with_context};
-use crate::{runner::Agent, tools::builtin};
+use crate::prelude::*;
 
+/// The agent this app serves.
 pub fn agent() -> Agent {
     Agent::new("Agent")
         .instructions("You are a helpful assistant.")
@@ -48,8 +13,53 @@ pub fn agent() -> Agent {
         .tool(builtin::get_current_time())
 }
 
-/// Your own evaluation scorers, run by `agent-evaluate` after the built-in ones. A scorer implements
-/// `crate::evaluate::scorers::Scorer` (see `Contains` there for a short example).
-pub fn scorers() -> Vec<std::sync::Arc<dyn crate::evaluate::scorers::Scorer>> {
+/// Example: a tool of your own. A tool is an async function of typed arguments: the JSON schema
+/// the model sees comes from the argument type, the descriptions from its doc comments.
+pub fn weather_agent() -> Agent {
+    agent().tool(tool("get_weather", "Get the current weather for a city.", get_weather))
+}
+
+/// The arguments of `get_weather`.
+#[derive(Deserialize, JsonSchema)]
+pub struct WeatherArgs {
+    /// City name, e.g. "Amsterdam".
+    pub city: String,
+}
+
+/// `Ok` goes back to the model as the tool's output; `Err` as an error it can retry or explain.
+/// (`tool_with_context` gives a tool the user, the session and the request headers too.)
+pub async fn get_weather(args: WeatherArgs) -> Result<String, String> {
+    match args.city.trim() {
+        "" => Err("say which city".into()),
+        city => Ok(format!("It is sunny in {city}.")),
+    }
+}
+
+/// Example: everything else an agent can have. `cargo discover-tools` lists the MCP servers of
+/// your Databricks workspace, with the line to add for each.
+pub fn connected_agent() -> Agent {
+    let billing = Agent::new("Billing")
+        .instructions("You handle invoices and refunds.")
+        .handoff_description("questions about invoices and refunds");
+    let researcher = Agent::new("Researcher").instructions("You look things up and answer in three sentences.");
+    agent()
+        // Databricks managed MCP servers: UC functions (here: the code interpreter), a Genie space
+        // acting as the signed-in user; any MCP server by URL, or a local command.
+        .mcp_server(McpServer::uc_functions("system", "ai"))
+        .mcp_server(McpServer::genie("<space id>").on_behalf_of_user())
+        .mcp_server(McpServer::http("search", "https://example.com/mcp"))
+        .mcp_server(McpServer::stdio("files", "npx", ["-y", "@modelcontextprotocol/server-filesystem", "."]))
+        // Calls that wait for the user's approval (by name, or every tool of an MCP server).
+        .require_approval(["files__*"])
+        // Another agent the model can hand the conversation to, one it can call like a tool, and
+        // one served elsewhere (a Databricks App).
+        .handoff(billing)
+        .tool(researcher.as_tool("research", "Looks a question up and answers briefly."))
+        .tool(RemoteAgent::app("support", "Answers product support questions.", "support-agent").into_tool())
+}
+
+/// Your own evaluation scorers, run by `agent-evaluate` after the built-in ones (see `Contains` in
+/// `evaluate/scorers.rs` for a short one).
+pub fn scorers() -> Vec<std::sync::Arc<dyn Scorer>> {
     Vec::new()
 }

@@ -4,11 +4,13 @@ use crate::runner::Agent;
 use crate::tools::builtin;
 
 /// The examples, by name.
-pub const NAMES: [&str; 1] = ["handoffs"];
+pub const NAMES: [&str; 2] = ["handoffs", "weather"];
 
 pub fn by_name(name: &str) -> Result<Agent, String> {
     match name.trim() {
         "handoffs" => Ok(handoffs()),
+        // `agent.rs`'s example of a tool of your own.
+        "weather" => Ok(crate::agent::weather_agent()),
         other => Err(format!("unknown AGENT_EXAMPLE `{other}`: the examples are {}", NAMES.join(", "))),
     }
 }

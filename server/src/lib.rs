@@ -18,6 +18,7 @@ pub mod identity;
 pub mod listener;
 pub mod llm;
 pub mod observability;
+pub mod prelude;
 pub mod quickstart;
 pub mod runner;
 pub mod secret;
@@ -39,8 +40,7 @@ pub use config::Settings;
 pub use runner::Agent;
 pub use state::AppState;
 
-/// The MLflow release whose AgentServer API this server implements (reported by `/agent/info`).
-pub const MLFLOW_API_VERSION: &str = "3.17.2";
+pub use api::meta::MLFLOW_API_VERSION;
 
 /// The whole application: API, pages and static files, with logging and request ids.
 pub fn app(state: AppState) -> Router {

@@ -6,6 +6,9 @@ use serde_json::{Value, json};
 
 use crate::state::AppState;
 
+/// The MLflow release whose AgentServer API this server implements (reported by `/agent/info`).
+pub const MLFLOW_API_VERSION: &str = "3.17.2";
+
 pub async fn health() -> Json<Value> {
     Json(json!({"status": "healthy"}))
 }
@@ -30,7 +33,7 @@ pub async fn info(State(state): State<AppState>) -> Json<Value> {
         "name": state.settings.server.app_name.as_deref().unwrap_or("mlflow_agent_server"),
         "use_case": "agent",
         // The MLflow AgentServer release whose API this server implements.
-        "mlflow_version": crate::MLFLOW_API_VERSION,
+        "mlflow_version": MLFLOW_API_VERSION,
         "agent_api": "responses",
         "server": "agent-app",
         "version": env!("CARGO_PKG_VERSION"),

@@ -150,3 +150,9 @@ mod tests {
         assert!(parse("").is_err());
     }
 }
+
+/// Empty expectations, for simulated cases.
+pub fn no_expectations() -> &'static Expectations {
+    static NONE: std::sync::OnceLock<Expectations> = std::sync::OnceLock::new();
+    NONE.get_or_init(Expectations::default)
+}

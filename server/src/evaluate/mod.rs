@@ -3,6 +3,7 @@
 //! report, an MLflow evaluation run when MLflow is configured, and an exit code for CI thresholds.
 
 pub mod dataset;
+pub mod judge;
 pub mod report;
 pub mod runs;
 pub mod scorers;

@@ -4,8 +4,9 @@
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use super::dataset::no_expectations;
 use super::dataset::{Case, CaseKind, Expectations};
-use super::scorers::{Judge, no_expectations};
+use super::judge::Judge;
 use super::target::{Target, Turn};
 
 /// A case and what the agent did with it.

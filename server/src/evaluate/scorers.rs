@@ -8,9 +8,9 @@ use futures::future::BoxFuture;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::dataset::{CaseKind, Expectations};
+use super::dataset::CaseKind;
+pub use super::judge::Judge;
 use super::runs::CaseRun;
-use crate::llm::{ChatMessage, ChatModel, ChatRequest, UserContent};
 
 /// One scorer's verdict on one case.
 #[derive(Debug, Clone, Serialize)]
@@ -54,30 +54,6 @@ impl Score {
             error: true,
             per_turn: Vec::new(),
         }
-    }
-}
-
-/// The model that judges (and plays users): a chat model and its name.
-#[derive(Clone)]
-pub struct Judge {
-    pub model: Arc<dyn ChatModel>,
-    pub name: String,
-    pub max_tokens: Option<u64>,
-}
-
-impl Judge {
-    pub async fn ask(&self, system: &str, user: String) -> Result<String, String> {
-        let request = ChatRequest {
-            model: self.name.clone(),
-            messages: vec![
-                ChatMessage::System { content: system.into() },
-                ChatMessage::User { content: UserContent::Text(user) },
-            ],
-            temperature: Some(0.0),
-            max_tokens: self.max_tokens,
-            ..ChatRequest::default()
-        };
-        crate::llm::complete_text(self.model.as_ref(), request).await.map_err(|e| e.to_string())
     }
 }
 
@@ -522,12 +498,6 @@ pub fn builtin(max_latency_ms: Option<f64>) -> Vec<Arc<dyn Scorer>> {
     scorers.push(Arc::new(Latency { max_ms: max_latency_ms }));
     scorers.push(Arc::new(Tokens));
     scorers
-}
-
-/// Empty expectations, for simulated cases.
-pub fn no_expectations() -> &'static Expectations {
-    static NONE: std::sync::OnceLock<Expectations> = std::sync::OnceLock::new();
-    NONE.get_or_init(Expectations::default)
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 use super::export::{ExportError, TraceSink};
 use super::genai::{self, Attr};
 use super::otlp::{check_status, refused_token};
-use super::trace::{TraceRecord, TraceState};
+use super::record::{TraceRecord, TraceState};
 use crate::databricks::auth::WorkspaceAuth;
 
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);

@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use tokio::sync::{mpsc, oneshot};
 
-use super::trace::TraceRecord;
+use super::record::TraceRecord;
 
 /// Why a batch was not delivered.
 #[derive(Debug, thiserror::Error)]

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use super::trace::{SpanRecord, SpanType, TraceRecord};
+use super::record::{SpanRecord, SpanType, TraceRecord};
 
 /// An attribute value on the wire.
 #[derive(Debug, Clone, PartialEq)]

@@ -9,7 +9,7 @@ use sqlx::Row;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
 use super::export::{ExportError, TraceSink};
-use super::trace::{TraceRecord, TraceState};
+use super::record::{TraceRecord, TraceState};
 
 const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS traces (
     trace_id TEXT PRIMARY KEY,

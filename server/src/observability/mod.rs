@@ -16,6 +16,7 @@ pub mod genai;
 pub mod local;
 pub mod mlflow;
 pub mod otlp;
+pub mod record;
 pub mod trace;
 
 use std::sync::Arc;

@@ -242,3 +242,43 @@ async fn custom_inputs_reach_tools_and_custom_outputs_come_back() {
     let completed = stream.json().into_iter().find(|e| e["type"] == "response.completed").unwrap();
     assert_eq!(completed["response"]["custom_outputs"]["plan_seen"], "gold");
 }
+
+/// `agent.rs`'s example of a tool of your own (`AGENT_EXAMPLE=weather`): a named async function of
+/// typed arguments, called by the model with JSON, its `Err` going back to the model.
+#[tokio::test]
+async fn the_example_tool_of_agent_rs_is_called_with_typed_arguments() {
+    let agent = server::examples::by_name("weather").unwrap();
+    let server = start_with(|_| {}, agent).await;
+    server
+        .fake
+        .push(Reply::tool_call("get_weather", r#"{"city": "Paris"}"#))
+        .push(Reply::tool_call("get_weather", r#"{"city": " "}"#))
+        .push(Reply::text("Sunny."));
+    let (status, body) = server.post("/invocations", user("Weather in Paris?")).await;
+    assert_eq!(status, 200, "{body}");
+    let outputs: Vec<&str> = body["output"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["type"] == "function_call_output")
+        .map(|i| i["output"].as_str().unwrap())
+        .collect();
+    assert_eq!(outputs, ["It is sunny in Paris.", "Error: tool `get_weather` failed: say which city"]);
+    let schema = &server.fake.requests()[0]["tools"];
+    let weather = schema.as_array().unwrap().iter().find(|t| t["function"]["name"] == "get_weather").unwrap();
+    assert_eq!(
+        weather["function"]["parameters"]["properties"]["city"]["description"],
+        "City name, e.g. \"Amsterdam\"."
+    );
+}
+
+/// `agent.rs`'s example of everything else builds into a valid agent.
+#[test]
+fn the_connected_example_of_agent_rs_is_a_valid_agent() {
+    let agent = server::agent::connected_agent();
+    agent.tools.validate().unwrap();
+    assert_eq!(agent.mcp_servers.len(), 4);
+    assert_eq!(agent.handoffs[0].name, "Billing");
+    assert!(agent.tools.names().contains(&"research"));
+    assert_eq!(agent.approval_required, ["files__*"]);
+}
