@@ -1,5 +1,5 @@
 //! The ResponsesAgent wire format: MLflow's `ResponsesAgentRequest`, `ResponsesAgentResponse` and
-//! `ResponsesAgentStreamEvent` (spec §2), shared by the server, the browser and the test clients.
+//! `ResponsesAgentStreamEvent` (docs/reference.md §2), shared by the server, the browser and the test clients.
 //!
 //! Lenient where MLflow is lenient: unknown fields are kept in `extra` and written back out, unknown
 //! stream events pass through. Strict where MLflow validates: roles, item types and required item
@@ -47,7 +47,7 @@ pub struct ChatContext {
     pub extra: Extra,
 }
 
-/// A `ResponsesAgentRequest`. `stream` is not a field: the server takes it out first (spec §1.3).
+/// A `ResponsesAgentRequest`. `stream` is not a field: the server takes it out first (docs/reference.md §1.3).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ResponsesRequest {
     pub input: Vec<Item>,

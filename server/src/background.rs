@@ -1,4 +1,4 @@
-//! Background responses (`"background": true`, spec §6.4): the run goes on without the client,
+//! Background responses (`"background": true`, docs/reference.md §6.4): the run goes on without the client,
 //! every stream event is saved as it is written, and clients poll (`GET /responses/{id}`), replay or
 //! resume the stream from a sequence number, or cancel.
 //!

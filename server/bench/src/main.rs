@@ -1,5 +1,6 @@
 //! `agent-bench`: measures the agent server the way the reference was measured
-//! (`research/anchor-perf.md`), and prints the figures beside the reference's.
+//! (`docs/reference.md`, "The reference's performance"), and prints the figures beside
+//! the reference's.
 //!
 //! The server binary runs in its own process (pinned to CPU 0 with `--pin`), in front of the
 //! scripted fake model, which answers every request with one `get_current_time` call and then 64
@@ -91,7 +92,7 @@ struct Args {
     soak_streams: usize,
 }
 
-/// The reference's figures, tracing off and on, from research/anchor-perf.md (1 core, LLM 0 ms).
+/// The reference's figures, tracing off and on (1 core, LLM 0 ms; docs/reference.md).
 /// (C, req/s off, CPU ms/req off, CPU ms/req on)
 const REFERENCE_STREAM: &[(usize, f64, f64, f64)] =
     &[(1, 42.0, 22.6, 77.3), (16, 47.9, 20.7, 82.4), (64, 47.1, 21.1, 84.7), (256, 36.3, 27.4, 89.0)];

@@ -1,4 +1,4 @@
-//! Background responses over HTTP (spec §6.4): `POST /responses` with `"background": true` starts
+//! Background responses over HTTP (docs/reference.md §6.4): `POST /responses` with `"background": true` starts
 //! one; `GET /responses/{id}` polls it, `GET /responses/{id}?stream=true&starting_after=N` replays
 //! or resumes its events, `POST /responses/{id}/cancel` cancels it. Each user sees only their own.
 

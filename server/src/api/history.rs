@@ -1,4 +1,4 @@
-//! The chat page's history routes (the reference's paths, spec §7.2): list, read, rename, delete
+//! The chat page's history routes (the reference's paths, docs/reference.md §7.2): list, read, rename, delete
 //! chats, and thumbs up/down. Every call is the forwarded user's; another user's chat is not found.
 
 use app::history::{ChatPage, ChatUpdate, Feedback, StoredChat};

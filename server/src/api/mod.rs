@@ -1,4 +1,4 @@
-//! The HTTP API (spec §1): `POST /invocations`, `POST /responses`, `GET /health`, `GET /agent/info`;
+//! The HTTP API (docs/reference.md §1): `POST /invocations`, `POST /responses`, `GET /health`, `GET /agent/info`;
 //! and the chat UI's stream, `POST /api/chat`, and its history routes (`/api/history`, `/api/chat/{id}`,
 //! `/api/feedback`); background responses (`GET /responses/{id}`, `POST /responses/{id}/cancel`); the local traces (`/api/traces`, `/api/traces/{id}`).
 

@@ -1,4 +1,4 @@
-//! `POST /invocations` and `POST /responses` (the same handler, spec §1.3).
+//! `POST /invocations` and `POST /responses` (the same handler, docs/reference.md §1.3).
 //!
 //! Order as the reference: read the body, parse JSON (400), take `stream` out by truthiness, validate
 //! (400), then run. Failures before streaming are 500 `{"detail"}`; failures during a stream are an

@@ -1,7 +1,8 @@
 //! An OpenAI-compatible chat-completions client: Databricks Model Serving (`<host>/serving-endpoints`)
 //! or any server with `/chat/completions` (OpenAI, vLLM, llama.cpp, Ollama…).
 //!
-//! It smooths over what such servers do differently (spec §5.4 and the research): `strict` only for
+//! It smooths over what such servers do differently (docs/reference.md §5.4, and what
+//! other servers were seen to do): `strict` only for
 //! GPT models, Claude's empty assistant content, `finish_reason: ""`, usage-only chunks, content as
 //! a list of parts, reasoning fields, arguments sent as objects. It retries 429/5xx/connection
 //! errors with backoff, but only before the answer started, so nothing is ever said twice.

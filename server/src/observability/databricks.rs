@@ -1,5 +1,5 @@
 //! Databricks experiments that keep traces in the experiment itself (the default for the template's
-//! experiment resource), written as the MLflow client writes them (spec §4.3): the trace's info with
+//! experiment resource), written as the MLflow client writes them (docs/reference.md §4.3): the trace's info with
 //! `StartTraceV3` (`POST /api/3.0/mlflow/traces`), then its spans as `traces.json` to the upload URL
 //! the workspace hands out (`GET /api/2.0/mlflow/traces/{id}/credentials-for-data-upload`).
 

@@ -1,5 +1,5 @@
 //! The MLflow REST calls the server makes besides exporting spans: version tracking (a LoggedModel
-//! per git commit, spec §4.2) and user feedback as assessments (spec §4.4). Works against an MLflow
+//! per git commit, docs/reference.md §4.2) and user feedback as assessments (docs/reference.md §4.4). Works against an MLflow
 //! server or a Databricks workspace.
 
 use std::time::Duration;
@@ -265,7 +265,7 @@ mod tests {
         if in_checkout {
             assert!(version.starts_with("git-") && version.len() == 12, "{version}");
         }
-        // No git binary at all: no crash (the reference's bug, spec §10.6).
+        // No git binary at all: no crash (the reference's bug, docs/reference.md §10.6).
         let without = version_from("/nonexistent/git");
         assert!(without == "no-git" || option_env!("AGENT_GIT_SHA").is_some(), "{without}");
     }

@@ -1,4 +1,4 @@
-//! Every request becomes an MLflow trace (spec §4): the agent loop records spans into a [`Trace`],
+//! Every request becomes an MLflow trace (docs/reference.md §4): the agent loop records spans into a [`Trace`],
 //! and an [`Exporter`] sends finished traces in the background to where the settings say:
 //!
 //! - `MLFLOW_TRACKING_URI=http(s)://…` and `MLFLOW_EXPERIMENT_ID`: an MLflow server, over OTLP;
@@ -148,7 +148,7 @@ impl Observability {
 }
 
 /// Finds or creates the LoggedModel `<app>-<version>` and puts its id on every trace from now on
-/// (spec §4.2). Failure is logged, not fatal.
+/// (docs/reference.md §4.2). Failure is logged, not fatal.
 async fn track_version(exporter: &Exporter, client: &MlflowClient, experiment_id: &str, app_name: Option<&str>) {
     let name = format!("{}-{}", app_name.unwrap_or("local"), mlflow::app_version());
     match client.find_or_create_logged_model(experiment_id, &name).await {

@@ -1,7 +1,7 @@
 //! Turns a Responses `input` (any mix of messages, tool calls, tool outputs, reasoning, approvals)
 //! into the chat-completions messages a model accepts.
 //!
-//! The reference fails on assistant history (spec §10.1); here every item kind maps, and the result
+//! The reference fails on assistant history (docs/reference.md §10.1); here every item kind maps, and the result
 //! is always a conversation model APIs accept: tool calls join the assistant message they follow,
 //! a call without an output gets one, and an output without a call is dropped.
 
@@ -132,7 +132,7 @@ mod tests {
 
     #[test]
     fn the_chat_uis_history_maps_to_valid_chat_messages() {
-        // Exactly what the reference chat UI sends (spec §2.1), which the reference itself rejects.
+        // Exactly what the reference chat UI sends (docs/reference.md §2.1), which the reference itself rejects.
         let input = items(json!([
             {"role": "user", "content": [{"type": "input_text", "text": "What time is it?"}]},
             {"role": "assistant", "content": [{"type": "output_text", "text": "Let me check."}], "id": "m1"},

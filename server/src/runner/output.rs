@@ -1,7 +1,7 @@
 //! The output of one run: the stream events the client sees and the response they add up to.
 //!
 //! Every output item gets its own id, shared by its `added`, delta and `done` events (the reference
-//! gives a tool call's id to a message in the same turn, spec §3.4). Sequence numbers increase over
+//! gives a tool call's id to a message in the same turn, docs/reference.md §3.4). Sequence numbers increase over
 //! the whole stream, output indices over the whole response. When nobody streams, no event is built:
 //! only the items are collected.
 

@@ -1,5 +1,5 @@
 //! Where thumbs up/down go besides the chat history: an MLflow `user_feedback` assessment on the
-//! answer's trace (spec §4.4), when traces go to MLflow (`observability::mlflow::MlflowClient`).
+//! answer's trace (docs/reference.md §4.4), when traces go to MLflow (`observability::mlflow::MlflowClient`).
 
 use futures::future::BoxFuture;
 

@@ -1,4 +1,4 @@
-//! The HTTP surface (spec §1–§3) over real HTTP: routes, request validation, the non-streaming
+//! The HTTP surface (docs/reference.md §1–§3) over real HTTP: routes, request validation, the non-streaming
 //! response, the SSE transcript event by event, trace ids, sessions, multi-turn history.
 
 use std::collections::HashSet;
@@ -140,7 +140,7 @@ async fn streaming_transcript_event_by_event() {
 
 #[tokio::test]
 async fn text_and_tool_call_in_one_turn_get_their_own_ids() {
-    // The reference gives the message the tool call's id here (spec §3.4).
+    // The reference gives the message the tool call's id here (docs/reference.md §3.4).
     let server = start().await;
     server.fake.push(Reply::ToolCalls {
         text: Some("Let me check.".into()),
@@ -232,7 +232,7 @@ async fn session_id_is_echoed() {
 
 #[tokio::test]
 async fn multi_turn_history_as_the_chat_ui_sends_it() {
-    // The exact shape the reference's chat UI sends, which the reference rejects with a 500 (§10.1).
+    // The exact shape the reference's chat UI sends, which the reference rejects with a 500 (docs/reference.md §10.1).
     let server = start().await;
     server.fake.push(Reply::text("You're welcome."));
     let body = json!({

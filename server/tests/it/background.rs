@@ -1,4 +1,4 @@
-//! Background responses (spec §6.4) over HTTP, on SQLite and on the PostgreSQL of
+//! Background responses (docs/reference.md §6.4) over HTTP, on SQLite and on the PostgreSQL of
 //! `TEST_DATABASE_URL`: start, poll, replay and resume the stream by sequence number, cancel, time
 //! out, per-user access; and a server killed mid-task whose restart finishes it.
 

@@ -1,7 +1,8 @@
 //! The inference engine behind a small trait: a prompt in, pieces of text out, as they are decoded.
 //!
 //! llama.cpp (through `llama-cpp-2`) is the engine: on these GGUF files it decodes about twice as fast
-//! as candle and processes prompts four to ten times as fast (`research/embedded-llm.md` §1.3, §4.1).
+//! as candle and processes prompts four to ten times as fast (measured on a 2-core x86 machine with
+//! SmolLM2-135M and Qwen2.5-Coder-0.5B when the engine was chosen).
 
 use std::num::NonZeroU32;
 use std::path::Path;

@@ -1,6 +1,6 @@
 //! Finds the tool calls in what a local model wrote. Small models are not consistent: Qwen2.5 writes
-//! `<tool_call>{…}</tool_call>` blocks, a bare JSON object, or a ```json fence, all seen in the
-//! research (`research/embedded-llm.md` §4.1). All three are accepted.
+//! `<tool_call>{…}</tool_call>` blocks, a bare JSON object, or a ```json fence, all seen when it
+//! was tried. All three are accepted.
 
 use serde_json::Value;
 
