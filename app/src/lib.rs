@@ -9,20 +9,12 @@ pub mod markdown;
 pub mod responses;
 pub mod sse;
 pub mod ui;
+pub mod url;
+
+pub use url::percent_encode;
 
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
-
-/// Percent-encodes everything but RFC 3986 unreserved characters: for a URL path segment, or
-/// credentials inside a URL.
-pub fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
 
 /// The name the site's assets are built under (`/pkg/<name>.js|.wasm|.css`).
 pub const OUTPUT_NAME: &str = "agent-app";

@@ -722,6 +722,27 @@ impl StreamEvent {
         }
     }
 
+    /// The event's `type`.
+    pub fn kind(&self) -> &str {
+        match self {
+            StreamEvent::Created { .. } => "response.created",
+            StreamEvent::InProgress { .. } => "response.in_progress",
+            StreamEvent::OutputItemAdded { .. } => "response.output_item.added",
+            StreamEvent::OutputItemDone { .. } => "response.output_item.done",
+            StreamEvent::ContentPartAdded { .. } => "response.content_part.added",
+            StreamEvent::ContentPartDone { .. } => "response.content_part.done",
+            StreamEvent::OutputTextDelta { .. } => "response.output_text.delta",
+            StreamEvent::OutputTextDone { .. } => "response.output_text.done",
+            StreamEvent::AnnotationAdded { .. } => "response.output_text.annotation.added",
+            StreamEvent::FunctionCallArgumentsDelta { .. } => "response.function_call_arguments.delta",
+            StreamEvent::FunctionCallArgumentsDone { .. } => "response.function_call_arguments.done",
+            StreamEvent::ReasoningSummaryTextDelta { .. } => "response.reasoning_summary_text.delta",
+            StreamEvent::Completed { .. } => "response.completed",
+            StreamEvent::Error { .. } => "error",
+            StreamEvent::Other(v) => v.get("type").and_then(Value::as_str).unwrap_or(""),
+        }
+    }
+
     pub fn sequence_number(&self) -> Option<u64> {
         match self {
             StreamEvent::Created { sequence_number, .. }
@@ -779,6 +800,25 @@ impl StreamFrame {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn an_events_kind_is_its_serialised_type() {
+        let events = [
+            StreamEvent::error("c", "m", Some(1)),
+            StreamEvent::OutputTextDelta {
+                item_id: "i".into(),
+                delta: "d".into(),
+                output_index: None,
+                content_index: None,
+                sequence_number: Some(2),
+            },
+            StreamEvent::Completed { response: ResponseObject::new(Vec::new()), sequence_number: 3 },
+            StreamEvent::Other(json!({"type": "agent_app.notice", "message": "m"})),
+        ];
+        for event in events {
+            assert_eq!(serde_json::to_value(&event).unwrap()["type"], event.kind());
+        }
+    }
 
     fn parse(v: Value) -> Result<ResponsesRequest, String> {
         ResponsesRequest::from_value(v).map_err(|e| e.to_string())

@@ -20,6 +20,7 @@ pub mod llm;
 pub mod observability;
 pub mod prelude;
 pub mod quickstart;
+pub mod run;
 pub mod runner;
 pub mod secret;
 pub mod state;

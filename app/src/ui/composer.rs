@@ -3,7 +3,7 @@
 use leptos::either::Either;
 use leptos::prelude::*;
 
-use super::Chat;
+use super::chat::Chat;
 
 #[component]
 pub fn Composer(model: String) -> impl IntoView {

@@ -4,7 +4,7 @@
 use leptos::either::Either;
 use leptos::prelude::*;
 
-use super::{Chat, ExchangeHandle};
+use super::chat::{Chat, ExchangeHandle};
 use crate::client;
 use crate::conversation::{Answer, AnswerStatus, Approval, Block, ToolCall};
 use crate::markdown;

@@ -4,7 +4,7 @@
 use leptos::either::Either;
 use leptos::prelude::*;
 
-use super::Chat;
+use super::chat::Chat;
 use crate::client;
 use crate::history::ChatSummary;
 

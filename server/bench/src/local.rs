@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use crate::{Server, rss_mb};
+use crate::measure::{Server, rss_mb};
 use app::responses::{StreamEvent, StreamFrame};
 use app::sse::SseParser;
 use serde_json::json;

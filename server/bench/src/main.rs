@@ -9,88 +9,23 @@
 //! per request comes from /proc, peak RSS from sampling VmRSS.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+mod args;
 mod local;
+mod measure;
 mod ramp;
 
 use anyhow::{Context, bail};
-use app::sse::SseParser;
 use clap::Parser;
-use fake_model::{Defaults, FakeModel};
-use serde_json::json;
 
-#[derive(Parser)]
-#[command(about = "Benchmark the agent server against the scripted fake model")]
-struct Args {
-    /// The server binary (default: target/release/server, else target/debug/server).
-    #[arg(long)]
-    server: Option<PathBuf>,
-    /// Concurrency levels.
-    #[arg(long, value_delimiter = ',', default_value = "1,16,64,256")]
-    concurrency: Vec<usize>,
-    /// Seconds per level.
-    #[arg(long, default_value_t = 5.0)]
-    duration: f64,
-    /// Cold starts to measure.
-    #[arg(long, default_value_t = 5)]
-    cold_starts: usize,
-    /// Pin the server to CPU 0 and this process to CPU 1 (as the reference was measured).
-    #[arg(long)]
-    pin: bool,
-    /// A short run that only checks that everything works (C = 1, 16, 64; 1 s each).
-    #[arg(long)]
-    quick: bool,
-    /// Milliseconds between the fake model's tokens.
-    #[arg(long, default_value_t = 0)]
-    token_delay_ms: u64,
-    /// Measure the embedded model instead: tokens/s through /invocations beside llama.cpp's own.
-    #[arg(long)]
-    local: bool,
-    /// Threads for the embedded model (both sides of the comparison).
-    #[arg(long, default_value_t = 2)]
-    threads: usize,
-    /// Tokens to generate per run, and runs per side.
-    #[arg(long, default_value_t = 128)]
-    tokens: usize,
-    #[arg(long, default_value_t = 3)]
-    runs: usize,
-    /// Also measure tracing to this MLflow server (OTLP; an experiment is created).
-    #[arg(long)]
-    mlflow_uri: Option<String>,
-    /// Only the tracing on/off comparison.
-    #[arg(long)]
-    tracing_only: bool,
-    /// Load-test a running agent instead (any URL: a local server, a deployed app's
-    /// `https://…/invocations`): a step ramp over `--users`, `--step-seconds` each.
-    #[arg(long)]
-    url: Option<String>,
-    /// Bearer token for `--url` (e.g. `databricks auth token`).
-    #[arg(long, env = "AGENT_BENCH_TOKEN", hide_env_values = true)]
-    token: Option<String>,
-    /// Concurrent users at each step of the ramp.
-    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8,16")]
-    users: Vec<usize>,
-    /// Seconds per step of the ramp.
-    #[arg(long, default_value_t = 10.0)]
-    step_seconds: f64,
-    /// Ramp with non-streaming requests (default: streaming, time to first token measured).
-    #[arg(long)]
-    no_stream: bool,
-    /// The question each request asks.
-    #[arg(long, default_value = "hi")]
-    question: String,
-    /// Soak: hold `--soak-streams` concurrent streams for this many seconds, in 10 s windows, and
-    /// report errors, throughput and memory (peak RSS per stream, growth between windows).
-    #[arg(long)]
-    soak_seconds: Option<f64>,
-    /// Concurrent streams of the soak.
-    #[arg(long, default_value_t = 1000)]
-    soak_streams: usize,
-}
+use args::Args;
+use fake_model::{Defaults, FakeModel};
+use measure::{Percentiles, Server, cpu_seconds, one_request, percentiles, request, rss_mb};
+use serde_json::json;
 
 /// The reference's figures, tracing off and on (1 core, LLM 0 ms; docs/reference.md).
 /// (C, req/s off, CPU ms/req off, CPU ms/req on)
@@ -187,80 +122,6 @@ fn default_binary() -> PathBuf {
     if release.exists() { release } else { PathBuf::from("target/debug/server") }
 }
 
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Server {
-    /// Starts the server on a free loopback port; `model_env` chooses its model (nothing else from
-    /// this process's environment picks one).
-    fn start(binary: &Path, model_env: &[(&str, String)], pin: bool) -> anyhow::Result<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let mut cmd = if pin {
-            let mut c = Command::new("taskset");
-            c.args(["-c", "0"]).arg(binary);
-            c
-        } else {
-            Command::new(binary)
-        };
-        cmd.args(["--port", &port.to_string()])
-            .env("AGENT_HOST", "127.0.0.1")
-            .env("RUST_LOG", "warn")
-            .env_remove("OPENAI_BASE_URL")
-            .env_remove("DATABRICKS_HOST")
-            .envs(model_env.iter().map(|(k, v)| (k, v)))
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
-        let child = cmd.spawn().with_context(|| format!("starting {}", binary.display()))?;
-        Ok(Self { child, url: format!("http://127.0.0.1:{port}") })
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Polls `/health` until the server answers.
-    async fn wait_healthy(&mut self, client: &reqwest::Client, limit: Duration) -> anyhow::Result<()> {
-        let deadline = Instant::now() + limit;
-        while client.get(format!("{}/health", self.url)).send().await.is_err() {
-            if let Some(status) = self.child.try_wait()? {
-                bail!("the server exited: {status}");
-            }
-            anyhow::ensure!(Instant::now() < deadline, "the server did not start within {limit:?}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Ok(())
-    }
-
-    /// Polls until the first `/invocations` succeeds (what "cold start" means in the reference).
-    async fn first_answer(&mut self, client: &reqwest::Client) -> anyhow::Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let sent = client.post(format!("{}/invocations", self.url)).json(&request(false)).send().await;
-            if let Ok(resp) = sent
-                && resp.status().is_success()
-            {
-                return Ok(());
-            }
-            if let Some(status) = self.child.try_wait()? {
-                bail!("the server exited: {status}");
-            }
-            anyhow::ensure!(Instant::now() < deadline, "the server did not answer within 30 s");
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn request(stream: bool) -> serde_json::Value {
-    json!({"input": [{"role": "user", "content": "hi"}], "stream": stream})
-}
-
 struct Row {
     stream: bool,
     concurrency: usize,
@@ -289,22 +150,6 @@ impl Row {
             self.errors
         )
     }
-}
-
-#[derive(Default, Clone, Copy)]
-struct Percentiles {
-    p50: f64,
-    p95: f64,
-    p99: f64,
-}
-
-fn percentiles(mut ms: Vec<f64>) -> Percentiles {
-    if ms.is_empty() {
-        return Percentiles::default();
-    }
-    ms.sort_by(|a, b| a.total_cmp(b));
-    let at = |q: f64| ms[((ms.len() - 1) as f64 * q).round() as usize];
-    Percentiles { p50: at(0.5), p95: at(0.95), p99: at(0.99) }
 }
 
 /// One closed-loop level: `concurrency` clients, each sending the next request when the last ends.
@@ -371,79 +216,6 @@ async fn load(client: &reqwest::Client, server: &Server, stream: bool, concurren
         cpu_ms_per_request: if requests > 0 { cpu * 1000.0 / requests as f64 } else { f64::NAN },
         peak_rss_mb,
     }
-}
-
-/// One request: (ms to the first event, ms to the end). A stream must end in `[DONE]` without an
-/// error event; a JSON answer must be 200 with three output items.
-async fn one_request(
-    client: &reqwest::Client,
-    url: &str,
-    stream: bool,
-    token: Option<&str>,
-    body: &serde_json::Value,
-    expected_items: Option<usize>,
-) -> anyhow::Result<(f64, f64)> {
-    let started = Instant::now();
-    let mut call = client.post(url).json(body);
-    if let Some(token) = token {
-        call = call.bearer_auth(token);
-    }
-    let mut resp = call.send().await?;
-    anyhow::ensure!(resp.status().is_success(), "HTTP {}", resp.status());
-    if !stream {
-        let body: serde_json::Value = resp.json().await?;
-        // The scripted model's answer has three items (a tool call, its output, the message); any
-        // agent's has at least one.
-        let items = body["output"].as_array().map_or(0, Vec::len);
-        anyhow::ensure!(expected_items.map_or(items > 0, |n| items == n), "unexpected answer: {body}");
-        let ms = started.elapsed().as_secs_f64() * 1000.0;
-        return Ok((ms, ms));
-    }
-    let mut parser = SseParser::default();
-    let mut first = None;
-    let mut done = false;
-    while let Some(chunk) = resp.chunk().await? {
-        for frame in parser.push(&chunk)? {
-            first.get_or_insert_with(|| started.elapsed().as_secs_f64() * 1000.0);
-            anyhow::ensure!(!frame.data.starts_with(r#"{"type":"error""#), "error event: {}", frame.data);
-            done |= frame.data == "[DONE]";
-        }
-    }
-    anyhow::ensure!(done, "the stream ended without [DONE]");
-    Ok((first.unwrap_or_default(), started.elapsed().as_secs_f64() * 1000.0))
-}
-
-fn cpu_seconds(pid: u32) -> f64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0.0 };
-    // Fields after the command name (which may contain spaces): utime is the 12th, stime the 13th.
-    let after = &stat[stat.rfind(')').map_or(0, |i| i + 2)..];
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = fields.get(11).and_then(|f| f.parse().ok()).unwrap_or(0.0)
-        + fields.get(12).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
-    ticks / clock_ticks_per_second()
-}
-
-fn clock_ticks_per_second() -> f64 {
-    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
-    *TICKS.get_or_init(|| {
-        Command::new("getconf")
-            .arg("CLK_TCK")
-            .output()
-            .ok()
-            .and_then(|o| String::from_utf8(o.stdout).ok())
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(100.0)
-    })
-}
-
-fn rss_mb(pid: u32, field: &str) -> f64 {
-    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else { return 0.0 };
-    status
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 fn pin_self(cpu: usize) {

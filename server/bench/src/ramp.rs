@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::{Args, Percentiles, one_request, percentiles};
+use crate::args::Args;
+use crate::measure::{Percentiles, one_request, percentiles};
 
 struct Step {
     users: usize,

@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 
-use app::responses::ResponsesRequest;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -12,11 +11,12 @@ use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
 use super::sse::event_stream;
-use crate::background::{BackgroundTasks, TaskOptions};
+use crate::background::BackgroundTasks;
 use crate::identity::Identity;
+use crate::run::RequestRun;
 use crate::state::AppState;
 use crate::store::StoreError;
-use crate::tools::ToolContext;
+use crate::store::recorder::Recorder;
 
 fn tasks(state: &AppState) -> Result<&BackgroundTasks, ApiError> {
     state.background.as_ref().ok_or_else(|| {
@@ -44,14 +44,13 @@ fn store_error(id: &str, error: StoreError) -> ApiError {
 pub async fn start(
     state: &AppState,
     owner: String,
-    request: ResponsesRequest,
-    context: ToolContext,
-    options: TaskOptions,
+    run: RequestRun,
+    recorder: Option<Recorder>,
     stream: bool,
 ) -> Result<Response, ApiError> {
     let tasks = tasks(state)?;
     let response = tasks
-        .start(&state.engine(), owner, request, context, options)
+        .start(owner, run, recorder)
         .await
         .map_err(|e| ApiError::unavailable(format!("Could not start the background response: {e}")))?;
     if !stream {

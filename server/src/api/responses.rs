@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use app::config::User;
 use app::conversation::NOTICE_EVENT;
-use app::responses::{Item, ResponsesRequest, Role, StreamEvent, is_truthy};
+use app::responses::{Item, ResponsesRequest, Role, is_truthy};
 use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -20,18 +20,16 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use futures::Stream;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::error::ApiError;
-use crate::background::TaskOptions;
 use crate::identity::Identity;
 use crate::llm::ModelError;
 use crate::observability::trace::{MAX_PAYLOAD_BYTES, payload};
-use crate::observability::{Trace, TraceStart};
-use crate::runner::Runner;
-use crate::runner::output::{FrameBuffer, Output, new_id};
+use crate::run::{Client, Outcome, RequestRun};
+use crate::runner::output::{EventSink, FrameBuffer, new_id};
 use crate::state::AppState;
 use crate::store::StoreError;
 use crate::store::recorder::{AnswerTarget, Recorder, TitleJob};
@@ -57,6 +55,7 @@ pub async fn chat(
     handle(state, identity, headers, body, Caller::ChatUi).await.unwrap_or_else(IntoResponse::into_response)
 }
 
+/// The route a request came by.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Caller {
     /// `/invocations` and `/responses`: `stream` and `x-mlflow-return-trace-id` as the client says.
@@ -112,48 +111,40 @@ async fn handle(
     })?;
 
     let Identity { user, key: owner } = identity;
-    let background = caller == Caller::Api && request.extra.get("background").is_some_and(is_truthy);
+    let client = match caller {
+        Caller::ChatUi => Client::ChatPage,
+        Caller::Api if request.extra.get("background").is_some_and(is_truthy) => Client::Background,
+        Caller::Api => Client::Api { stream },
+    };
     // What this request would keep running and stored counts against the user's share.
-    if background || chat_target.is_some() {
+    if client == Client::Background || chat_target.is_some() {
         super::quota::check_background(&state, &owner)?;
         super::quota::check_storage(&state, &owner, body.len()).await?;
-    }
-    if background {
-        let context = tool_context(&state, &user, &request, headers);
-        let options = TaskOptions { return_trace_id, ..TaskOptions::default() };
-        return super::background::start(&state, owner, request, context, options, stream).await;
     }
     let (recorder, notice) = match chat_target {
         Some(target) => start_recording(&state, &owner, &target, &request).await?,
         None => (None, None),
     };
-    // A saved chat's answer runs as a background task: a reload or a closed tab does not stop it,
-    // and the page reattaches to it (Stop cancels it).
-    if recorder.is_some() && state.background.is_some() {
-        let context = tool_context(&state, &user, &request, headers);
-        let options = TaskOptions { recorder, notices: true, return_trace_id: true };
-        return super::background::start(&state, owner, request, context, options, true).await;
-    }
-
     let context = tool_context(&state, &user, &request, headers);
-    let trace = Trace::start(&state.observability.exporter, || TraceStart {
-        name: if stream { "stream_handler" } else { "invoke_handler" }.into(),
-        session: context.session_id.clone(),
-        user: context.user.clone(),
-        owner,
-        request_preview: request.last_user_text(),
-        inputs: traced_request,
-    });
-    let run = Run {
-        runner: state.runner.clone(),
-        return_trace_id,
-        trace,
-        custom_outputs: context.session_id.as_ref().map(|s| Map::from_iter([("session_id".to_string(), json!(s))])),
+    let run = RequestRun::new(
+        &state.observability.exporter,
+        state.runner.clone(),
         request,
         context,
-        caller,
-    };
-    if stream { Ok(run.stream(state.settings.server.sse_keepalive(), recorder, notice)) } else { run.invoke().await }
+        client,
+        return_trace_id,
+        owner.clone(),
+        traced_request,
+    );
+    // A background response runs as a background task; so does a saved chat's answer: a reload or
+    // a closed tab does not stop it, and the page reattaches to it (Stop cancels it).
+    if client == Client::Background || recorder.is_some() && state.background.is_some() {
+        return super::background::start(&state, owner, run, recorder, stream).await;
+    }
+    match stream {
+        true => Ok(stream_run(run, state.settings.server.sse_keepalive(), recorder, notice)),
+        false => invoke_run(run).await,
+    }
 }
 
 /// What the tools of this request know of it.
@@ -286,90 +277,41 @@ async fn continue_recording(
     Ok((Some(Recorder::start_with(target, answer)), None))
 }
 
-struct Run {
-    runner: Arc<Runner>,
-    request: ResponsesRequest,
-    context: ToolContext,
-    /// `x-mlflow-return-trace-id: true` (always, for the chat page).
-    return_trace_id: bool,
-    trace: Trace,
-    custom_outputs: Option<Map<String, Value>>,
-    caller: Caller,
+/// Runs the request and answers with the response.
+async fn invoke_run(run: RequestRun) -> Result<Response, ApiError> {
+    let mut out = run.output(new_id("resp"), None);
+    // If the client goes away, this future is dropped, and the run with it.
+    let result = run.run(&mut out).await;
+    run.end(&mut out, &Outcome::from(&result));
+    result.map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(Json(out.response).into_response())
 }
 
-impl Run {
-    fn output(&self, frames: Option<FrameBuffer>) -> Output {
-        let mut out = Output::new(frames, new_id("resp"), self.runner.agent.model.clone());
-        out.response.custom_outputs = self.custom_outputs.clone();
-        out.notices = self.caller == Caller::ChatUi;
-        out
+/// Runs the request as the client reads its stream.
+fn stream_run(run: RequestRun, keepalive: Duration, recorder: Option<Recorder>, notice: Option<String>) -> Response {
+    let frames = FrameBuffer::default();
+    if let Some(message) = notice {
+        frames.write(&json!({"type": NOTICE_EVENT, "message": message}));
     }
-
-    /// The trace id to give the client, if it asked and the request is traced.
-    fn trace_id_for_client(&self) -> Option<String> {
-        self.return_trace_id.then(|| self.trace.id().map(str::to_string)).flatten()
-    }
-
-    /// Ends the trace with the run's output, or its error.
-    fn finish_trace(&self, out: &Output, error: Option<String>) {
-        let response = &out.response;
-        self.trace.finish(|| payload(response), &response.output_text(), error);
-    }
-
-    async fn invoke(self) -> Result<Response, ApiError> {
-        let mut out = self.output(None);
-        // If the client goes away, this future is dropped, and the run with it.
-        let result = self.runner.run(&self.request, &self.context, &mut out, &self.trace.root()).await;
-        self.finish_trace(&out, result.as_ref().err().map(|e| e.to_string()));
-        result.map_err(|e| {
-            tracing::warn!(error = ?e, "request failed");
-            ApiError::internal(e.to_string())
-        })?;
-        let trace_id = self.trace_id_for_client();
-        let mut response = out.response;
-        if let Some(trace_id) = trace_id {
-            response.metadata.get_or_insert_with(Map::new).insert("trace_id".into(), json!(trace_id));
+    let cancel = run.context.cancel.clone();
+    let driven = {
+        let frames = frames.clone();
+        async move {
+            let mut out = run.output(new_id("resp"), Some(EventSink::Frames(frames.clone())));
+            let result = run.run(&mut out).await;
+            run.end(&mut out, &Outcome::from(&result));
+            frames.write_raw(b"data: [DONE]\n\n");
         }
-        Ok(Json(response).into_response())
-    }
-
-    fn stream(self, keepalive: Duration, recorder: Option<Recorder>, notice: Option<String>) -> Response {
-        let frames = FrameBuffer::default();
-        if let Some(message) = notice {
-            frames.write(&json!({"type": NOTICE_EVENT, "message": message}));
-        }
-        let cancel = self.context.cancel.clone();
-        let run = {
-            let frames = frames.clone();
-            async move {
-                let mut out = self.output(Some(frames.clone()));
-                let result = self.runner.run(&self.request, &self.context, &mut out, &self.trace.root()).await;
-                self.finish_trace(&out, result.as_ref().err().map(|e| e.to_string()));
-                match result {
-                    Ok(()) => {
-                        if let Some(id) = self.trace_id_for_client() {
-                            frames.write(&json!({"trace_id": id}));
-                        }
-                    }
-                    Err(error) => {
-                        tracing::warn!(?error, "stream failed");
-                        let sequence = out.next_sequence();
-                        frames.write(&StreamEvent::error(error.error_code(), error.to_string(), Some(sequence)));
-                    }
-                }
-                frames.write_raw(b"data: [DONE]\n\n");
-            }
-        };
-        let body = SseBody {
-            run: Some(Box::pin(run)),
-            frames,
-            keepalive,
-            timer: Box::pin(tokio::time::sleep(keepalive)),
-            recorder,
-            _cancel_when_dropped: cancel.drop_guard(),
-        };
-        super::sse::event_stream(Body::from_stream(body))
-    }
+    };
+    let body = SseBody {
+        run: Some(Box::pin(driven)),
+        frames,
+        keepalive,
+        timer: Box::pin(tokio::time::sleep(keepalive)),
+        recorder,
+        _cancel_when_dropped: cancel.drop_guard(),
+    };
+    super::sse::event_stream(Body::from_stream(body))
 }
 
 /// The body of a streamed response. It drives the run itself: each time the connection is ready for

@@ -84,13 +84,6 @@ impl Agent {
         self
     }
 
-    /// This agent as a tool of another: it gets `{"input": "…"}`, runs its own loop (its own
-    /// instructions, tools, MCP servers and approval rules; the caller's model unless it names
-    /// one), and its answer is the tool's output.
-    pub fn as_tool(self, name: &str, description: &str) -> Arc<dyn Tool> {
-        super::agent_tool::AgentTool::new(self, name, description)
-    }
-
     /// Whether the conversation can move between agents (items then name their agent).
     pub(super) fn has_handoffs(&self) -> bool {
         !self.handoffs.is_empty()

@@ -3,44 +3,32 @@
 //! model unless it names one) under the tool's span. Its answer's text is the output; what its
 //! tools put in `custom_outputs` joins the caller's response.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use app::responses::ResponsesRequest;
 use futures::future::BoxFuture;
 use serde_json::Value;
 
+use super::agent::Agent;
+use super::agent_loop::Runner;
 use super::output::{Output, new_id};
-use super::{Agent, Limits, Runner};
-use crate::databricks::auth::WorkspaceAuth;
-use crate::llm::{ChatModel, ToolSpec};
-use crate::observability::Span;
+use super::scope::CallerRun;
+use crate::llm::ToolSpec;
 use crate::tools::agents::{AgentInput, input_spec};
-use crate::tools::mcp::{McpHub, McpTimeouts};
 use crate::tools::{Tool, ToolContext, ToolError};
 
-pub(super) struct AgentTool {
+struct AgentTool {
     spec: ToolSpec,
     agent: Arc<Agent>,
 }
 
-impl AgentTool {
-    pub(super) fn new(agent: Agent, name: &str, description: &str) -> Arc<dyn Tool> {
-        Arc::new(Self { spec: input_spec(name, description), agent: Arc::new(agent) })
+impl Agent {
+    /// This agent as a tool of another: it gets `{"input": "…"}`, runs its own loop (its own
+    /// instructions, tools, MCP servers and approval rules; the caller's model unless it names
+    /// one), and its answer is the tool's output.
+    pub fn as_tool(self, name: &str, description: &str) -> Arc<dyn Tool> {
+        Arc::new(AgentTool { spec: input_spec(name, description), agent: Arc::new(self) })
     }
-}
-
-/// What the calling run hands its tool calls (in `ToolContext::extensions`): what an agent used as
-/// a tool runs with.
-#[derive(Clone)]
-pub(super) struct CallerRun {
-    pub model: Arc<dyn ChatModel>,
-    /// The model of the caller's agent, for an agent that names none.
-    pub model_name: String,
-    pub limits: Limits,
-    pub hubs: Arc<AgentHubs>,
-    /// The tool call's span: the agent's spans go under it.
-    pub span: Span,
 }
 
 impl Tool for AgentTool {
@@ -75,28 +63,5 @@ impl Tool for AgentTool {
             result.map_err(|e| failed(e.to_string()))?;
             Ok(out.response.output_text())
         })
-    }
-}
-
-/// The MCP servers of the agents a run reaches besides its first (hand-off targets, agents used as
-/// tools), one hub per agent (by name) so their connections and tool lists are reused.
-pub(super) struct AgentHubs {
-    workspace: Option<WorkspaceAuth>,
-    timeouts: McpTimeouts,
-    by_agent: Mutex<HashMap<String, Arc<McpHub>>>,
-}
-
-impl AgentHubs {
-    pub(super) fn new(workspace: Option<WorkspaceAuth>, timeouts: McpTimeouts) -> Self {
-        Self { workspace, timeouts, by_agent: Mutex::default() }
-    }
-
-    pub(super) fn get(&self, agent: &Agent) -> Arc<McpHub> {
-        let mut hubs = self.by_agent.lock().unwrap_or_else(|p| p.into_inner());
-        hubs.entry(agent.name.clone())
-            .or_insert_with(|| {
-                Arc::new(McpHub::new(agent.mcp_servers.clone(), self.workspace.clone(), self.timeouts.clone()))
-            })
-            .clone()
     }
 }

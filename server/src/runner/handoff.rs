@@ -7,7 +7,7 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use serde_json::{Value, json};
 
-use super::Agent;
+use super::agent::Agent;
 use crate::llm::ToolSpec;
 use crate::tools::{Tool, ToolContext, ToolError};
 

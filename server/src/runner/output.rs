@@ -7,7 +7,7 @@
 
 use app::responses::{
     Content, ContentPart, Extra, FunctionCall, FunctionCallOutput, Item, McpApprovalRequest, MessageItem,
-    ReasoningItem, ResponseObject, Role, StreamEvent, Usage,
+    ReasoningItem, ResponseObject, Role, StreamEvent, StreamFrame, Usage,
 };
 use std::sync::{Arc, Mutex};
 
@@ -46,8 +46,70 @@ impl FrameBuffer {
     }
 }
 
+/// One frame a run wrote, typed: what a background task saves (its JSON, as sent) and what the
+/// chat recorder folds (the frame itself). Nothing is parsed back from bytes.
+#[derive(Debug, Clone)]
+pub struct Written {
+    /// `None` for frames outside the numbered stream.
+    pub sequence: Option<u64>,
+    /// The event's `type` (`trace_id` for the trace id frame).
+    pub kind: String,
+    pub json: String,
+    pub frame: StreamFrame,
+}
+
+/// The frames of a run whose events are kept (a background task's), taken in batches to be saved.
+#[derive(Clone, Default)]
+pub struct EventLog(Arc<Mutex<Vec<Written>>>);
+
+impl EventLog {
+    fn push(&self, written: Written) {
+        self.0.lock().expect("event log lock").push(written);
+    }
+
+    /// Everything written since the last call.
+    pub fn take(&self) -> Vec<Written> {
+        std::mem::take(&mut *self.0.lock().expect("event log lock"))
+    }
+}
+
+/// Where a run's events go: a client's SSE stream, or a log that is saved.
+#[derive(Clone)]
+pub enum EventSink {
+    Frames(FrameBuffer),
+    Log(EventLog),
+}
+
+impl EventSink {
+    pub fn event(&self, event: StreamEvent) {
+        match self {
+            EventSink::Frames(frames) => frames.write(&event),
+            EventSink::Log(log) => log.push(Written {
+                sequence: event.sequence_number(),
+                kind: event.kind().to_string(),
+                json: serde_json::to_string(&event).expect("stream events serialise"),
+                frame: StreamFrame::Event(Box::new(event)),
+            }),
+        }
+    }
+
+    /// The trace id frame (`{"trace_id"}`, as the reference ends a stream). A saved stream numbers
+    /// it, so that a reader resuming after it does not get it again.
+    fn trace_id(&self, trace_id: &str, sequence: u64) {
+        match self {
+            EventSink::Frames(frames) => frames.write(&serde_json::json!({"trace_id": trace_id})),
+            EventSink::Log(log) => log.push(Written {
+                sequence: Some(sequence),
+                kind: "trace_id".into(),
+                json: serde_json::json!({"trace_id": trace_id, "sequence_number": sequence}).to_string(),
+                frame: StreamFrame::TraceId(trace_id.to_string()),
+            }),
+        }
+    }
+}
+
 pub struct Output {
-    frames: Option<FrameBuffer>,
+    events: Option<EventSink>,
     sequence: u64,
     next_index: u32,
     /// Output index of each item in `response.output`, kept sorted.
@@ -92,15 +154,15 @@ pub struct OpenReasoning {
 }
 
 impl Output {
-    /// `frames`: where stream frames go, or `None` to only collect the response.
-    pub fn new(frames: Option<FrameBuffer>, response_id: String, model: String) -> Self {
+    /// `events`: where stream events go, or `None` to only collect the response.
+    pub fn new(events: Option<EventSink>, response_id: String, model: String) -> Self {
         let mut response = ResponseObject::new(Vec::new());
         response.id = Some(response_id);
         response.created_at = Some(now_seconds());
         response.model = Some(model);
         response.status = Some("in_progress".into());
         Self {
-            frames,
+            events,
             sequence: 0,
             next_index: 0,
             indices: Vec::new(),
@@ -114,8 +176,8 @@ impl Output {
 
     /// A run picked up where a stopped process left it: sequence numbers and output indices go on
     /// from there, and the items it finished are already part of the response.
-    pub fn resume(frames: FrameBuffer, response: ResponseObject, next_sequence: u64, done: Vec<(u32, Item)>) -> Self {
-        let mut out = Self::new(Some(frames), String::new(), String::new());
+    pub fn resume(events: EventSink, response: ResponseObject, next_sequence: u64, done: Vec<(u32, Item)>) -> Self {
+        let mut out = Self::new(Some(events), String::new(), String::new());
         out.response = ResponseObject { output: Vec::new(), status: Some("in_progress".into()), ..response };
         out.sequence = next_sequence;
         out.resumed = true;
@@ -133,16 +195,34 @@ impl Output {
 
     /// A message about the answer rather than part of it, for the chat page.
     pub fn notice(&mut self, message: &str) {
-        if self.notices && self.frames.is_some() {
+        if self.notices && self.events.is_some() {
             // Numbered like the events around it: a resumed chat stream replays it in its place.
             let sequence = self.next_sequence();
             let notice = serde_json::json!({"type": app::conversation::NOTICE_EVENT, "message": message, "sequence_number": sequence});
-            self.frames.as_ref().expect("checked above").write(&notice);
+            self.events.as_ref().expect("checked above").event(StreamEvent::Other(notice));
         }
     }
 
     pub fn is_streaming(&self) -> bool {
-        self.frames.is_some()
+        self.events.is_some()
+    }
+
+    /// The in-band error event of a run that failed after its stream started.
+    pub fn error(&mut self, code: &str, message: &str) {
+        if let Some(events) = &self.events {
+            let sequence = self.sequence;
+            self.sequence += 1;
+            events.event(StreamEvent::error(code, message, Some(sequence)));
+        }
+    }
+
+    /// The trace id frame that ends the stream of a client that asked for it.
+    pub fn trace_id(&mut self, trace_id: &str) {
+        if let Some(events) = &self.events {
+            let sequence = self.sequence;
+            self.sequence += 1;
+            events.trace_id(trace_id, sequence);
+        }
     }
 
     /// The next sequence number (also used by the caller for the error event).
@@ -154,9 +234,9 @@ impl Output {
 
     /// Writes an event, built only if someone listens.
     fn emit(&mut self, event: impl FnOnce(u64) -> StreamEvent) {
-        if self.frames.is_some() {
+        if self.events.is_some() {
             let sequence = self.next_sequence();
-            self.frames.as_ref().expect("checked above").write(&event(sequence));
+            self.events.as_ref().expect("checked above").event(event(sequence));
         }
     }
 

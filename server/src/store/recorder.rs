@@ -1,7 +1,7 @@
 //! Saves a chat answer while it streams.
 //!
-//! The recorder reads the same bytes the browser gets and folds them with the browser's own reducer
-//! ([`Answer`]), so what is saved is what the user saw. Snapshots go through a watch channel to one
+//! The recorder folds the frames the browser gets with the browser's own reducer ([`Answer`]), so
+//! what is saved is what the user saw. Snapshots go through a watch channel to one
 //! writer task: writes never hold up the stream, bursts collapse into the latest state, and when the
 //! stream ends (or the client hangs up and the body is dropped) the writer saves the final state:
 //! complete, failed, or incomplete with whatever had arrived.
@@ -84,10 +84,13 @@ impl Recorder {
     /// Takes bytes as they leave for the client.
     pub fn observe(&mut self, bytes: &[u8]) {
         let Ok(frames) = self.parser.push(bytes) else { return };
+        self.apply(frames.into_iter().filter_map(|frame| StreamFrame::parse(&frame.data).ok()));
+    }
+
+    /// Takes the frames a run wrote, as they were written.
+    pub fn apply(&mut self, frames: impl IntoIterator<Item = StreamFrame>) {
         for frame in frames {
-            if let Ok(frame) = StreamFrame::parse(&frame.data) {
-                self.answer.apply(frame);
-            }
+            self.answer.apply(frame);
         }
         self.unsent = true;
         let finished = !self.answer.is_streaming();
