@@ -256,7 +256,8 @@ def main():
         for f in files:
             print(f"         {(root / f).stat().st_size:>10} {f}")
     rule(bool(files), "there are files to sync (the CLI warns: 'There are no files to sync')")
-    for needed in ("start.sh", "app.yaml", "site/pkg/agent-app.wasm", "site/pkg/agent-app.js", "site/pkg/agent-app.css"):
+    bundle = [f"site/pkg/agent-app.{kind}{copy}" for kind in ("wasm", "js", "css") for copy in ("", ".br", ".gz")]
+    for needed in ("start.sh", "app.yaml", *bundle):
         rule(needed in inside, f"{source}/{needed} is uploaded")
     parts = sorted(f for f in inside if re.fullmatch(r"server\.gz\.\d\d", f))
     rule(bool(parts) and parts == [f"server.gz.{i:02}" for i in range(len(parts))],

@@ -42,7 +42,7 @@ wait_for_url "http://127.0.0.1:$app_port/health" "$qemu_pid" || { cat target/dep
 answer=$(curl -fsS -X POST "http://127.0.0.1:$app_port/invocations" -H 'content-type: application/json' \
   -d '{"input":[{"role":"user","content":"hi"}]}')
 echo "$answer" | grep -q '"status":"completed"' || { echo "unexpected answer: $answer" >&2; exit 1; }
-curl -fsS "http://127.0.0.1:$app_port/" | grep -q '/pkg/agent-app.js' || { echo "no chat page" >&2; exit 1; }
+curl -fsS "http://127.0.0.1:$app_port/" | grep -Eq '/pkg/[0-9a-f]{16}/agent-app\.js' || { echo "no chat page" >&2; exit 1; }
 kill "$qemu_pid"; wait "$qemu_pid" 2>/dev/null || true
 grep -q "Illegal instruction" target/deploy-qemu.log && { cat target/deploy-qemu.log >&2; exit 1; }
 echo "served /health, the chat page and /invocations on an emulated Nehalem CPU"

@@ -47,6 +47,10 @@ trap 'kill $server_pid $model_pid 2>/dev/null || true; stop_services' EXIT
 wait_for_url "http://127.0.0.1:$app_port/health" "$server_pid"
 (cd end2end && CI=1 BASE_URL="http://127.0.0.1:$app_port" FAKE_MODEL_URL="http://127.0.0.1:$model_port" \
   npx playwright test) 2>&1 | tee target/e2e.log
+# What a first visit and a reload cost over a 9 Mbit/s, 60 ms link (figures; fails if a reload
+# downloads the bundle again).
+log "first load over a throttled link (Chromium)"
+(cd end2end && BASE_URL="http://127.0.0.1:$app_port" node bench/first-load.mjs 3) 2>&1 | tee target/first-load.log
 # The load test as users run it against a deployed app: a short ramp, with a bearer token.
 log "load test smoke run"
 ./target/debug/agent-bench --url "http://127.0.0.1:$app_port" --users 1,4 --step-seconds 1 --token smoke-test \

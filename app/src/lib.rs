@@ -14,7 +14,7 @@ pub mod url;
 pub use url::percent_encode;
 
 use leptos::prelude::*;
-use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
+use leptos_meta::{MetaTags, Title, provide_meta_context};
 
 /// The name the site's assets are built under (`/pkg/<name>.js|.wasm|.css`).
 pub const OUTPUT_NAME: &str = "agent-app";
@@ -25,6 +25,8 @@ if(t==='dark'||t==='light')document.documentElement.setAttribute('data-theme',t)
 
 /// The HTML document the server renders around the app.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    // Under the bundle's hashed folder (the server sets `site_pkg_dir` to `pkg/<hash>`).
+    let stylesheet = format!("/{}/{}.css", options.site_pkg_dir, options.output_name);
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -33,6 +35,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="viewport" content="width=device-width, initial-scale=1, viewport-fit=cover"/>
                 <meta name="color-scheme" content="light dark"/>
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
+                <link rel="stylesheet" href=stylesheet/>
                 <script inner_html=THEME_SCRIPT></script>
                 <AutoReload options=options.clone()/>
                 <HydrationScripts options/>
@@ -49,7 +52,6 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 pub fn App() -> impl IntoView {
     provide_meta_context();
     view! {
-        <Stylesheet id="leptos" href="/pkg/agent-app.css"/>
         <Title text="agent-app"/>
         <ui::ChatPage/>
     }

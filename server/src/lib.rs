@@ -32,6 +32,9 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::http::{HeaderName, HeaderValue, header};
+use tower_http::CompressionLevel;
+use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -54,6 +57,17 @@ pub fn app(state: AppState) -> Router {
         .merge(web)
         .layer(axum::middleware::from_fn(api::guard::identity))
         .layer(axum::middleware::from_fn(web::security::headers))
+        // JSON and pages, when the client takes it (outside the security headers, which read the
+        // pages); never event streams (each event must leave at once), nor what is already
+        // compressed (the bundle's precompressed files).
+        .layer(
+            CompressionLayer::new().quality(CompressionLevel::Precise(4)).compress_when(
+                SizeAbove::new(1024)
+                    .and(NotForContentType::GRPC)
+                    .and(NotForContentType::IMAGES)
+                    .and(NotForContentType::SSE),
+            ),
+        )
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),

@@ -2,6 +2,7 @@
 //! site's static files (`/pkg/...`); the trace viewer (`/traces`, server-rendered only); the documents
 //! of `AGENT_DOCS_DIR` (`/docs/...`).
 
+mod assets;
 mod documents;
 pub mod security;
 mod traces;
@@ -9,18 +10,22 @@ mod traces;
 use app::config::UiSettings;
 use app::{App, OUTPUT_NAME, shell};
 use axum::Router;
+use axum::http::{HeaderValue, header};
 use axum::routing::get;
 use leptos::prelude::{LeptosOptions, provide_context};
 use leptos_axum::{LeptosRoutes, generate_route_list};
+use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::state::AppState;
 
 pub fn router(state: &AppState) -> Router {
     let settings = &state.settings;
+    let site_root = settings.server.resolve_site_root();
+    let bundle = assets::Bundle::open(&site_root);
     let options = LeptosOptions::builder()
         .output_name(OUTPUT_NAME)
-        .site_root(settings.server.resolve_site_root().to_string_lossy().into_owned())
-        .site_pkg_dir("pkg")
+        .site_root(site_root.to_string_lossy().into_owned())
+        .site_pkg_dir(bundle.pkg_path.clone())
         .build();
     let ui = UiSettings {
         greeting: settings.server.chat_greeting.clone(),
@@ -51,4 +56,8 @@ pub fn router(state: &AppState) -> Router {
         .fallback(leptos_axum::file_and_error_handler(shell))
         .with_state(options)
         .merge(trace_pages)
+        // Pages and the site's other files are asked for again each time (they are small); the
+        // bundle, under its hashed path, never.
+        .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-cache")))
+        .merge(bundle.router())
 }

@@ -467,10 +467,92 @@ async fn the_page_is_server_rendered_with_hydration_scripts() {
     assert_eq!(resp.status().as_u16(), 200);
     let html = resp.text().await.unwrap();
     assert!(html.contains("<title>agent-app</title>"), "{html}");
-    assert!(html.contains("/pkg/agent-app.js"), "{html}");
-    assert!(html.contains("/pkg/agent-app.wasm"), "the wasm file name must match what the build writes: {html}");
+    let pkg = bundle_path(&html);
+    assert!(html.contains(&format!("{pkg}/agent-app.js")), "{html}");
+    assert!(
+        html.contains(&format!("{pkg}/agent-app.wasm")),
+        "the wasm file name must match what the build writes: {html}"
+    );
+    assert!(html.contains(&format!("{pkg}/agent-app.css")), "{html}");
     let resp = server.client.get(format!("{}/no-such-page", server.url)).send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 404);
+}
+
+/// The page's bundle folder: `/pkg/<16 hex digits>`.
+pub(crate) fn bundle_path(html: &str) -> String {
+    let at = html.find("/pkg/").expect("the page links the bundle");
+    let hash: String = html[at + 5..].chars().take_while(char::is_ascii_hexdigit).collect();
+    assert_eq!(hash.len(), 16, "a content hash in the bundle's path: {}", &html[at..at + 40]);
+    format!("/pkg/{hash}")
+}
+
+/// The bundle as browsers get it: under a path that changes with its content, kept for a year, the
+/// precompressed copy the browser takes (brotli before gzip), the file itself for others; pages and
+/// JSON compressed when asked and revalidated; event streams never compressed.
+#[tokio::test]
+async fn the_bundle_is_served_hashed_precompressed_and_cached() {
+    let site = tempfile::tempdir().unwrap();
+    let pkg = site.path().join("pkg");
+    std::fs::create_dir(&pkg).unwrap();
+    for (name, body) in [("agent-app.js", "js"), ("agent-app.wasm", "wasm"), ("agent-app.css", "css")] {
+        std::fs::write(pkg.join(name), format!("{body} raw")).unwrap();
+        std::fs::write(pkg.join(format!("{name}.br")), format!("{body} br")).unwrap();
+        std::fs::write(pkg.join(format!("{name}.gz")), format!("{body} gz")).unwrap();
+    }
+    let site_root = site.path().to_path_buf();
+    let server = start_with(move |s| s.server.site_root = Some(site_root), server::agent::agent()).await;
+    let get = |path: String, encoding: Option<&'static str>| {
+        let mut request = server.client.get(format!("{}{path}", server.url));
+        if let Some(encoding) = encoding {
+            request = request.header("accept-encoding", encoding);
+        }
+        async move {
+            let resp = request.send().await.unwrap();
+            let header = |name: &str| resp.headers().get(name).map(|v| v.to_str().unwrap().to_string());
+            let (status, encoding, cache) =
+                (resp.status().as_u16(), header("content-encoding"), header("cache-control"));
+            (status, encoding, cache, resp.bytes().await.unwrap())
+        }
+    };
+    let (status, _, cache, page) = get("/".into(), None).await;
+    assert_eq!((status, cache.as_deref()), (200, Some("no-cache")), "pages are revalidated");
+    let pkg_path = bundle_path(&String::from_utf8_lossy(&page));
+
+    let (status, encoding, cache, body) = get(format!("{pkg_path}/agent-app.wasm"), Some("gzip, deflate, br")).await;
+    assert_eq!((status, encoding.as_deref(), &body[..]), (200, Some("br"), &b"wasm br"[..]));
+    assert_eq!(cache.as_deref(), Some("public, max-age=31536000, immutable"));
+    let (_, encoding, _, body) = get(format!("{pkg_path}/agent-app.js"), Some("gzip")).await;
+    assert_eq!((encoding.as_deref(), &body[..]), (Some("gzip"), &b"js gz"[..]));
+    let (_, encoding, _, body) = get(format!("{pkg_path}/agent-app.css"), None).await;
+    assert_eq!((encoding, &body[..]), (None, &b"css raw"[..]));
+    let (status, _, cache, _) = get(format!("{pkg_path}/missing.js"), None).await;
+    assert_eq!((status, cache), (404, None), "what is missing is not cached");
+
+    // Another build is another path.
+    std::fs::write(pkg.join("agent-app.wasm"), "wasm rebuilt").unwrap();
+    let rebuilt =
+        start_with(move |s| s.server.site_root = Some(site.path().to_path_buf()), server::agent::agent()).await;
+    let page = rebuilt.client.get(format!("{}/", rebuilt.url)).send().await.unwrap().text().await.unwrap();
+    assert_ne!(bundle_path(&page), pkg_path);
+
+    // A page compressed for a browser that takes it, its security policy still naming its inline
+    // scripts' hashes; an event stream never compressed.
+    let resp =
+        server.client.get(format!("{}/", server.url)).header("accept-encoding", "br, gzip").send().await.unwrap();
+    assert_eq!(resp.headers()["content-encoding"], "br");
+    let policy = resp.headers()["content-security-policy"].to_str().unwrap();
+    assert!(policy.matches("'sha256-").count() >= 2, "{policy}");
+    server.fake.push(Reply::text(&"long answer ".repeat(200)));
+    let resp = server
+        .client
+        .post(format!("{}/invocations", server.url))
+        .header("accept-encoding", "gzip, br")
+        .json(&user_stream("hi"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["content-type"], "text/event-stream; charset=utf-8");
+    assert!(resp.headers().get("content-encoding").is_none(), "streams are not compressed");
 }
 
 /// Pages carry a policy that lets exactly their own inline scripts run (by hash) and WebAssembly,

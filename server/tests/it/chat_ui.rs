@@ -81,7 +81,7 @@ async fn the_page_is_rendered_on_the_server() {
     assert!(html.contains("<title>agent-app</title>"), "{html}");
     assert!(html.contains("Greetings, tester"), "{html}");
     assert!(html.contains("ana@example.com"), "{html}");
-    assert!(html.contains("/pkg/agent-app.js"));
+    assert!(html.contains(&format!("{}/agent-app.js", crate::api::bundle_path(&html))));
     assert!(html.contains("aria-label=\"Message\""));
 }
 
