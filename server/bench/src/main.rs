@@ -24,7 +24,7 @@ use clap::Parser;
 
 use args::Args;
 use fake_model::{Defaults, FakeModel};
-use measure::{Percentiles, Server, cpu_seconds, one_request, percentiles, request, rss_mb};
+use measure::{Percentiles, Server, chat_request, cpu_seconds, one_request, percentiles, request, rss_mb};
 use serde_json::json;
 
 /// The reference's figures, tracing off and on (1 core, LLM 0 ms; docs/reference.md).
@@ -62,8 +62,13 @@ async fn main() -> anyhow::Result<()> {
     .await?;
     // Traces (on by default) and anything else the server keeps go to a folder of this run's own.
     let data_dir = std::env::temp_dir().join(format!("agent-bench-{}", std::process::id()));
-    let model_env =
-        vec![("OPENAI_BASE_URL", fake.base_url()), ("AGENT_DATA_DIR", data_dir.to_string_lossy().into_owned())];
+    // The chat route's saved chats all belong to one (local) user: no per-user caps here.
+    let model_env = vec![
+        ("OPENAI_BASE_URL", fake.base_url()),
+        ("AGENT_DATA_DIR", data_dir.to_string_lossy().into_owned()),
+        ("AGENT_MAX_BACKGROUND_TASKS_PER_USER", "0".into()),
+        ("AGENT_MAX_STORED_BYTES_PER_USER", "0".into()),
+    ];
     let client = server::http_client::new();
     println!(
         "agent-bench: {} ({} cores here)",
@@ -96,10 +101,10 @@ async fn main() -> anyhow::Result<()> {
 
     let mut rows = Vec::new();
     let mut errors = 0;
-    for stream in [true, false] {
+    for route in [Route::Invocations { stream: true }, Route::Invocations { stream: false }, Route::Chat] {
         for &c in &args.concurrency {
-            load(&client, &server, stream, c.min(16), Duration::from_millis(300)).await; // warm-up
-            let row = load(&client, &server, stream, c, Duration::from_secs_f64(args.duration)).await;
+            load(&client, &server, route, c.min(16), Duration::from_millis(300)).await; // warm-up
+            let row = load(&client, &server, route, c, Duration::from_secs_f64(args.duration)).await;
             errors += row.errors;
             println!("  {}", row.line());
             rows.push(row);
@@ -122,8 +127,28 @@ fn default_binary() -> PathBuf {
     if release.exists() { release } else { PathBuf::from("target/debug/server") }
 }
 
+/// Which route a load level sends to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Route {
+    /// `/invocations`, streamed or not.
+    Invocations { stream: bool },
+    /// `/api/chat` as the chat page sends it: a new saved chat each time (its answer runs as a
+    /// background task, its events and the answer saved in the chat history).
+    Chat,
+}
+
+impl Route {
+    fn name(self) -> &'static str {
+        match self {
+            Route::Invocations { stream: true } => "stream",
+            Route::Invocations { stream: false } => "nostream",
+            Route::Chat => "chat",
+        }
+    }
+}
+
 struct Row {
-    stream: bool,
+    route: Route,
     concurrency: usize,
     requests: usize,
     errors: usize,
@@ -138,7 +163,7 @@ impl Row {
     fn line(&self) -> String {
         format!(
             "{:8} C={:<3} {:>8.0} req/s  first event p50 {:>7.2} ms p99 {:>7.2} ms  total p50 {:>7.2} ms p99 {:>7.2} ms  CPU {:.3} ms/req  peak RSS {:.1} MB  errors {}",
-            if self.stream { "stream" } else { "nostream" },
+            self.route.name(),
             self.concurrency,
             self.rps,
             self.first_event.p50,
@@ -153,7 +178,7 @@ impl Row {
 }
 
 /// One closed-loop level: `concurrency` clients, each sending the next request when the last ends.
-async fn load(client: &reqwest::Client, server: &Server, stream: bool, concurrency: usize, duration: Duration) -> Row {
+async fn load(client: &reqwest::Client, server: &Server, route: Route, concurrency: usize, duration: Duration) -> Row {
     let pid = server.pid();
     let stop = Arc::new(AtomicBool::new(false));
     let peak = tokio::spawn({
@@ -172,12 +197,19 @@ async fn load(client: &reqwest::Client, server: &Server, stream: bool, concurren
     let workers: Vec<_> = (0..concurrency)
         .map(|_| {
             let client = client.clone();
-            let url = format!("{}/invocations", server.url);
+            let (url, stream) = match route {
+                Route::Invocations { stream } => (format!("{}/invocations", server.url), stream),
+                Route::Chat => (format!("{}/api/chat", server.url), true),
+            };
             tokio::spawn(async move {
                 let mut samples = Vec::new();
                 let mut errors = 0;
                 while started.elapsed() < duration {
-                    match one_request(&client, &url, stream, None, &request(stream), Some(3)).await {
+                    let body = match route {
+                        Route::Invocations { stream } => request(stream),
+                        Route::Chat => chat_request(),
+                    };
+                    match one_request(&client, &url, stream, None, &body, Some(3)).await {
                         Ok(sample) => samples.push(sample),
                         Err(e) => {
                             errors += 1;
@@ -206,7 +238,7 @@ async fn load(client: &reqwest::Client, server: &Server, stream: bool, concurren
     let peak_rss_mb = peak.await.unwrap_or(0.0);
     let requests = samples.len();
     Row {
-        stream,
+        route,
         concurrency,
         requests,
         errors,
@@ -232,8 +264,9 @@ fn report(rows: &[Row], cold: &[f64], idle_rss: f64) {
         "| mode | C | req/s | ref req/s (tracing off) | ratio | CPU ms/req | ref CPU ms/req off / on | first event p50 / p99 ms | total p50 / p99 ms | peak RSS MB | errors |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
-    for r in rows {
-        let reference = if r.stream { REFERENCE_STREAM } else { REFERENCE_NOSTREAM };
+    for r in rows.iter().filter(|r| r.route != Route::Chat) {
+        let reference =
+            if r.route == (Route::Invocations { stream: true }) { REFERENCE_STREAM } else { REFERENCE_NOSTREAM };
         let (ref_rps, ref_off, ref_on) = reference
             .iter()
             .find(|(c, ..)| *c == r.concurrency)
@@ -243,7 +276,7 @@ fn report(rows: &[Row], cold: &[f64], idle_rss: f64) {
         let ratio = ref_rps.parse::<f64>().map(|x| format!("{:.0}x", r.rps / x)).unwrap_or("-".into());
         println!(
             "| {} | {} | {:.0} | {} | {} | {:.3} | {} / {} | {:.2} / {:.2} | {:.2} / {:.2} | {:.1} | {} |",
-            if r.stream { "stream" } else { "nostream" },
+            r.route.name(),
             r.concurrency,
             r.rps,
             ref_rps,
@@ -257,6 +290,27 @@ fn report(rows: &[Row], cold: &[f64], idle_rss: f64) {
             r.total.p99,
             r.peak_rss_mb,
             r.errors
+        );
+    }
+    println!();
+    println!("the chat page's path (a saved chat: /api/chat, history on) beside /invocations streamed:");
+    println!(
+        "| C | chat req/s | chat CPU ms/req | /invocations CPU ms/req | CPU ratio (goal ≤ 2.5x) | chat total p50 / p99 ms |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for chat in rows.iter().filter(|r| r.route == Route::Chat) {
+        let api =
+            rows.iter().find(|r| r.route == (Route::Invocations { stream: true }) && r.concurrency == chat.concurrency);
+        let api_cpu = api.map_or(f64::NAN, |r| r.cpu_ms_per_request);
+        println!(
+            "| {} | {:.0} | {:.3} | {:.3} | {:.1}x | {:.2} / {:.2} |",
+            chat.concurrency,
+            chat.rps,
+            chat.cpu_ms_per_request,
+            api_cpu,
+            chat.cpu_ms_per_request / api_cpu,
+            chat.total.p50,
+            chat.total.p99
         );
     }
     println!();
@@ -309,8 +363,9 @@ async fn tracing_cost(
             all_env.extend(env.iter().cloned());
             let mut server = Server::start(binary, &all_env, args.pin)?;
             server.first_answer(client).await?;
-            load(client, &server, true, concurrency.min(16), Duration::from_millis(300)).await;
-            let row = load(client, &server, true, concurrency, duration).await;
+            load(client, &server, Route::Invocations { stream: true }, concurrency.min(16), Duration::from_millis(300))
+                .await;
+            let row = load(client, &server, Route::Invocations { stream: true }, concurrency, duration).await;
             errors += row.errors;
             best[i] = best[i].min(row.cpu_ms_per_request);
             let info: serde_json::Value =
@@ -359,7 +414,7 @@ async fn soak(
     let (mut requests, mut errors, mut peak) = (0, 0, idle);
     let mut after = Vec::new();
     for i in 1..=windows {
-        let row = load(client, &server, true, streams, window).await;
+        let row = load(client, &server, Route::Invocations { stream: true }, streams, window).await;
         let rss = rss_mb(pid, "VmRSS");
         after.push(rss);
         requests += row.requests;

@@ -79,6 +79,15 @@ impl Server {
     }
 }
 
+/// The chat page's request for a new saved chat (unique ids each time), as `app` builds it.
+pub fn chat_request() -> serde_json::Value {
+    let id = |prefix: &str| format!("{prefix}-{:032x}", fastrand::u128(..));
+    let chat = id("chat");
+    let mut body = app::conversation::chat_request(&chat, &[], "What time is it?");
+    body["chat"] = json!({"id": chat, "position": 0, "question_id": id("q"), "answer_id": id("a")});
+    body
+}
+
 pub fn request(stream: bool) -> serde_json::Value {
     json!({"input": [{"role": "user", "content": "hi"}], "stream": stream})
 }
