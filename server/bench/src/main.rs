@@ -68,6 +68,8 @@ async fn main() -> anyhow::Result<()> {
         ("AGENT_DATA_DIR", data_dir.to_string_lossy().into_owned()),
         ("AGENT_MAX_BACKGROUND_TASKS_PER_USER", "0".into()),
         ("AGENT_MAX_STORED_BYTES_PER_USER", "0".into()),
+        // Each chat request starts a new chat: its title call would be a second model call.
+        ("AGENT_CHAT_TITLES", "false".into()),
     ];
     let client = server::http_client::new();
     println!(

@@ -66,7 +66,9 @@ impl BackgroundTasks {
             let running = run.run(&mut out);
             tokio::pin!(running);
             let mut flush = tokio::time::interval(Duration::from_millis(50));
-            let mut heartbeat = tokio::time::interval(timings.lease / 3);
+            // The task was just created alive: the first sign of life is due a third of a lease on.
+            let beat = timings.lease / 3;
+            let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + beat, beat);
             let deadline = tokio::time::sleep(timings.task_timeout);
             tokio::pin!(deadline);
             loop {

@@ -81,6 +81,9 @@ impl ChatStore {
                     if sqlite {
                         // WAL: readers never wait for the writer; a busy writer is waited for, not failed.
                         sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
+                        // A commit reaches the write-ahead log at once (a killed process loses
+                        // nothing written); it is synced to disk at checkpoints, not at every commit.
+                        sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
                         sqlx::query("PRAGMA busy_timeout = 5000").execute(&mut *conn).await?;
                         sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
                     }

@@ -42,8 +42,9 @@ pub struct Recorder {
     snapshots: watch::Sender<Answer>,
 }
 
-/// How often a growing answer's text is saved between finished items.
-const SAVE_EVERY: Duration = Duration::from_millis(500);
+/// How often a growing answer's text is saved between finished items: the most text a killed
+/// process can lose (README, "Durability").
+pub const SAVE_EVERY: Duration = Duration::from_millis(250);
 
 impl Recorder {
     pub fn start(target: AnswerTarget) -> Self {

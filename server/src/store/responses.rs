@@ -80,18 +80,24 @@ impl ChatStore {
 
     /// Adds stream events (in one transaction; events already there are kept as they are).
     pub async fn append_events(&self, id: &str, events: &[StoredEvent]) -> Result<(), StoreError> {
+        // One statement per batch of rows, one transaction for them all (a statement per event
+        // was most of a saved answer's cost). 4 parameters a row stays under every database's cap.
         let mut tx = self.pool.begin().await?;
-        for event in events {
-            sqlx::query(
-                "INSERT INTO response_events (response_id, sequence, kind, event) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (response_id, sequence) DO NOTHING",
-            )
-            .bind(id)
-            .bind(event.sequence)
-            .bind(&event.kind)
-            .bind(&event.event)
-            .execute(&mut *tx)
-            .await?;
+        for batch in events.chunks(200) {
+            // `$n` placeholders, as every query here writes them (sqlx's `Any` builder would write
+            // `?`, which PostgreSQL refuses).
+            let mut sql = String::from("INSERT INTO response_events (response_id, sequence, kind, event) VALUES ");
+            for row in 0..batch.len() {
+                let n = row * 4;
+                let sep = if row == 0 { "" } else { ", " };
+                sql.push_str(&format!("{sep}(${}, ${}, ${}, ${})", n + 1, n + 2, n + 3, n + 4));
+            }
+            sql.push_str(" ON CONFLICT (response_id, sequence) DO NOTHING");
+            let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for event in batch {
+                insert = insert.bind(id).bind(event.sequence).bind(&event.kind).bind(&event.event);
+            }
+            insert.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())

@@ -381,3 +381,48 @@ async fn a_chat_answer_cut_by_a_killed_server_is_finished_and_saved_by_the_next(
         answer["items"].as_array().unwrap().iter().map(|i| i["status"].as_str().unwrap_or("")).collect();
     assert_eq!(kinds, ["incomplete", "completed"], "{answer}");
 }
+
+/// The durability contract (README, "Durability"): a process killed outright (SIGKILL) mid-answer
+/// leaves the saved answer with every finished item and the text that arrived until a quarter of a
+/// second before (`SAVE_EVERY`; the check allows scheduling slack), as a prefix of the answer.
+#[tokio::test]
+async fn a_killed_server_leaves_every_finished_item_and_recent_text_saved() {
+    let deployment = Deployment::new().await;
+    let Deployment { fake, client, base, database, .. } = &deployment;
+    let mut server = deployment.start().await;
+    let words = vec!["partial"; 200].join(" ");
+    fake.push(Reply::tool_call("get_current_time", "{}"))
+        .push(Reply::text_with_delay(&words, Duration::from_millis(20)));
+    let mut body = app::conversation::chat_request("chat-d", &[], "Tell me");
+    body["chat"] = json!({"id": "chat-d", "position": 0, "question_id": "q-d", "answer_id": "a-d"});
+    let mut resp = client.post(format!("{base}/api/chat")).json(&body).send().await.unwrap();
+    let mut parser = app::sse::SseParser::default();
+    let mut arrivals = Vec::new();
+    while arrivals.len() < 40 {
+        let chunk = resp.chunk().await.unwrap().expect("the answer goes on");
+        for frame in parser.push(&chunk).unwrap() {
+            if frame.data.contains("\"response.output_text.delta\"") {
+                arrivals.push(Instant::now());
+            }
+        }
+    }
+    server.kill().unwrap(); // SIGKILL: no clean stop
+    let killed = Instant::now();
+    server.wait().unwrap();
+    let must_have = arrivals.iter().filter(|at| killed.duration_since(**at) > Duration::from_millis(500)).count();
+
+    let store = server::store::ChatStore::connect(database).await.unwrap();
+    let chat = serde_json::to_value(store.get_chat(server::identity::LOCAL_USER, "chat-d").await.unwrap()).unwrap();
+    let answer = &chat["messages"][1];
+    let kinds: Vec<(&str, &str)> = answer["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["type"].as_str().unwrap(), i["status"].as_str().unwrap_or("")))
+        .collect();
+    assert_eq!(kinds[..2], [("function_call", "completed"), ("function_call_output", "completed")], "{answer}");
+    let text = answer["text"].as_str().unwrap();
+    assert!(words.starts_with(text.trim_end()), "the saved text is the answer's beginning: {text:?}");
+    let saved = text.split_whitespace().count();
+    assert!(saved >= must_have, "{saved} words saved, {must_have} had arrived more than 500 ms before the kill");
+}
