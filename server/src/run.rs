@@ -102,23 +102,21 @@ impl RequestRun {
     pub fn output(&self, id: String, events: Option<EventSink>) -> Output {
         let streamed_to_client = matches!(events, Some(EventSink::Frames(_)));
         let mut out = Output::new(events, id, self.runner.agent.model.clone());
-        out.notices = self.client == Client::ChatPage;
         if let Some(session) = &self.context.session_id {
             out.response.custom_outputs = Some(Map::from_iter([("session_id".to_string(), json!(session))]));
         }
         if self.client == Client::Background || self.client == Client::ChatPage && !streamed_to_client {
             out.response.extra.insert("background".into(), json!(true));
         }
-        // A response object the client gets whole (not streamed) names its trace.
-        if !streamed_to_client {
-            self.name_trace(&mut out);
-        }
+        self.adopt(&mut out, streamed_to_client);
         out
     }
 
-    /// Names the trace in the response's metadata, when the client asked for it.
-    pub fn name_trace(&self, out: &mut Output) {
-        if let Some(trace_id) = self.trace_id_for_client() {
+    /// Gives `out` (new, or a stopped run's picked up) what this run's client asks of it: notices
+    /// for the chat page, and the trace named in a response the client gets whole (not streamed).
+    pub fn adopt(&self, out: &mut Output, streamed_to_client: bool) {
+        out.notices = self.client == Client::ChatPage;
+        if let (false, Some(trace_id)) = (streamed_to_client, self.trace_id_for_client()) {
             out.response.metadata.get_or_insert_with(Map::new).insert("trace_id".into(), json!(trace_id));
         }
     }

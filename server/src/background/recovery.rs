@@ -153,12 +153,11 @@ impl BackgroundTasks {
         };
         // Whether an API client asked for the trace id is not kept: only the chat page gets it.
         let client = if recorder.is_some() { Client::ChatPage } else { Client::Background };
-        out.notices = client == Client::ChatPage;
         let sink = self.register(id, &row.user_id, &context);
         let inputs = payload(&request);
         let runner = engine.runner.clone();
         let run = RequestRun::new(&engine.exporter, runner, request, context, client, false, row.user_id, inputs);
-        run.name_trace(&mut out);
+        run.adopt(&mut out, false);
         tokio::spawn(self.clone().drive(Task { id: id.to_string(), run, out, log, recorder, sink }));
         Ok(())
     }

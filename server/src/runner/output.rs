@@ -209,24 +209,19 @@ impl Output {
 
     /// The in-band error event of a run that failed after its stream started.
     pub fn error(&mut self, code: &str, message: &str) {
-        if let Some(events) = &self.events {
-            let sequence = self.sequence;
-            self.sequence += 1;
-            events.event(StreamEvent::error(code, message, Some(sequence)));
-        }
+        self.emit(|sequence| StreamEvent::error(code, message, Some(sequence)));
     }
 
     /// The trace id frame that ends the stream of a client that asked for it.
     pub fn trace_id(&mut self, trace_id: &str) {
-        if let Some(events) = &self.events {
-            let sequence = self.sequence;
-            self.sequence += 1;
-            events.trace_id(trace_id, sequence);
+        if self.events.is_some() {
+            let sequence = self.next_sequence();
+            self.events.as_ref().expect("checked above").trace_id(trace_id, sequence);
         }
     }
 
-    /// The next sequence number (also used by the caller for the error event).
-    pub fn next_sequence(&mut self) -> u64 {
+    /// The next sequence number.
+    fn next_sequence(&mut self) -> u64 {
         let n = self.sequence;
         self.sequence += 1;
         n

@@ -238,3 +238,34 @@ pub fn user(text: &str) -> Value {
 pub fn user_stream(text: &str) -> Value {
     serde_json::json!({"input": [{"role": "user", "content": text}], "stream": true})
 }
+
+/// The outputs of a response's tool calls, in order.
+pub fn tool_outputs(body: &Value) -> Vec<String> {
+    body["output"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["type"] == "function_call_output")
+        .map(|i| i["output"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The names of the tools a model request offered.
+pub fn tool_names(request: &Value) -> Vec<String> {
+    request["tools"]
+        .as_array()
+        .map_or_else(Vec::new, |t| t.iter().map(|t| t["function"]["name"].as_str().unwrap().to_string()).collect())
+}
+
+/// Makes `state` answer with the fake model, whatever model its settings chose (a Databricks
+/// workspace set for tracing or tools, say).
+pub fn answer_with(state: &mut AppState, fake: &FakeModel) {
+    let runner = &state.runner;
+    let model = server::state::model_from_settings(&test_settings(fake));
+    state.runner = std::sync::Arc::new(server::runner::Runner::new(
+        runner.agent.clone(),
+        model,
+        runner.limits.clone(),
+        runner.mcp.clone(),
+    ));
+}

@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::common::{TestServer, serve_state, test_settings, user};
+use crate::common::{TestServer, serve_state, test_settings, tool_names, tool_outputs, user};
 use fake_model::{FakeModel, Reply};
 use serde_json::{Value, json};
 use server::AppState;
@@ -83,23 +83,6 @@ async fn app_with(fake: FakeModel, servers: Vec<McpServer>, workspace: Option<Wo
     serve_state(fake, state).await
 }
 
-fn outputs(response: &Value) -> Vec<String> {
-    response["output"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|i| i["type"] == "function_call_output")
-        .map(|i| i["output"].as_str().unwrap().to_string())
-        .collect()
-}
-
-fn tool_names(request: &Value) -> Vec<String> {
-    request["tools"]
-        .as_array()
-        .map(|tools| tools.iter().map(|t| t["function"]["name"].as_str().unwrap().to_string()).collect())
-        .unwrap_or_default()
-}
-
 #[tokio::test]
 async fn remote_and_local_mcp_tools_are_called_through_invocations() {
     let Some(python) = python() else { return };
@@ -122,7 +105,7 @@ async fn remote_and_local_mcp_tools_are_called_through_invocations() {
     let (status, body) = app.post("/invocations", user("use the tools")).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["output"].as_array().unwrap().last().unwrap()["content"][0]["text"], "Done.");
-    let outputs = outputs(&body);
+    let outputs = tool_outputs(&body);
     assert_eq!(outputs[0], "42");
     assert_eq!(outputs[1], "app", "the HTTP server saw the app's token");
     assert_eq!(outputs[2], "2");
@@ -165,7 +148,7 @@ async fn a_server_acting_for_the_user_gets_the_users_token_and_nothing_without_i
         .await
         .unwrap();
     let body: Value = response.json().await.unwrap();
-    assert_eq!(outputs(&body), vec!["alice"], "{body}");
+    assert_eq!(tool_outputs(&body), vec!["alice"], "{body}");
 
     // Without the user's token the server is left out (never called as the app), and the client is told.
     app.fake.push(Reply::text("I cannot check that right now."));
@@ -192,7 +175,7 @@ async fn a_dead_server_is_left_out_and_the_turn_goes_on() {
     app.fake.push(Reply::tool_call("get_current_time", "{}")).push(Reply::text("It is noon."));
     let (status, body) = app.post("/invocations", user("time?")).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(outputs(&body).len(), 1, "the agent's own tool still works");
+    assert_eq!(tool_outputs(&body).len(), 1, "the agent's own tool still works");
     let missing: Vec<&str> = body["custom_outputs"]["mcp_unavailable"]
         .as_array()
         .unwrap()
@@ -226,7 +209,7 @@ async fn slow_mcp_tools_time_out_and_a_restarted_stdio_server_is_used_again() {
     let (status, body) = app.post("/invocations", user("wait")).await;
     assert_eq!(status, 200);
     assert!(started.elapsed() < Duration::from_secs(15));
-    let output = &outputs(&body)[0];
+    let output = &tool_outputs(&body)[0];
     assert!(output.contains("did not finish within 2s"), "{output}");
 
     // Kill the stdio server's process: the next request starts a new one.
@@ -236,7 +219,7 @@ async fn slow_mcp_tools_time_out_and_a_restarted_stdio_server_is_used_again() {
     app.fake.push(Reply::tool_call("add", r#"{"a": 20, "b": 22}"#)).push(Reply::text("42."));
     let (status, body) = app.post("/invocations", user("add")).await;
     assert_eq!(status, 200);
-    assert_eq!(outputs(&body), vec!["42"], "{body}");
+    assert_eq!(tool_outputs(&body), vec!["42"], "{body}");
 }
 
 #[tokio::test]
@@ -257,7 +240,7 @@ async fn servers_come_from_the_config_file_too() {
     app.fake.push(Reply::tool_call("add", r#"{"a": 3, "b": 4}"#)).push(Reply::text("7."));
     let (status, body) = app.post("/invocations", user("add")).await;
     assert_eq!(status, 200);
-    assert_eq!(outputs(&body), vec!["7"]);
+    assert_eq!(tool_outputs(&body), vec!["7"]);
     let info: Value = app.client.get(format!("{}/agent/info", app.url)).send().await.unwrap().json().await.unwrap();
     assert_eq!(info["mcp_servers"][0]["name"], "files", "{info}");
 
@@ -295,7 +278,7 @@ async fn mcp_tools_matching_an_approval_pattern_wait_for_the_user() {
     let question = serde_json::json!({"role": "user", "content": "add"});
     let (status, first) = app.post("/invocations", serde_json::json!({"input": [question]})).await;
     assert_eq!(status, 200, "{first}");
-    assert!(outputs(&first).is_empty(), "not run before approval: {first}");
+    assert!(tool_outputs(&first).is_empty(), "not run before approval: {first}");
     let request =
         first["output"].as_array().unwrap().iter().find(|i| i["type"] == "mcp_approval_request").unwrap().clone();
     assert_eq!(request["name"], "add");
@@ -305,9 +288,9 @@ async fn mcp_tools_matching_an_approval_pattern_wait_for_the_user() {
         serde_json::json!({"type": "mcp_approval_response", "approval_request_id": request["id"], "approve": true});
     let (status, body) = app.post("/invocations", serde_json::json!({"input": [question, request, approval]})).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(outputs(&body), ["42"], "the MCP server ran the approved call");
+    assert_eq!(tool_outputs(&body), ["42"], "the MCP server ran the approved call");
     // Tools that match no pattern run as before.
     app.fake.push(Reply::tool_call("get_current_time", "{}")).push(Reply::text("ok"));
     let (_, body) = app.post("/invocations", user("time?")).await;
-    assert_eq!(outputs(&body).len(), 1, "{body}");
+    assert_eq!(tool_outputs(&body).len(), 1, "{body}");
 }

@@ -15,21 +15,6 @@ fn items(body: &Value) -> Vec<Value> {
     body["output"].as_array().unwrap().clone()
 }
 
-/// The outputs of the response's tool calls, in order.
-fn tool_outputs(body: &Value) -> Vec<String> {
-    items(body)
-        .into_iter()
-        .filter(|i| i["type"] == "function_call_output")
-        .map(|i| i["output"].as_str().unwrap().to_string())
-        .collect()
-}
-
-fn tool_names(request: &Value) -> Vec<String> {
-    request["tools"]
-        .as_array()
-        .map_or_else(Vec::new, |t| t.iter().map(|t| t["function"]["name"].as_str().unwrap().to_string()).collect())
-}
-
 #[tokio::test]
 async fn a_handoff_gives_the_conversation_to_the_other_agent() {
     let refunds = Arc::new(AtomicUsize::new(0));
@@ -193,12 +178,7 @@ async fn databricks_apps_and_serving_endpoints_are_called_with_the_workspace_cre
     settings.model.openai_base_url = None;
     let mut state = server::AppState::new(settings, root).unwrap();
     // The model stays the scripted one; the workspace is the stand-in.
-    state.runner = Arc::new(server::runner::Runner::new(
-        state.runner.agent.clone(),
-        server::state::model_from_settings(&test_settings(&fake)),
-        state.runner.limits.clone(),
-        state.runner.mcp.clone(),
-    ));
+    crate::common::answer_with(&mut state, &fake);
     let server = serve_state(fake, state).await;
     server
         .fake

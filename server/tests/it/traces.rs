@@ -349,12 +349,7 @@ async fn databricks_unity_catalog_export_is_signed_otlp_to_the_tables_endpoint()
     // The model stays the fake (OPENAI_BASE_URL is ignored once DATABRICKS_HOST is set): point the
     // model at it explicitly through a state built by hand.
     let mut state = AppState::new(settings, server::agent::agent()).unwrap().with_tracing().await;
-    state.runner = std::sync::Arc::new(server::runner::Runner::new(
-        state.runner.agent.clone(),
-        server::state::model_from_settings(&test_settings(&fake)),
-        state.runner.limits.clone(),
-        state.runner.mcp.clone(),
-    ));
+    crate::common::answer_with(&mut state, &fake);
     let exporter = state.observability.exporter.clone();
     let server = serve_state(fake, state).await;
     server.fake.push(Reply::text("Hello."));
@@ -415,12 +410,7 @@ async fn databricks_experiment_export_writes_trace_info_then_spans_as_the_mlflow
     settings.databricks.host = Some(host);
     settings.databricks.token = Some(server::config::Secret::new("dapi-test"));
     let mut state = AppState::new(settings, server::agent::agent()).unwrap().with_tracing().await;
-    state.runner = std::sync::Arc::new(server::runner::Runner::new(
-        state.runner.agent.clone(),
-        server::state::model_from_settings(&test_settings(&fake)),
-        state.runner.limits.clone(),
-        state.runner.mcp.clone(),
-    ));
+    crate::common::answer_with(&mut state, &fake);
     let exporter = state.observability.exporter.clone();
     let server = serve_state(fake, state).await;
     server.fake.push(Reply::tool_call("get_current_time", "{}")).push(Reply::text("Noon."));
