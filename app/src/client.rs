@@ -146,7 +146,8 @@ mod browser {
                 Ok(frames) => frames,
                 Err(e) => return StreamEnd::Failed(e.to_string()),
             };
-            let parsed: Vec<StreamFrame> = frames.iter().filter_map(|f| StreamFrame::parse(&f.data).ok()).collect();
+            let parsed: Vec<StreamFrame> =
+                frames.iter().filter_map(|f| StreamFrame::parse_for_chat(&f.data).ok()).collect();
             if !parsed.is_empty() {
                 on_frames(parsed);
             }

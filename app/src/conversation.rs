@@ -508,12 +508,36 @@ mod tests {
         StreamFrame::parse(&v.to_string()).unwrap()
     }
 
+    /// The answer the frames make, read by both parsers: the browser's lean one must build the same.
     fn run(frames: Vec<Value>) -> Answer {
-        let mut answer = Answer::default();
+        let (mut full, mut lean) = (Answer::default(), Answer::default());
         for f in frames {
-            answer.apply(frame(f));
+            let data = f.to_string();
+            full.apply(StreamFrame::parse(&data).unwrap());
+            lean.apply(StreamFrame::parse_for_chat(&data).unwrap());
         }
-        answer
+        assert_eq!(lean, full, "the chat's parser reads an answer as the full parser does");
+        full
+    }
+
+    #[test]
+    fn the_response_events_give_the_id_the_trace_the_custom_outputs_and_the_notice() {
+        let response = |extra: Value| {
+            let mut r = json!({"id": "resp_1", "object": "response", "status": "completed", "output": [],
+                               "usage": {"input_tokens": 3, "output_tokens": 2, "total_tokens": 5}});
+            r.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            r
+        };
+        let answer = run(vec![
+            json!({"type": "response.created", "sequence_number": 0, "response": response(json!({}))}),
+            json!({"type": NOTICE_EVENT, "message": "Chat history is off."}),
+            json!({"type": "response.completed", "sequence_number": 9, "response": response(json!({
+                "metadata": {"trace_id": "tr-1"}, "custom_outputs": {"k": [1, 2]}}))}),
+        ]);
+        assert_eq!(answer.response_id.as_deref(), Some("resp_1"));
+        assert_eq!(answer.trace_id.as_deref(), Some("tr-1"));
+        assert_eq!(answer.custom_outputs, json!({"k": [1, 2]}).as_object().cloned());
+        assert_eq!(answer.notice.as_deref(), Some("Chat history is off."));
     }
 
     #[test]

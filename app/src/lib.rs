@@ -24,6 +24,11 @@ pub const THEME_SCRIPT: &str = "try{var t=localStorage.getItem('agent-app-theme'
 if(t==='dark'||t==='light')document.documentElement.setAttribute('data-theme',t)}catch(e){}";
 
 /// The HTML document the server renders around the app.
+/// How the views were compiled: `--cfg erase_components` (.cargo/config.toml) changes the markup
+/// hydration expects, so the server and the bundle must agree; the page says which it was rendered
+/// with, and the bundle refuses to hydrate a page of the other kind (it stays readable, unhydrated).
+pub const VIEW_TYPES: &str = if cfg!(erase_components) { "erased" } else { "typed" };
+
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     // Under the bundle's hashed folder (the server sets `site_pkg_dir` to `pkg/<hash>`).
     let stylesheet = format!("/{}/{}.css", options.site_pkg_dir, options.output_name);
@@ -34,6 +39,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1, viewport-fit=cover"/>
                 <meta name="color-scheme" content="light dark"/>
+                <meta name="agent-app-views" content=VIEW_TYPES/>
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
                 <link rel="stylesheet" href=stylesheet/>
                 <script inner_html=THEME_SCRIPT></script>

@@ -779,20 +779,99 @@ pub enum StreamFrame {
 impl StreamFrame {
     /// Parses the `data` of one SSE frame.
     pub fn parse(data: &str) -> Result<Self, serde_json::Error> {
+        match Self::parse_bare(data)? {
+            Ok(frame) => Ok(frame),
+            Err(value) => serde_json::from_value(value).map(|event| StreamFrame::Event(Box::new(event))),
+        }
+    }
+
+    /// Parses a frame for the chat's [`Answer`](crate::conversation::Answer): the events it reads get
+    /// the fields it reads (a response object keeps its id, metadata and custom outputs only), any other
+    /// event stays an `Other` value. The browser parses with this: deserialising every event in full
+    /// (response objects, usage, content parts) cost its bundle ~110 KB of wasm.
+    pub fn parse_for_chat(data: &str) -> Result<Self, serde_json::Error> {
+        let mut map = match Self::parse_bare(data)? {
+            Ok(frame) => return Ok(frame),
+            Err(Value::Object(map)) => map,
+            Err(other) => return Ok(StreamFrame::Event(Box::new(StreamEvent::Other(other)))),
+        };
+        let text = |key: &str| map.get(key).and_then(Value::as_str).map(str::to_string);
+        let number = |key: &str| map.get(key).and_then(Value::as_u64);
+        let (item_id, delta) = (text("item_id").unwrap_or_default(), text("delta").unwrap_or_default());
+        let (sequence_number, output_index) = (number("sequence_number"), number("output_index").map(|n| n as u32));
+        let response = || {
+            let part = |key: &str| map.get("response").and_then(|r| r.get(key));
+            ResponseObject {
+                id: part("id").and_then(Value::as_str).map(str::to_string),
+                metadata: part("metadata").and_then(Value::as_object).cloned(),
+                custom_outputs: part("custom_outputs").and_then(Value::as_object).cloned(),
+                ..ResponseObject::new(Vec::new())
+            }
+        };
+        let event = match map.get("type").and_then(Value::as_str).unwrap_or_default() {
+            "response.output_text.delta" => StreamEvent::OutputTextDelta {
+                item_id,
+                delta,
+                output_index,
+                content_index: number("content_index").map(|n| n as u32),
+                sequence_number,
+            },
+            "response.function_call_arguments.delta" => StreamEvent::FunctionCallArgumentsDelta {
+                item_id,
+                delta,
+                output_index: output_index.unwrap_or_default(),
+                sequence_number: sequence_number.unwrap_or_default(),
+            },
+            "response.reasoning_summary_text.delta" => StreamEvent::ReasoningSummaryTextDelta {
+                item_id,
+                delta,
+                output_index: output_index.unwrap_or_default(),
+                summary_index: number("summary_index").unwrap_or_default() as u32,
+                sequence_number: sequence_number.unwrap_or_default(),
+            },
+            "response.created" => {
+                StreamEvent::Created { response: response(), sequence_number: sequence_number.unwrap_or_default() }
+            }
+            "response.completed" => {
+                StreamEvent::Completed { response: response(), sequence_number: sequence_number.unwrap_or_default() }
+            }
+            "error" => StreamEvent::Error {
+                message: text("message").unwrap_or_default(),
+                code: text("code"),
+                param: None,
+                error: text("error"),
+                databricks_output: None,
+                sequence_number,
+            },
+            kind @ ("response.output_item.added" | "response.output_item.done") => {
+                let added = kind == "response.output_item.added";
+                let item = serde_json::from_value(map.remove("item").unwrap_or_default())?;
+                match added {
+                    true => StreamEvent::OutputItemAdded { item, output_index, sequence_number },
+                    false => StreamEvent::OutputItemDone { item, output_index, sequence_number },
+                }
+            }
+            _ => StreamEvent::Other(Value::Object(map)),
+        };
+        Ok(StreamFrame::Event(Box::new(event)))
+    }
+
+    /// `[DONE]`, a trace id or a bare error frame; otherwise the parsed value, for an event.
+    fn parse_bare(data: &str) -> Result<Result<Self, Value>, serde_json::Error> {
         if data.trim() == "[DONE]" {
-            return Ok(StreamFrame::Done);
+            return Ok(Ok(StreamFrame::Done));
         }
         let value: Value = serde_json::from_str(data)?;
         if value.get("type").is_none() {
             if let Some(id) = value.get("trace_id").and_then(Value::as_str) {
-                return Ok(StreamFrame::TraceId(id.to_string()));
+                return Ok(Ok(StreamFrame::TraceId(id.to_string())));
             }
             if let Some(err) = value.get("error") {
                 let msg = err.as_str().map(str::to_string).unwrap_or_else(|| err.to_string());
-                return Ok(StreamFrame::Error(msg));
+                return Ok(Ok(StreamFrame::Error(msg)));
             }
         }
-        serde_json::from_value(value).map(|event| StreamFrame::Event(Box::new(event)))
+        Ok(Err(value))
     }
 }
 

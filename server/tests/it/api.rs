@@ -45,7 +45,8 @@ async fn non_streaming_tool_call_round_trip() {
     assert_eq!(call["name"], "get_current_time");
     assert_eq!(call["arguments"], "{}");
     assert_eq!(result["call_id"], call["call_id"]);
-    assert!(chrono::DateTime::parse_from_rfc3339(result["output"].as_str().unwrap()).is_ok(), "{result}");
+    let stamp = result["output"].as_str().unwrap().split(' ').next().unwrap();
+    assert!(chrono::DateTime::parse_from_rfc3339(stamp).is_ok(), "{result}");
     assert_eq!(message["role"], "assistant");
     assert_eq!(message["content"][0]["type"], "output_text");
     assert!(message["content"][0]["text"].as_str().unwrap().starts_with("token0 token1"));
@@ -60,12 +61,14 @@ async fn non_streaming_tool_call_round_trip() {
     assert_eq!(requests[0]["model"], "databricks-gpt-5-2");
     assert_eq!(requests[0]["messages"][0], json!({"role": "system", "content": "You are a helpful assistant."}));
     assert_eq!(requests[0]["messages"][1], json!({"role": "user", "content": "what time is it?"}));
-    assert_eq!(
-        requests[0]["tools"][0],
-        json!({"type": "function", "function": {"name": "get_current_time", "description": "Get the current date and time.",
-               "parameters": {"type": "object", "properties": {}, "required": [], "additionalProperties": false},
-               "strict": true}})
-    );
+    // The tool's schema: an optional IANA time zone (optional, so not `strict`).
+    let tool = &requests[0]["tools"][0];
+    assert_eq!((&tool["type"], &tool["function"]["name"]), (&json!("function"), &json!("get_current_time")));
+    assert!(tool["function"]["description"].as_str().unwrap().contains("IANA time zone"), "{tool}");
+    let parameters = &tool["function"]["parameters"];
+    assert_eq!(parameters["properties"]["timezone"]["type"], json!(["string", "null"]), "{tool}");
+    assert_eq!((&parameters["required"], &parameters["additionalProperties"]), (&json!([]), &json!(false)));
+    assert!(tool["function"].get("strict").is_none(), "{tool}");
     assert!(requests[0].get("stream").is_none(), "non-streaming requests call the model without streaming");
     let second = requests[1]["messages"].as_array().unwrap();
     assert_eq!(second[2]["role"], "assistant");
@@ -517,6 +520,10 @@ async fn the_bundle_is_served_hashed_precompressed_and_cached() {
     let (status, _, cache, page) = get("/".into(), None).await;
     assert_eq!((status, cache.as_deref()), (200, Some("no-cache")), "pages are revalidated");
     let pkg_path = bundle_path(&String::from_utf8_lossy(&page));
+    // The bundle hydrates only a page rendered with views of its kind (.cargo/config.toml builds both erased).
+    let kind = format!(r#"<meta name="agent-app-views" content="{}""#, app::VIEW_TYPES);
+    assert!(String::from_utf8_lossy(&page).contains(&kind), "the page names its views' kind");
+    assert_eq!(app::VIEW_TYPES, "erased", "the server is built as .cargo/config.toml says");
 
     let (status, encoding, cache, body) = get(format!("{pkg_path}/agent-app.wasm"), Some("gzip, deflate, br")).await;
     assert_eq!((status, encoding.as_deref(), &body[..]), (200, Some("br"), &b"wasm br"[..]));
