@@ -138,7 +138,9 @@ impl ChatStore {
     }
 
     /// Starts the exchange at `position` (0-based): what was at or after it goes (an edited question or
-    /// a regenerated answer replaces it), then the question and an empty answer are written.
+    /// a regenerated answer replaces it), then the question and an empty answer are written. One
+    /// transaction: the chat is created or touched (refused as not found if it is someone else's),
+    /// a new chat skips the deletes, and both messages go in one statement.
     pub async fn begin_exchange(
         &self,
         user: &str,
@@ -148,38 +150,57 @@ impl ChatStore {
         question: &str,
         answer_id: &str,
     ) -> Result<(), StoreError> {
-        self.ensure_chat(user, chat_id, question).await?;
+        if chat_id.is_empty() || chat_id.len() > 128 {
+            return Err(StoreError::Invalid("chat id must be 1 to 128 characters".into()));
+        }
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM votes WHERE chat_id = $1 AND message_id IN (SELECT id FROM messages WHERE chat_id = $1 AND position >= $2)")
-            .bind(chat_id)
-            .bind(position * 2)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM messages WHERE chat_id = $1 AND position >= $2")
-            .bind(chat_id)
-            .bind(position * 2)
-            .execute(&mut *tx)
-            .await?;
-        for (id, pos, role, text, status) in [
-            (question_id, position * 2, "user", question, MessageStatus::Complete),
-            (answer_id, position * 2 + 1, "assistant", "", MessageStatus::Incomplete),
-        ] {
+        // No row back: the chat exists and is not this user's.
+        let created_at: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO chats (id, user_id, title, visibility, created_at, updated_at) \
+             VALUES ($1, $2, $3, 'private', $4, $4) \
+             ON CONFLICT (id) DO UPDATE SET updated_at = excluded.updated_at WHERE chats.user_id = excluded.user_id \
+             RETURNING created_at",
+        )
+        .bind(chat_id)
+        .bind(user)
+        .bind(fallback_title(question))
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(created_at) = created_at else { return Err(StoreError::NotFound) };
+        // A chat this statement created (created_at is now) has no messages to replace.
+        if created_at != now || position > 0 {
             sqlx::query(
-                "INSERT INTO messages (id, chat_id, position, role, text, items, status, error, trace_id, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, '[]', $6, NULL, NULL, $7)",
+                "DELETE FROM votes WHERE chat_id = $1 AND message_id IN \
+                 (SELECT id FROM messages WHERE chat_id = $1 AND position >= $2)",
             )
-            .bind(id)
             .bind(chat_id)
-            .bind(pos)
-            .bind(role)
-            .bind(text)
-            .bind(status.as_str())
-            .bind(now)
+            .bind(position * 2)
             .execute(&mut *tx)
             .await?;
+            sqlx::query("DELETE FROM messages WHERE chat_id = $1 AND position >= $2")
+                .bind(chat_id)
+                .bind(position * 2)
+                .execute(&mut *tx)
+                .await?;
         }
-        sqlx::query("UPDATE chats SET updated_at = $2 WHERE id = $1").bind(chat_id).bind(now).execute(&mut *tx).await?;
+        sqlx::query(
+            "INSERT INTO messages (id, chat_id, position, role, text, items, status, error, trace_id, created_at) \
+             VALUES ($1, $2, $3, 'user', $4, '[]', $5, NULL, NULL, $8), \
+                    ($6, $2, $7, 'assistant', '', '[]', $9, NULL, NULL, $8)",
+        )
+        .bind(question_id)
+        .bind(chat_id)
+        .bind(position * 2)
+        .bind(question)
+        .bind(MessageStatus::Complete.as_str())
+        .bind(answer_id)
+        .bind(position * 2 + 1)
+        .bind(now)
+        .bind(MessageStatus::Incomplete.as_str())
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }
