@@ -112,17 +112,27 @@ async fn what_time_is_it_in_tokyo_on_the_embedded_model() {
     assert_eq!(info["backend"], "local");
     assert_eq!(info["model"], "qwen2.5-coder-0.5b");
 
-    let s = server.stream("/invocations", user_stream("What time is it in Tokyo?"), &[]).await;
+    let s = server.stream("/invocations", user_stream("What time is it in Tokyo right now?"), &[]).await;
     assert_eq!(s.data.last().unwrap(), "[DONE]", "{:?}", s.data);
     let done = s.done_items();
     let kinds: Vec<&str> = done.iter().map(|i| i["type"].as_str().unwrap()).collect();
     assert_eq!(&kinds[..2], ["function_call", "function_call_output"], "{done:#?}");
     assert_eq!(done[0]["name"], "get_current_time");
-    assert!(chrono::DateTime::parse_from_rfc3339(done[1]["output"].as_str().unwrap()).is_ok());
+    let arguments: serde_json::Value = serde_json::from_str(done[0]["arguments"].as_str().unwrap()).unwrap();
+    assert_eq!(arguments, json!({"timezone": "Asia/Tokyo"}), "{done:#?}");
+    let output = done[1]["output"].as_str().unwrap();
+    let tokyo_time = chrono::DateTime::parse_from_rfc3339(output.split(' ').next().unwrap()).unwrap();
+    assert_eq!(tokyo_time.offset().local_minus_utc(), 9 * 3600, "{output}");
     let answer = done.last().unwrap();
     assert_eq!(answer["type"], "message", "{done:#?}");
     let text = answer["content"][0]["text"].as_str().unwrap();
-    assert!(!text.trim().is_empty());
+    // The answer names Tokyo's time: its hour and minute, as the tool gave them (12- or 24-hour).
+    let (hour, minute) = (tokyo_time.format("%H").to_string(), tokyo_time.format("%M").to_string());
+    let hour12 = tokyo_time.format("%-I").to_string();
+    assert!(
+        [format!("{hour}:{minute}"), format!("{hour12}:{minute}")].iter().any(|t| text.contains(t.as_str())),
+        "the answer does not give Tokyo's time ({hour}:{minute}): {text}"
+    );
     // The answer was streamed in pieces, and they add up to it.
     let deltas: Vec<_> = s
         .json()
