@@ -412,14 +412,39 @@ pub struct TracingSettings {
     #[arg(id = "tracing", long = "tracing", env = "AGENT_TRACING", default_value_t = true, action = clap::ArgAction::Set)]
     pub enabled: bool,
 
-    /// Where traces go: an MLflow server (`http://…`, with MLFLOW_EXPERIMENT_ID), or `databricks`
-    /// (the workspace of DATABRICKS_HOST). Unset: the local trace store, shown at /traces.
+    /// Where traces go: an MLflow server (`http://…`), `databricks` (the workspace of DATABRICKS_HOST
+    /// or the profile) or `databricks://<profile>` (that profile's workspace). Unset: the local trace
+    /// store, shown at /traces.
     #[arg(long, env = "MLFLOW_TRACKING_URI")]
     pub mlflow_tracking_uri: Option<String>,
 
     /// The MLflow experiment traces go to (Databricks Apps set it from the experiment resource).
     #[arg(long, env = "MLFLOW_EXPERIMENT_ID")]
     pub mlflow_experiment_id: Option<String>,
+
+    /// The MLflow experiment by name, created if missing (when MLFLOW_EXPERIMENT_ID is not set).
+    #[arg(long, env = "MLFLOW_EXPERIMENT_NAME")]
+    pub mlflow_experiment_name: Option<String>,
+
+    /// An MLflow server's bearer token.
+    #[arg(long, env = "MLFLOW_TRACKING_TOKEN", hide_env_values = true)]
+    pub mlflow_tracking_token: Option<Secret>,
+
+    /// An MLflow server's user (basic auth, with MLFLOW_TRACKING_PASSWORD).
+    #[arg(long, env = "MLFLOW_TRACKING_USERNAME")]
+    pub mlflow_tracking_username: Option<String>,
+
+    #[arg(long, env = "MLFLOW_TRACKING_PASSWORD", hide_env_values = true)]
+    pub mlflow_tracking_password: Option<Secret>,
+
+    /// An OpenTelemetry collector's OTLP/HTTP traces URL: spans go there (protobuf) instead of to
+    /// MLflow, as MLflow itself does when it is set.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")]
+    pub otel_traces_endpoint: Option<String>,
+
+    /// Headers for the collector: `key=value` pairs, comma-separated, values percent-encoded.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_TRACES_HEADERS", hide_env_values = true)]
+    pub otel_traces_headers: Option<Secret>,
 
     /// Databricks: `<catalog>.<schema>` of the Unity Catalog trace location the experiment uses.
     #[arg(long, env = "MLFLOW_TRACING_DESTINATION")]
@@ -432,6 +457,31 @@ pub struct TracingSettings {
     /// Traces the local store keeps per user (each user's newest).
     #[arg(long, env = "AGENT_LOCAL_TRACES", default_value_t = 1000)]
     pub local_traces: usize,
+}
+
+impl DatabricksArgs {
+    /// Only `profile` of the config file (for `MLFLOW_TRACKING_URI=databricks://<profile>`): the
+    /// host and credentials set for the model are not this workspace's.
+    pub fn only_profile(&self, profile: &str) -> Self {
+        Self {
+            host: None,
+            token: None,
+            client_id: None,
+            client_secret: None,
+            profile: Some(profile.to_string()),
+            config_file: self.config_file.clone(),
+            auth_type: None,
+            cli_path: self.cli_path.clone(),
+        }
+    }
+}
+
+impl TracingSettings {
+    /// `<profile>` of `MLFLOW_TRACKING_URI=databricks://<profile>`.
+    pub fn databricks_profile(&self) -> Option<&str> {
+        let uri = self.mlflow_tracking_uri.as_deref()?.trim();
+        uri.strip_prefix("databricks://").filter(|p| !p.is_empty())
+    }
 }
 
 /// Background responses ("background": true) and the chat page's saved answers.

@@ -104,11 +104,19 @@ impl AppState {
     /// Starts tracing as the settings say (see `observability`).
     pub async fn with_tracing(mut self) -> Self {
         let settings = &self.settings;
+        // `databricks://<profile>` traces to that profile's workspace, whatever the model uses.
+        let workspace = match settings.tracing.databricks_profile() {
+            Some(profile) => WorkspaceAuth::from_args(&settings.databricks.only_profile(profile)).unwrap_or_else(|e| {
+                tracing::error!(profile, error = %e, "MLFLOW_TRACKING_URI names a Databricks profile that cannot be used");
+                None
+            }),
+            None => self.workspace.clone(),
+        };
         self.observability = Observability::start(
             &settings.tracing,
             settings.server.app_name.as_deref(),
             &settings.server.data_dir,
-            self.workspace.clone(),
+            workspace,
         )
         .await;
         self.feedback = self.observability.feedback_sink();

@@ -9,6 +9,7 @@ use base64::Engine;
 use futures::future::BoxFuture;
 use serde_json::{Map, Value, json};
 
+use super::auth::TrackingAuth;
 use super::export::{ExportError, TraceSink};
 use super::genai::{self, Attr};
 use super::otlp::{check_status, refused_token};
@@ -40,7 +41,7 @@ impl ExperimentSink {
             .send()
             .await
             .map_err(|e| ExportError::Transient(format!("{url}: {e}")))?;
-        refused_token(&self.auth, &bearer, &url, &response).await?;
+        refused_token(&TrackingAuth::Workspace(self.auth.clone()), &bearer, &url, &response).await?;
         check_status(&url, response).await?;
 
         let url = format!("{}/api/2.0/mlflow/traces/{}/credentials-for-data-upload", self.auth.host, trace.trace_id);

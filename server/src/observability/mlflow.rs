@@ -7,6 +7,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use serde_json::{Value, json};
 
+use super::auth::TrackingAuth;
 use crate::databricks::auth::WorkspaceAuth;
 use crate::store::feedback::FeedbackSink;
 
@@ -27,24 +28,29 @@ pub struct MlflowClient {
     http: reqwest::Client,
     /// The tracking server or workspace URL, no trailing slash.
     base: String,
-    auth: Option<WorkspaceAuth>,
+    auth: Option<TrackingAuth>,
 }
 
 const CALL_TIMEOUT: Duration = Duration::from_secs(15);
 
 impl MlflowClient {
-    /// An MLflow server at `tracking_uri` (`http://…`).
-    pub fn server(tracking_uri: &str) -> Self {
-        Self { http: crate::http_client::new(), base: tracking_uri.trim_end_matches('/').to_string(), auth: None }
+    /// An MLflow server at `tracking_uri` (`http://…`), with its credential if it wants one.
+    pub fn server(tracking_uri: &str, auth: Option<TrackingAuth>) -> Self {
+        Self { http: crate::http_client::new(), base: tracking_uri.trim_end_matches('/').to_string(), auth }
     }
 
     /// The workspace's managed MLflow.
     pub fn databricks(auth: WorkspaceAuth) -> Self {
-        Self { http: crate::http_client::new(), base: auth.host.clone(), auth: Some(auth) }
+        Self { http: crate::http_client::new(), base: auth.host.clone(), auth: Some(TrackingAuth::Workspace(auth)) }
     }
 
     pub fn base(&self) -> &str {
         &self.base
+    }
+
+    /// How its calls authenticate (spans sent beside them use the same).
+    pub fn auth(&self) -> Option<&TrackingAuth> {
+        self.auth.as_ref()
     }
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Value) -> Result<Value, MlflowError> {
@@ -54,7 +60,7 @@ impl MlflowClient {
             let mut request = self.http.request(method.clone(), &url).timeout(CALL_TIMEOUT).json(&body);
             let mut bearer = None;
             if let Some(auth) = &self.auth {
-                let value = auth.bearer().await.map_err(MlflowError::Auth)?;
+                let value = auth.header().await.map_err(MlflowError::Auth)?;
                 request = request.header(reqwest::header::AUTHORIZATION, &value);
                 bearer = Some(value);
             }
@@ -80,6 +86,36 @@ impl MlflowClient {
             }
             return serde_json::from_str(&text).map_err(|e| MlflowError::Protocol { url, message: e.to_string() });
         }
+    }
+
+    /// The id of the experiment named `name` (MLFLOW_EXPERIMENT_NAME), created if there is none, as
+    /// `mlflow.set_experiment` does.
+    pub async fn find_or_create_experiment(&self, name: &str) -> Result<String, MlflowError> {
+        let escaped = name.replace('\'', "\\'");
+        let search = json!({"filter": format!("name = '{escaped}'"), "max_results": 1});
+        for attempt in 0..2 {
+            let found = self.call(reqwest::Method::POST, "/api/2.0/mlflow/experiments/search", search.clone()).await?;
+            if let Some(id) = found.pointer("/experiments/0/experiment_id").and_then(Value::as_str) {
+                return Ok(id.to_string());
+            }
+            match self.call(reqwest::Method::POST, "/api/2.0/mlflow/experiments/create", json!({"name": name})).await {
+                Ok(created) => {
+                    return created.get("experiment_id").and_then(Value::as_str).map(str::to_string).ok_or_else(|| {
+                        MlflowError::Protocol {
+                            url: self.base.clone(),
+                            message: format!("no experiment id in {created}"),
+                        }
+                    });
+                }
+                // Created meanwhile by another process: found on the second search.
+                Err(MlflowError::Status { status: 400 | 409, .. }) if attempt == 0 => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Err(MlflowError::Protocol {
+            url: self.base.clone(),
+            message: format!("experiment {name:?} neither found nor created"),
+        })
     }
 
     /// The id of the LoggedModel named `name` in the experiment, created if there is none.

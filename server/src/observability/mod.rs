@@ -10,6 +10,7 @@
 //!
 //! `AGENT_TRACING=false` records nothing at all.
 
+pub mod auth;
 pub mod databricks;
 pub mod export;
 pub mod genai;
@@ -27,6 +28,7 @@ pub use trace::{Span, SpanType, Trace, TraceStart};
 use crate::config::TracingSettings;
 use crate::databricks::auth::WorkspaceAuth;
 use crate::store::feedback::{FeedbackSink, NoFeedbackSink};
+use export::TraceSink as _;
 use local::LocalTraceStore;
 use mlflow::MlflowClient;
 
@@ -66,48 +68,93 @@ impl Observability {
             return Self::off();
         }
         let service = app_name.unwrap_or("agent-app").to_string();
-        let experiment_id = settings.mlflow_experiment_id.clone().filter(|s| !s.trim().is_empty());
+        let mut experiment_id = settings.mlflow_experiment_id.clone().filter(|s| !s.trim().is_empty());
         let uri = settings.mlflow_tracking_uri.as_deref().map(str::trim).filter(|s| !s.is_empty());
-        let remote: Option<(Arc<dyn export::TraceSink>, MlflowClient)> = match uri {
+        if let Some(endpoint) = settings.otel_traces_endpoint.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            // As MLflow does: with a collector set, spans go there and not to the tracking server.
+            let headers =
+                settings.otel_traces_headers.as_ref().map(|h| auth::otlp_headers(h.expose())).unwrap_or_default();
+            let sink = otlp::OtlpSink::collector(endpoint, headers, &service);
+            tracing::info!(destination = %sink.describe(), "tracing to an OpenTelemetry collector");
+            return Self {
+                exporter: Exporter::start(Arc::new(sink), settings.trace_queue),
+                local: None,
+                mlflow: None,
+                experiment_id: None,
+            };
+        }
+        let client = match uri {
             None => None,
-            Some(uri) if uri.starts_with("http://") || uri.starts_with("https://") => match &experiment_id {
-                Some(id) => Some((Arc::new(otlp::OtlpSink::mlflow(uri, id, &service)), MlflowClient::server(uri))),
+            Some(uri) if uri.starts_with("http://") || uri.starts_with("https://") => {
+                let auth = auth::TrackingAuth::mlflow_server(
+                    settings.mlflow_tracking_token.as_ref(),
+                    settings.mlflow_tracking_username.as_deref(),
+                    settings.mlflow_tracking_password.as_ref(),
+                );
+                Some(MlflowClient::server(uri, auth))
+            }
+            Some(uri) if uri == "databricks" || uri.starts_with("databricks://") => match &workspace {
+                Some(auth) => Some(MlflowClient::databricks(auth.clone())),
                 None => {
-                    tracing::error!("MLFLOW_TRACKING_URI is set but MLFLOW_EXPERIMENT_ID is not; traces stay local");
+                    tracing::error!(
+                        "MLFLOW_TRACKING_URI=databricks needs DATABRICKS_HOST and DATABRICKS_TOKEN, a profile (the \
+                         Databricks config file) or the app's DATABRICKS_CLIENT_ID/_SECRET; traces stay local"
+                    );
                     None
                 }
             },
-            Some(uri) if uri == "databricks" || uri.starts_with("databricks://") => {
-                match (workspace, settings.mlflow_tracing_destination.as_deref()) {
-                    (None, _) => {
-                        tracing::error!(
-                            "MLFLOW_TRACKING_URI=databricks needs DATABRICKS_HOST and DATABRICKS_TOKEN (or the app's \
-                             DATABRICKS_CLIENT_ID/_SECRET); traces stay local"
-                        );
-                        None
-                    }
-                    (Some(auth), Some(destination)) if destination.split('.').count() == 2 => Some((
-                        Arc::new(otlp::OtlpSink::databricks_uc(
-                            auth.clone(),
-                            destination,
-                            experiment_id.as_deref(),
-                            &service,
-                        )),
-                        MlflowClient::databricks(auth),
+            Some(other) => {
+                tracing::error!(
+                    uri = other,
+                    "MLFLOW_TRACKING_URI must be http(s)://…, databricks or databricks://<profile>; traces stay local"
+                );
+                None
+            }
+        };
+        if let (Some(client), None, Some(name)) = (
+            &client,
+            &experiment_id,
+            settings.mlflow_experiment_name.as_deref().map(str::trim).filter(|n| !n.is_empty()),
+        ) {
+            match client.find_or_create_experiment(name).await {
+                Ok(id) => experiment_id = Some(id),
+                Err(error) => {
+                    tracing::error!(%error, experiment = name, "MLFLOW_EXPERIMENT_NAME could not be resolved")
+                }
+            }
+        }
+        let remote: Option<(Arc<dyn export::TraceSink>, MlflowClient)> = match (client, uri) {
+            (None, _) | (_, None) => None,
+            (Some(client), Some(uri)) if uri.starts_with("http") => match &experiment_id {
+                Some(id) => {
+                    let auth = client.auth().cloned();
+                    Some((Arc::new(otlp::OtlpSink::mlflow(uri, id, auth, &service)), client))
+                }
+                None => {
+                    tracing::error!(
+                        "MLFLOW_TRACKING_URI is set but neither MLFLOW_EXPERIMENT_ID nor MLFLOW_EXPERIMENT_NAME is; traces stay local"
+                    );
+                    None
+                }
+            },
+            (Some(client), Some(_)) => {
+                let auth = workspace.expect("a Databricks client has a workspace");
+                match settings.mlflow_tracing_destination.as_deref() {
+                    Some(destination) if destination.split('.').count() == 2 => Some((
+                        Arc::new(otlp::OtlpSink::databricks_uc(auth, destination, experiment_id.as_deref(), &service)),
+                        client,
                     )),
-                    (Some(auth), None) => match &experiment_id {
-                        Some(id) => Some((
-                            Arc::new(databricks::ExperimentSink::new(auth.clone(), id)),
-                            MlflowClient::databricks(auth),
-                        )),
+                    None => match &experiment_id {
+                        Some(id) => Some((Arc::new(databricks::ExperimentSink::new(auth, id)), client)),
                         None => {
                             tracing::error!(
-                                "MLFLOW_TRACKING_URI=databricks needs MLFLOW_EXPERIMENT_ID; traces stay local"
+                                "MLFLOW_TRACKING_URI=databricks needs MLFLOW_EXPERIMENT_ID or MLFLOW_EXPERIMENT_NAME; \
+                                 traces stay local"
                             );
                             None
                         }
                     },
-                    (Some(_), Some(destination)) => {
+                    Some(destination) => {
                         tracing::error!(
                             destination,
                             "MLFLOW_TRACING_DESTINATION must be <catalog>.<schema>; traces stay local"
@@ -115,13 +162,6 @@ impl Observability {
                         None
                     }
                 }
-            }
-            Some(other) => {
-                tracing::error!(
-                    uri = other,
-                    "MLFLOW_TRACKING_URI must be http(s)://… or databricks; traces stay local"
-                );
-                None
             }
         };
         if let Some((sink, client)) = remote {

@@ -11,6 +11,7 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status, span, status};
 use prost::Message;
 
+use super::auth::TrackingAuth;
 use super::export::{ExportError, TraceSink};
 use super::genai::{self, Attr};
 use super::trace::TraceRecord;
@@ -22,18 +23,30 @@ const EXPORT_TIMEOUT: Duration = Duration::from_secs(15);
 pub struct OtlpSink {
     http: reqwest::Client,
     url: String,
-    headers: Vec<(&'static str, String)>,
-    auth: Option<WorkspaceAuth>,
+    headers: Vec<(String, String)>,
+    auth: Option<TrackingAuth>,
     service_name: String,
 }
 
 impl OtlpSink {
     /// An MLflow server (3.6 or later, SQL backend): `<tracking_uri>/v1/traces`.
-    pub fn mlflow(tracking_uri: &str, experiment_id: &str, service_name: &str) -> Self {
+    pub fn mlflow(tracking_uri: &str, experiment_id: &str, auth: Option<TrackingAuth>, service_name: &str) -> Self {
         Self {
             http: crate::http_client::new(),
             url: format!("{}/v1/traces", tracking_uri.trim_end_matches('/')),
-            headers: vec![("x-mlflow-experiment-id", experiment_id.to_string())],
+            headers: vec![("x-mlflow-experiment-id".into(), experiment_id.to_string())],
+            auth,
+            service_name: service_name.to_string(),
+        }
+    }
+
+    /// Any OpenTelemetry collector (`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, the full URL) with its
+    /// headers (`OTEL_EXPORTER_OTLP_TRACES_HEADERS`).
+    pub fn collector(endpoint: &str, headers: Vec<(String, String)>, service_name: &str) -> Self {
+        Self {
+            http: crate::http_client::new(),
+            url: endpoint.to_string(),
+            headers,
             auth: None,
             service_name: service_name.to_string(),
         }
@@ -48,15 +61,15 @@ impl OtlpSink {
         service_name: &str,
     ) -> Self {
         let mut headers =
-            vec![("x-databricks-uc-table-name", format!("{catalog_schema}.mlflow_experiment_trace_otel_spans"))];
+            vec![("x-databricks-uc-table-name".into(), format!("{catalog_schema}.mlflow_experiment_trace_otel_spans"))];
         if let Some(id) = experiment_id {
-            headers.push(("x-mlflow-experiment-id", id.to_string()));
+            headers.push(("x-mlflow-experiment-id".into(), id.to_string()));
         }
         Self {
             http: crate::http_client::new(),
             url: format!("{}/api/2.0/otel/v1/traces", auth.host),
             headers,
-            auth: Some(auth),
+            auth: Some(TrackingAuth::Workspace(auth)),
             service_name: service_name.to_string(),
         }
     }
@@ -77,11 +90,11 @@ impl TraceSink for OtlpSink {
                 .header(reqwest::header::CONTENT_TYPE, "application/x-protobuf")
                 .body(body);
             for (name, value) in &self.headers {
-                request = request.header(*name, value);
+                request = request.header(name.as_str(), value);
             }
             let mut bearer = None;
             if let Some(auth) = &self.auth {
-                let value = auth.bearer().await.map_err(ExportError::Transient)?;
+                let value = auth.header().await.map_err(ExportError::Transient)?;
                 request = request.header(reqwest::header::AUTHORIZATION, &value);
                 bearer = Some(value);
             }
@@ -97,7 +110,7 @@ impl TraceSink for OtlpSink {
 /// A 401 to a renewable workspace token: the token is dropped and the export is worth retrying
 /// (with a new one).
 pub async fn refused_token(
-    auth: &WorkspaceAuth,
+    auth: &TrackingAuth,
     bearer: &str,
     url: &str,
     response: &reqwest::Response,

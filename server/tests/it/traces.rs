@@ -128,6 +128,60 @@ async fn a_tool_calling_request_is_a_trace_in_mlflow() {
     assert!(answer.contains("It is noon."), "{answer}");
 }
 
+/// The traces of `experiment`, by MLflow's search.
+async fn traces_in(client: &reqwest::Client, uri: &str, experiment: &str) -> Vec<Value> {
+    let body =
+        json!({"locations": [{"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": experiment}}]});
+    let found = mlflow(client, uri, "POST", "/api/3.0/mlflow/traces/search", Some(body)).await;
+    found["traces"].as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn mlflow_and_opentelemetry_variables_are_honoured() {
+    let Some(uri) = mlflow_uri() else { return };
+    let client = server::http_client::new();
+
+    // MLFLOW_EXPERIMENT_NAME: the experiment is created, as mlflow.set_experiment does.
+    let name = format!("agent-app-named-{}", uuid::Uuid::new_v4());
+    let (server, state) = traced_server(&uri, "", |s| {
+        s.tracing.mlflow_experiment_id = None;
+        s.tracing.mlflow_experiment_name = Some(name.clone());
+        s.tracing.mlflow_tracking_token = Some(server::secret::Secret::new("mlflow-token"));
+    })
+    .await;
+    server.fake.push(Reply::text("Named."));
+    assert_eq!(server.stream("/invocations", user_stream("hi"), &[]).await.text(), "Named.");
+    assert!(state.observability.exporter.flush(Duration::from_secs(30)).await);
+    let found = mlflow(
+        &client,
+        &uri,
+        "POST",
+        "/api/2.0/mlflow/experiments/search",
+        Some(json!({"filter": format!("name = '{name}'"), "max_results": 10})),
+    )
+    .await;
+    let experiment = found["experiments"][0]["experiment_id"].as_str().expect("the experiment was created").to_string();
+    assert_eq!(state.observability.experiment_id.as_deref(), Some(experiment.as_str()));
+    assert_eq!(traces_in(&client, &uri, &experiment).await.len(), 1);
+
+    // OTEL_EXPORTER_OTLP_TRACES_ENDPOINT/_HEADERS: spans go to that collector (here MLflow's own
+    // OTLP endpoint, which takes the experiment from a header), not to the tracking server.
+    let experiment = new_experiment(&client, &uri).await;
+    let (server, state) = traced_server(&uri, "", |s| {
+        s.tracing.mlflow_experiment_id = None;
+        s.tracing.otel_traces_endpoint = Some(format!("{uri}/v1/traces"));
+        s.tracing.otel_traces_headers =
+            Some(server::secret::Secret::new(format!("x-mlflow-experiment-id={experiment}")));
+    })
+    .await;
+    server.fake.push(Reply::text("Collected."));
+    assert_eq!(server.stream("/invocations", user_stream("hi"), &[]).await.text(), "Collected.");
+    assert!(state.observability.exporter.flush(Duration::from_secs(30)).await);
+    let traces = traces_in(&client, &uri, &experiment).await;
+    assert_eq!(traces.len(), 1, "{traces:?}");
+    assert_eq!(traces[0]["response_preview"], "Collected.");
+}
+
 #[tokio::test]
 async fn a_failing_request_is_traced_as_an_error() {
     let Some(uri) = mlflow_uri() else { return };
