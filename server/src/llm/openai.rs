@@ -125,12 +125,8 @@ impl OpenAiCompatible {
                         refused_token = true;
                         continue;
                     }
-                    let retry_after = response
-                        .headers()
-                        .get(RETRY_AFTER)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse::<u64>().ok())
-                        .map(Duration::from_secs);
+                    let retry_after =
+                        response.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(retry_delay);
                     let message = error_message(&read_bounded(response, MAX_ERROR_BODY, self.policy.timeout).await);
                     if status == 400 && with_stream_options && message.contains("stream_options") {
                         tracing::warn!("the model endpoint rejects stream_options; token usage will not be reported");
@@ -152,6 +148,19 @@ impl OpenAiCompatible {
             tracing::warn!(attempt = attempt + 1, ?delay, %error, "model call failed; retrying");
             tokio::time::sleep(delay).await;
             attempt += 1;
+        }
+    }
+}
+
+/// A `Retry-After` value as a wait: delay-seconds or an HTTP date (RFC 9110 §10.2.3); a date
+/// already past means at once.
+fn retry_delay(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    match value.parse::<u64>() {
+        Ok(seconds) => Some(Duration::from_secs(seconds)),
+        Err(_) => {
+            let at = httpdate::parse_http_date(value).ok()?;
+            Some(at.duration_since(std::time::SystemTime::now()).unwrap_or_default())
         }
     }
 }
@@ -612,6 +621,16 @@ mod tests {
         let mut q = VecDeque::new();
         parse_chunk(data, &mut q).unwrap();
         q.into()
+    }
+
+    #[test]
+    fn retry_after_is_read_as_seconds_or_as_an_http_date() {
+        assert_eq!(retry_delay(" 7 "), Some(Duration::from_secs(7)));
+        let in_a_minute = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(60));
+        let wait = retry_delay(&in_a_minute).unwrap();
+        assert!(wait > Duration::from_secs(55) && wait <= Duration::from_secs(60), "{wait:?}");
+        assert_eq!(retry_delay("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO), "a past date: at once");
+        assert_eq!(retry_delay("soon"), None);
     }
 
     #[test]
