@@ -25,13 +25,26 @@ pub struct Bundle {
 
 impl Bundle {
     /// The bundle in `<site_root>/pkg`, hashed now (a missing file hashes as empty: a page without a
-    /// built site still renders, and says so in the browser's console).
+    /// built site still renders, and the log says how to build it).
     pub fn open(site_root: &Path) -> Self {
         let dir = site_root.join("pkg");
         let mut hash = Sha256::new();
+        let mut missing = Vec::new();
         for file in FILES {
             hash.update(file.as_bytes());
-            hash.update(std::fs::read(dir.join(file)).unwrap_or_default());
+            match std::fs::read(dir.join(file)) {
+                Ok(bytes) => hash.update(bytes),
+                Err(_) => missing.push(file),
+            }
+        }
+        if !missing.is_empty() {
+            tracing::warn!(
+                folder = %dir.display(),
+                ?missing,
+                "the chat UI's browser bundle is not built: pages render but stay inert. Build it with \
+                 `scripts/run.sh` (which builds and starts everything), `cargo leptos watch`, or \
+                 `bash -c 'source scripts/lib.sh && build_site'`; LEPTOS_SITE_ROOT says where it is"
+            );
         }
         let hex: String = hash.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect();
         Self { dir, pkg_path: format!("pkg/{hex}") }

@@ -4,6 +4,7 @@
 
 mod assets;
 mod documents;
+mod live_reload;
 pub mod security;
 mod traces;
 
@@ -26,6 +27,8 @@ pub fn router(state: &AppState) -> Router {
         .output_name(OUTPUT_NAME)
         .site_root(site_root.to_string_lossy().into_owned())
         .site_pkg_dir(bundle.pkg_path.clone())
+        .reload_port(live_reload::reload_port().map_or(0, u32::from))
+        .reload_external_port(live_reload::socket_port().map(u32::from))
         .build();
     let ui = UiSettings {
         greeting: settings.server.chat_greeting.clone(),

@@ -33,15 +33,16 @@ pub async fn headers(request: Request, next: Next) -> Response {
             return Response::from_parts(parts, Body::empty());
         }
     };
-    let policy = content_security_policy(&String::from_utf8_lossy(&page));
+    let policy = content_security_policy(&String::from_utf8_lossy(&page), super::live_reload::socket_port());
     if let Ok(value) = HeaderValue::from_str(&policy) {
         parts.headers.insert(header::CONTENT_SECURITY_POLICY, value);
     }
     Response::from_parts(parts, Body::from(page))
 }
 
-/// The policy for a page: scripts from this origin (and WebAssembly), inline ones only by hash.
-pub fn content_security_policy(html: &str) -> String {
+/// The policy for a page: scripts from this origin (and WebAssembly), inline ones only by hash;
+/// connections to this origin, and in the dev loop to the reload socket's port.
+pub fn content_security_policy(html: &str, reload_socket_port: Option<u16>) -> String {
     let hashes: Vec<String> = inline_scripts(html)
         .into_iter()
         .map(|script| {
@@ -51,9 +52,10 @@ pub fn content_security_policy(html: &str) -> String {
         .collect();
     format!(
         "default-src 'self'; script-src 'self' 'wasm-unsafe-eval' {}; style-src 'self' 'unsafe-inline'; \
-         img-src 'self' data:; connect-src 'self'; font-src 'self' data:; object-src 'none'; \
+         img-src 'self' data:; connect-src 'self'{}; font-src 'self' data:; object-src 'none'; \
          base-uri 'self'; form-action 'self'; frame-ancestors 'self'",
-        hashes.join(" ")
+        hashes.join(" "),
+        reload_socket_port.map(|port| format!(" ws://*:{port} wss://*:{port}")).unwrap_or_default()
     )
 }
 
@@ -83,12 +85,15 @@ mod tests {
     fn inline_scripts_are_hashed_and_external_ones_are_not() {
         let html = r#"<script>a()</script><script src="/pkg/x.js"></script><script type="module">b()</script>"#;
         assert_eq!(inline_scripts(html), ["a()", "b()"]);
-        let policy = content_security_policy(html);
+        let policy = content_security_policy(html, None);
         // echo -n 'a()' | openssl dgst -sha256 -binary | base64
         assert!(policy.contains("'sha256-"), "{policy}");
         assert_eq!(policy.matches("'sha256-").count(), 2);
         assert!(policy.contains("object-src 'none'"));
         // Images from elsewhere would leak what is in their address (markdown renders them as links).
         assert!(policy.contains("img-src 'self' data:;"), "{policy}");
+        assert!(policy.contains("connect-src 'self';"), "no reload socket outside the dev loop: {policy}");
+        let watching = content_security_policy(html, Some(8001));
+        assert!(watching.contains("connect-src 'self' ws://*:8001 wss://*:8001;"), "{watching}");
     }
 }
