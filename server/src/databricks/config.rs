@@ -142,14 +142,13 @@ pub fn normalise_host(host: &str) -> String {
     format!("{scheme}://{rest}")
 }
 
+/// A profile's name and its keys.
+type Profile = (String, Vec<(String, String)>);
+
 /// The chosen profile's name and its keys: the one asked for (an error if absent), else
 /// `[__settings__] default_profile`, else `[DEFAULT]` when it has keys. A missing file is an error
 /// only when it was named or a profile was asked for.
-fn read_profile(
-    path: &Path,
-    asked: Option<&str>,
-    file_named: bool,
-) -> Result<Option<(String, Vec<(String, String)>)>, ConfigError> {
+fn read_profile(path: &Path, asked: Option<&str>, file_named: bool) -> Result<Option<Profile>, ConfigError> {
     let file_error = |message: String| ConfigError::File { path: path.display().to_string(), message };
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,

@@ -155,6 +155,30 @@ pub fn parse(text: &str) -> Result<Vec<Case>, String> {
     Ok(cases)
 }
 
+/// The request in an MLflow record's `inputs`: `input` (a ResponsesAgent request's), `messages`, or
+/// its one text.
+fn record_input(inputs: Value) -> Result<Value, String> {
+    let map = match inputs {
+        Value::String(_) => return Ok(inputs),
+        Value::Object(map) => map,
+        _ => return Err("`inputs` is an object".into()),
+    };
+    if let Some(input) = map.get("input").or_else(|| map.get("messages")) {
+        return Ok(input.clone());
+    }
+    let named = ["question", "query", "request", "prompt"].iter().find_map(|k| map.get(*k)).filter(|v| v.is_string());
+    let only = (map.len() == 1).then(|| map.values().next()).flatten().filter(|v| v.is_string());
+    named.or(only).cloned().ok_or_else(|| {
+        "`inputs` needs `input`, `messages`, or one text (`question`, `query`, `request` or `prompt`)".to_string()
+    })
+}
+
+/// Empty expectations, for simulated cases.
+pub fn no_expectations() -> &'static Expectations {
+    static NONE: std::sync::OnceLock<Expectations> = std::sync::OnceLock::new();
+    NONE.get_or_init(Expectations::default)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,28 +239,4 @@ mod tests {
         assert!(parse(r#"[{"inputs": {"a": 1, "b": 2}}]"#).unwrap_err().starts_with("record 1: `inputs` needs"));
         assert!(parse(r#"{"inputs": "x", "input": "y"}"#).unwrap_err().contains("not both"));
     }
-}
-
-/// The request in an MLflow record's `inputs`: `input` (a ResponsesAgent request's), `messages`, or
-/// its one text.
-fn record_input(inputs: Value) -> Result<Value, String> {
-    let map = match inputs {
-        Value::String(_) => return Ok(inputs),
-        Value::Object(map) => map,
-        _ => return Err("`inputs` is an object".into()),
-    };
-    if let Some(input) = map.get("input").or_else(|| map.get("messages")) {
-        return Ok(input.clone());
-    }
-    let named = ["question", "query", "request", "prompt"].iter().find_map(|k| map.get(*k)).filter(|v| v.is_string());
-    let only = (map.len() == 1).then(|| map.values().next()).flatten().filter(|v| v.is_string());
-    named.or(only).cloned().ok_or_else(|| {
-        "`inputs` needs `input`, `messages`, or one text (`question`, `query`, `request` or `prompt`)".to_string()
-    })
-}
-
-/// Empty expectations, for simulated cases.
-pub fn no_expectations() -> &'static Expectations {
-    static NONE: std::sync::OnceLock<Expectations> = std::sync::OnceLock::new();
-    NONE.get_or_init(Expectations::default)
 }

@@ -178,9 +178,9 @@ pub fn html(results: &Results) -> String {
         for turn in &case.run.turns {
             let _ = write!(out, "<div class=\"turn\"><span class=\"role\">User</span>\n{}\n", escape(&turn.user));
             for call in &turn.tool_calls {
-                let _ = write!(
+                let _ = writeln!(
                     out,
-                    "<span class=\"tool\">→ {}({}) = {}</span>\n",
+                    "<span class=\"tool\">→ {}({}) = {}</span>",
                     escape(&call.name),
                     escape(&call.arguments),
                     escape(&call.output.clone().unwrap_or_default().chars().take(500).collect::<String>())

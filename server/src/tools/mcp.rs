@@ -346,10 +346,12 @@ pub struct McpHub {
     http: reqwest::Client,
 }
 
+/// Tool lists by identity (`app`, or the user they were listed for), with when they were listed.
+type ToolLists = HashMap<String, (Instant, Arc<Vec<rmcp::model::Tool>>)>;
+
 struct ServerState {
     server: McpServer,
-    /// Tool lists by identity (`app`, or the user they were listed for).
-    tools: Mutex<HashMap<String, (Instant, Arc<Vec<rmcp::model::Tool>>)>>,
+    tools: Mutex<ToolLists>,
     /// The running process of a stdio server.
     process: Mutex<Option<Arc<Client>>>,
     /// A Databricks App's URL, looked up once.
