@@ -49,7 +49,7 @@ ensure_wasm_bindgen() {
   if [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $version" ]; then
     log "installing wasm-bindgen-cli $version (about 2 minutes, once)"
     # Not --locked: its lock file pins a crate version the registry no longer serves.
-    cargo install wasm-bindgen-cli --version "$version"
+    cargo install --force wasm-bindgen-cli --version "$version"
   fi
 }
 

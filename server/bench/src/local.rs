@@ -38,7 +38,7 @@ pub async fn compare(binary: &Path, threads: usize, tokens: usize, runs: usize) 
                 &[],
             )
             .map_err(anyhow::Error::msg)?;
-        let options = GenerateOptions { max_tokens: tokens, stop_at_end: true, forbid_call: false };
+        let options = GenerateOptions { max_tokens: tokens, stop_at_end: true, forbid_call: false, call_grammar: None };
         for _ in 0..runs {
             let g = engine.generate(&prompt, options, &mut |_| true).map_err(anyhow::Error::msg)?;
             direct.push((

@@ -75,7 +75,7 @@ fn tokenizer_and_chat_template_of_the_real_model() {
     );
     // Greedy decoding is deterministic, and pieces arrive one by one.
     let mut pieces = Vec::new();
-    let options = GenerateOptions { max_tokens: 16, stop_at_end: true, forbid_call: false };
+    let options = GenerateOptions { max_tokens: 16, stop_at_end: true, forbid_call: false, call_grammar: None };
     let generation = engine
         .generate(
             "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n",
@@ -88,6 +88,44 @@ fn tokenizer_and_chat_template_of_the_real_model() {
         .unwrap();
     assert!(pieces.concat().contains("Paris"), "{pieces:?}");
     assert!(pieces.len() > 3 && generation.completion_tokens == pieces.len(), "{pieces:?} {generation:?}");
+}
+
+/// The call grammar binds the real model: asked for Tokyo's time with a tool that only takes
+/// "Europe/Paris", it writes a valid call with "Europe/Paris" (unconstrained, it writes Asia/Tokyo).
+#[test]
+fn a_tool_call_follows_the_tools_schema_under_the_grammar() {
+    let Some(path) = model() else { return };
+    let mut engine = LlamaEngine::load(&path, 2, 4096).unwrap();
+    let template = ChatTemplate::new(engine.chat_template().unwrap()).unwrap();
+    let tools = vec![server::llm::ToolSpec {
+        name: "get_current_time".into(),
+        description: "Get the current time in a time zone.".into(),
+        parameters: json!({"type": "object", "properties": {"timezone": {"enum": ["Europe/Paris"]}},
+                           "required": ["timezone"]}),
+        strict: false,
+    }];
+    let question = ChatMessage::User { content: UserContent::Text("What time is it in Tokyo right now?".into()) };
+    let prompt = template.render(&[question], &tools).unwrap();
+    let generate = |engine: &mut LlamaEngine, grammar| {
+        let mut text = String::new();
+        let options = GenerateOptions { max_tokens: 64, stop_at_end: true, forbid_call: false, call_grammar: grammar };
+        engine
+            .generate(&prompt, options, &mut |t| {
+                text.push_str(t);
+                true
+            })
+            .unwrap();
+        text
+    };
+    let free = generate(&mut engine, None);
+    assert!(free.contains("Asia/Tokyo"), "unconstrained, the model names Tokyo's zone: {free}");
+    let grammar = server::llm::local::grammar::for_tools(&tools).unwrap();
+    let bound = generate(&mut engine, Some(&grammar));
+    let (calls, _) = server::llm::local::tool_calls::parse(&bound);
+    assert_eq!(calls.len(), 1, "{bound}");
+    assert_eq!(calls[0].name, "get_current_time");
+    let arguments: serde_json::Value = serde_json::from_str(&calls[0].arguments).unwrap();
+    assert_eq!(arguments, json!({"timezone": "Europe/Paris"}), "{bound}");
 }
 
 async fn local_server(tweak: impl FnOnce(&mut server::Settings)) -> crate::common::TestServer {

@@ -9,6 +9,8 @@ use std::path::Path;
 use std::sync::OnceLock;
 use std::time::Instant;
 
+use super::grammar::CallGrammar;
+
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
@@ -28,12 +30,14 @@ pub struct Generation {
 
 /// How to generate.
 #[derive(Debug, Clone, Copy)]
-pub struct GenerateOptions {
+pub struct GenerateOptions<'a> {
     pub max_tokens: usize,
     /// Stop at the end-of-turn token (off only for benchmarks that need a fixed length).
     pub stop_at_end: bool,
     /// The answer may not begin with a tool call (`{`, `[`, a fence or `<tool_call>`).
     pub forbid_call: bool,
+    /// Once a tool call begins, it must follow this grammar (the tools' names and argument schemas).
+    pub call_grammar: Option<&'a CallGrammar>,
 }
 
 /// An inference engine: prompt text in, text out piece by piece.
@@ -46,7 +50,7 @@ pub trait Engine: Send {
     fn generate(
         &mut self,
         prompt: &str,
-        options: GenerateOptions,
+        options: GenerateOptions<'_>,
         on_text: &mut dyn FnMut(&str) -> bool,
     ) -> Result<Generation, String>;
 }
@@ -88,6 +92,20 @@ impl LlamaEngine {
     }
 }
 
+impl LlamaEngine {
+    /// Greedy decoding under the call grammar (lazy: it applies once a call begins); none if llama.cpp
+    /// refuses the grammar, which is logged (the parser still reads what the model writes).
+    fn call_sampler(&self, grammar: &CallGrammar) -> Option<LlamaSampler> {
+        match LlamaSampler::grammar_lazy_patterns(&self.model, &grammar.gbnf, "root", &grammar.triggers, &[]) {
+            Ok(constrained) => Some(LlamaSampler::chain_simple([constrained, LlamaSampler::greedy()])),
+            Err(error) => {
+                tracing::warn!(%error, "llama.cpp refused the tool-call grammar; calls are not constrained");
+                None
+            }
+        }
+    }
+}
+
 impl Engine for LlamaEngine {
     fn chat_template(&self) -> Result<String, String> {
         self.model
@@ -102,7 +120,7 @@ impl Engine for LlamaEngine {
     fn generate(
         &mut self,
         prompt: &str,
-        options: GenerateOptions,
+        options: GenerateOptions<'_>,
         on_text: &mut dyn FnMut(&str) -> bool,
     ) -> Result<Generation, String> {
         let vocab = self.model.vocab();
@@ -137,7 +155,7 @@ impl Engine for LlamaEngine {
         }
         let prompt_seconds = started.elapsed().as_secs_f64();
         let started = Instant::now();
-        let mut sampler = LlamaSampler::greedy();
+        let mut sampler = options.call_grammar.and_then(|g| self.call_sampler(g)).unwrap_or_else(LlamaSampler::greedy);
         let mut no_call = LlamaSampler::chain_simple([
             LlamaSampler::logit_bias(vocab.n_tokens(), &self.call_starts),
             LlamaSampler::greedy(),
@@ -148,12 +166,15 @@ impl Engine for LlamaEngine {
         let mut completion_tokens = 0;
         while completion_tokens < max_tokens {
             // Until the answer has begun (past any leading white space), calls may be kept out of it.
+            // Sampling accepts the token into the sampler that chose it; the main one (whose lazy
+            // grammar watches the text for a call beginning) must see it too.
             let token = if started_answer {
                 sampler.sample(&ctx, batch.n_tokens() - 1)
             } else {
-                no_call.sample(&ctx, batch.n_tokens() - 1)
+                let token = no_call.sample(&ctx, batch.n_tokens() - 1);
+                sampler.accept(token);
+                token
             };
-            sampler.accept(token);
             if options.stop_at_end && vocab.is_eog(token) {
                 break;
             }

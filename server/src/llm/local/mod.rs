@@ -3,6 +3,7 @@
 //! stream back as they are decoded; a client that goes away stops its generation.
 
 pub mod engine;
+pub mod grammar;
 pub mod template;
 pub mod tool_calls;
 
@@ -20,6 +21,7 @@ use tokio::sync::mpsc;
 
 use super::{ChatDelta, ChatMessage, ChatModel, ChatRequest, DeltaStream, ModelError};
 use engine::{Engine, GenerateOptions, Generation, LlamaEngine};
+use grammar::CallGrammar;
 use template::ChatTemplate;
 use tool_calls::{OPEN_TAG, may_be_call};
 
@@ -54,6 +56,7 @@ struct Job {
     prompt: String,
     max_tokens: usize,
     forbid_call: bool,
+    call_grammar: Option<CallGrammar>,
     pieces: mpsc::Sender<Result<Piece, String>>,
     /// Set when what was generated so far is enough (a complete tool call).
     stop: Arc<AtomicBool>,
@@ -104,7 +107,12 @@ fn run_jobs(mut engine: LlamaEngine, jobs: Receiver<Job>, waiting: Arc<AtomicUsi
         if job.pieces.is_closed() {
             continue; // the client left while waiting
         }
-        let options = GenerateOptions { max_tokens: job.max_tokens, stop_at_end: true, forbid_call: job.forbid_call };
+        let options = GenerateOptions {
+            max_tokens: job.max_tokens,
+            stop_at_end: true,
+            forbid_call: job.forbid_call,
+            call_grammar: job.call_grammar.as_ref(),
+        };
         let result = engine.generate(&job.prompt, options, &mut |text| {
             job.pieces.blocking_send(Ok(Piece::Text(text.to_string()))).is_ok() && !job.stop.load(Ordering::SeqCst)
         });
@@ -136,12 +144,13 @@ impl ChatModel for LocalModel {
             let no_tools = after_tools || request.tool_choice.as_ref().is_some_and(|c| c == "none");
             let tools = if no_tools { &[][..] } else { &request.tools[..] };
             let prompt = self.template.render(&request.messages, tools).map_err(ModelError::Local)?;
+            let call_grammar = grammar::for_tools(tools);
             let max_tokens = request.max_tokens.map_or(self.settings.max_tokens, |m| m as usize);
             let (pieces, received) = mpsc::channel(256);
             let stop = Arc::new(AtomicBool::new(false));
             self.waiting.fetch_add(1, Ordering::SeqCst);
             if let Err(e) =
-                self.jobs.try_send(Job { prompt, max_tokens, forbid_call: after_tools, pieces, stop: stop.clone() })
+                self.jobs.try_send(Job { prompt, max_tokens, forbid_call: after_tools, call_grammar, pieces, stop: stop.clone() })
             {
                 self.waiting.fetch_sub(1, Ordering::SeqCst);
                 return Err(match e {
