@@ -90,23 +90,28 @@ fn tokenizer_and_chat_template_of_the_real_model() {
     assert!(pieces.len() > 3 && generation.completion_tokens == pieces.len(), "{pieces:?} {generation:?}");
 }
 
-/// The call grammar binds the real model: asked for Tokyo's time with a tool that only takes
-/// "Europe/Paris", it writes a valid call with "Europe/Paris" (unconstrained, it writes Asia/Tokyo).
+/// The call grammar binds the real model. The prompt offers `get_current_time(timezone)`, and asked
+/// for Tokyo's time the model calls it with "Asia/Tokyo"; under the grammar of another tool,
+/// `clock(zone)` whose zone can only be "Europe/Paris", the same prompt gives a valid call of that
+/// tool instead: every token of a call follows the grammar.
 #[test]
-fn a_tool_call_follows_the_tools_schema_under_the_grammar() {
+fn a_tool_call_follows_the_grammar_of_the_tools_schema() {
     let Some(path) = model() else { return };
     let mut engine = LlamaEngine::load(&path, 2, 4096).unwrap();
     let template = ChatTemplate::new(engine.chat_template().unwrap()).unwrap();
-    let tools = vec![server::llm::ToolSpec {
-        name: "get_current_time".into(),
+    let tool = |name: &str, parameters| server::llm::ToolSpec {
+        name: name.into(),
         description: "Get the current time in a time zone.".into(),
-        parameters: json!({"type": "object", "properties": {"timezone": {"enum": ["Europe/Paris"]}},
-                           "required": ["timezone"]}),
+        parameters,
         strict: false,
-    }];
+    };
+    let offered = [tool(
+        "get_current_time",
+        json!({"type": "object", "properties": {"timezone": {"type": "string"}}, "required": ["timezone"]}),
+    )];
     let question = ChatMessage::User { content: UserContent::Text("What time is it in Tokyo right now?".into()) };
-    let prompt = template.render(&[question], &tools).unwrap();
-    let generate = |engine: &mut LlamaEngine, grammar| {
+    let prompt = template.render(&[question], &offered).unwrap();
+    let call = |engine: &mut LlamaEngine, grammar| {
         let mut text = String::new();
         let options = GenerateOptions { max_tokens: 64, stop_at_end: true, forbid_call: false, call_grammar: grammar };
         engine
@@ -115,17 +120,22 @@ fn a_tool_call_follows_the_tools_schema_under_the_grammar() {
                 true
             })
             .unwrap();
-        text
+        let (calls, _) = server::llm::local::tool_calls::parse(&text);
+        assert_eq!(calls.len(), 1, "{text}");
+        let arguments: serde_json::Value = serde_json::from_str(&calls[0].arguments).unwrap();
+        (calls[0].name.clone(), arguments)
     };
-    let free = generate(&mut engine, None);
-    assert!(free.contains("Asia/Tokyo"), "unconstrained, the model names Tokyo's zone: {free}");
-    let grammar = server::llm::local::grammar::for_tools(&tools).unwrap();
-    let bound = generate(&mut engine, Some(&grammar));
-    let (calls, _) = server::llm::local::tool_calls::parse(&bound);
-    assert_eq!(calls.len(), 1, "{bound}");
-    assert_eq!(calls[0].name, "get_current_time");
-    let arguments: serde_json::Value = serde_json::from_str(&calls[0].arguments).unwrap();
-    assert_eq!(arguments, json!({"timezone": "Europe/Paris"}), "{bound}");
+    let offered_grammar = server::llm::local::grammar::for_tools(&offered).unwrap();
+    assert_eq!(
+        call(&mut engine, Some(&offered_grammar)),
+        ("get_current_time".to_string(), json!({"timezone": "Asia/Tokyo"}))
+    );
+    let other = [tool(
+        "clock",
+        json!({"type": "object", "properties": {"zone": {"enum": ["Europe/Paris"]}}, "required": ["zone"]}),
+    )];
+    let other_grammar = server::llm::local::grammar::for_tools(&other).unwrap();
+    assert_eq!(call(&mut engine, Some(&other_grammar)), ("clock".to_string(), json!({"zone": "Europe/Paris"})));
 }
 
 async fn local_server(tweak: impl FnOnce(&mut server::Settings)) -> crate::common::TestServer {

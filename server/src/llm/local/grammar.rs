@@ -1,6 +1,6 @@
 //! Tool calls the embedded model cannot get wrong: a llama.cpp grammar (GBNF) for a call whose name is
 //! one of the tools' and whose arguments follow that tool's JSON schema. The grammar is lazy: the model
-//! writes freely until a call begins (`<tool_call>`, or `{` as the first thing it writes), and from
+//! writes freely until a call begins (`<tool_call>`, or `{` or a fence as the first thing it writes), and from
 //! there every token must keep the call valid, so the arguments it writes always parse.
 
 use serde_json::{Map, Value};
@@ -37,12 +37,14 @@ pub fn for_tools(tools: &[ToolSpec]) -> Option<CallGrammar> {
         .enumerate()
         .map(|(i, tool)| {
             let arguments = rules.value(&format!("tool{i}-arguments"), &tool.parameters);
-            let body = format!(r#"{} ws "," ws "\"arguments\"" ws ":" ws {arguments}"#, literal(&json_string(&tool.name)));
+            let body =
+                format!(r#"{} ws "," ws "\"arguments\"" ws ":" ws {arguments}"#, literal(&json_string(&tool.name)));
             rules.add(format!("tool{i}"), body)
         })
         .collect();
     let mut gbnf = String::from(
-        r#"root ::= tagged | call
+        r#"root ::= tagged | fenced | call
+fenced ::= "```" "json"? ws call ws "```"
 tagged ::= "<tool_call>" ws call ws "</tool_call>" ( ws "<tool_call>" ws call ws "</tool_call>" )*
 call ::= "{" ws "\"name\"" ws ":" ws call-body ws "}"
 "#,
@@ -52,10 +54,7 @@ call ::= "{" ws "\"name\"" ws ":" ws call-body ws "}"
     for (name, body) in rules.defined {
         gbnf.push_str(&format!("{name} ::= {body}\n"));
     }
-    Some(CallGrammar {
-        gbnf,
-        triggers: vec![r"[\s\S]*?(<tool_call>[\s\S]*)".into(), r"\s*(\{[\s\S]*)".into()],
-    })
+    Some(CallGrammar { gbnf, triggers: vec![r"[\s\S]*?(<tool_call>[\s\S]*)".into(), r"\s*((?:\{|```)[\s\S]*)".into()] })
 }
 
 #[derive(Default)]
@@ -221,7 +220,10 @@ mod tests {
         .unwrap();
         let g = &grammar.gbnf;
         assert!(g.contains("call-body ::= tool0 | tool1\n"), "{g}");
-        assert!(g.contains(r#"tool0 ::= "\"get_current_time\"" ws "," ws "\"arguments\"" ws ":" ws tool0-arguments"#), "{g}");
+        assert!(
+            g.contains(r#"tool0 ::= "\"get_current_time\"" ws "," ws "\"arguments\"" ws ":" ws tool0-arguments"#),
+            "{g}"
+        );
         // An optional member may be left out: `{}` is valid arguments for the first tool.
         assert!(g.contains(r#"tool0-arguments-start0 ::= ( "\"timezone\"" ws ":" ws ( string | "null" ) )?"#), "{g}");
         assert!(g.contains(r#"tool0-arguments ::= "{" ws tool0-arguments-start0 ws "}""#), "{g}");

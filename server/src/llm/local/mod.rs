@@ -149,9 +149,14 @@ impl ChatModel for LocalModel {
             let (pieces, received) = mpsc::channel(256);
             let stop = Arc::new(AtomicBool::new(false));
             self.waiting.fetch_add(1, Ordering::SeqCst);
-            if let Err(e) =
-                self.jobs.try_send(Job { prompt, max_tokens, forbid_call: after_tools, call_grammar, pieces, stop: stop.clone() })
-            {
+            if let Err(e) = self.jobs.try_send(Job {
+                prompt,
+                max_tokens,
+                forbid_call: after_tools,
+                call_grammar,
+                pieces,
+                stop: stop.clone(),
+            }) {
                 self.waiting.fetch_sub(1, Ordering::SeqCst);
                 return Err(match e {
                     TrySendError::Full(_) => busy(self.settings.queue),
