@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
 # Preflight: starts the server with your configuration (.env and the environment) on a free port,
 # checks /health, sends one question to /invocations, and says PASS or FAIL with the reason. Run it
-# before deploying. Uses target/local/server (built if missing, as scripts/run.sh builds it), or AGENT_SERVER_BINARY.
+# before deploying. Uses target/release/server (built if missing, as scripts/run.sh builds it), or AGENT_SERVER_BINARY.
 source "$(dirname "$0")/lib.sh"
 
 load_env
-binary="${AGENT_SERVER_BINARY:-target/local/server}"
+binary="${AGENT_SERVER_BINARY:-target/release/server}"
 if [ ! -x "$binary" ]; then
   ensure_llama_build_tools
   build_site release
-  log "building the server (profile local)"
-  cargo build --profile local -p server --bin server
+  log "building the server (release)"
+  cargo build --release -p server --bin server
 fi
 
 fail() { printf '\033[31mPREFLIGHT FAIL\033[0m: %s\n' "$*" >&2; exit 1; }
