@@ -55,18 +55,23 @@ impl Recorder {
     pub fn start_with(target: AnswerTarget, answer: Answer) -> Self {
         let (snapshots, mut updates) = watch::channel(answer.clone());
         tokio::spawn(async move {
+            // What is saved: the same state is not written twice (the end arrives as the last
+            // snapshot, again when the recorder is dropped, and as the channel closes).
+            let mut saved: Option<Answer> = None;
             loop {
                 let open = updates.changed().await.is_ok();
                 let answer = updates.borrow_and_update().clone();
-                let record = record(&target.answer_id, &answer);
-                if let Err(error) = target.store.save_answer(&target.chat_id, &record).await {
-                    tracing::warn!(%error, chat = %target.chat_id, "could not save the answer");
+                if saved.as_ref() != Some(&answer) {
+                    match target.store.save_answer(&target.chat_id, &record(&target.answer_id, &answer)).await {
+                        Ok(()) => saved = Some(answer.clone()),
+                        Err(error) => tracing::warn!(%error, chat = %target.chat_id, "could not save the answer"),
+                    }
                 }
                 if !open {
-                    if record.status == MessageStatus::Complete
+                    if answer.status == AnswerStatus::Done
                         && let Some(job) = target.title
                     {
-                        generate_title(&target.store, &target.chat_id, job, &record.text).await;
+                        generate_title(&target.store, &target.chat_id, job, &answer.text()).await;
                     }
                     break;
                 }
