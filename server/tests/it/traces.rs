@@ -83,16 +83,8 @@ async fn a_tool_calling_request_is_a_trace_in_mlflow() {
     assert!(state.observability.exporter.flush(Duration::from_secs(30)).await);
 
     // Found by MLflow's search, in the experiment.
-    let found = mlflow(
-        &client,
-        &uri,
-        "POST",
-        "/api/3.0/mlflow/traces/search",
-        Some(json!({"locations": [{"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": experiment}}]})),
-    )
-    .await;
-    let traces = found["traces"].as_array().expect("traces");
-    assert_eq!(traces.len(), 1, "{found}");
+    let traces = traces_in(&client, &uri, &experiment).await;
+    assert_eq!(traces.len(), 1, "{traces:?}");
     let info = &traces[0];
     assert_eq!(info["trace_id"], trace_id);
     assert_eq!(info["state"], "OK");
@@ -199,16 +191,9 @@ async fn a_failing_request_is_traced_as_an_error() {
         .unwrap();
     assert_eq!(resp.status(), 500);
     assert!(state.observability.exporter.flush(Duration::from_secs(30)).await);
-    let found = mlflow(
-        &client,
-        &uri,
-        "POST",
-        "/api/3.0/mlflow/traces/search",
-        Some(json!({"locations": [{"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": experiment}}]})),
-    )
-    .await;
-    let info = &found["traces"][0];
-    assert_eq!(info["state"], "ERROR", "{found}");
+    let traces = traces_in(&client, &uri, &experiment).await;
+    let info = &traces[0];
+    assert_eq!(info["state"], "ERROR", "{traces:?}");
     let trace = get_trace(&client, &uri, info["trace_id"].as_str().unwrap()).await;
     let model_call =
         trace["spans"].as_array().unwrap().iter().find(|s| s["name"] == "chat databricks-gpt-5-2").unwrap();
