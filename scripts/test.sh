@@ -18,6 +18,11 @@ ensure_postgres
 ensure_mlflow
 ensure_mcp
 ensure_model qwen2.5-coder-0.5b
+# The chat-template fixtures are what Python's jinja2 renders, as transformers sets it up.
+log "chat-template fixtures (Python jinja2)"
+"$MLFLOW_VENV/bin/python" scripts/render-chat-templates.py server/tests/fixtures/chat_templates \
+  | diff -u server/tests/fixtures/chat_templates/rendered.json - \
+  || { echo "rendered.json is not what Python renders: run scripts/render-chat-templates.py" >&2; exit 1; }
 # The tests drive the bundle users get: release, size-optimised, and within its size budget.
 build_site release
 log "browser bundle size"

@@ -11,6 +11,7 @@ mod approvals;
 mod apps_runtime;
 mod background;
 mod binary;
+mod chat_templates;
 mod chat_ui;
 mod databricks_auth;
 mod discover_tools;
