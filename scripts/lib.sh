@@ -81,6 +81,9 @@ build_site() {
   # Leptos loads /pkg/agent-app.wasm (LEPTOS_OUTPUT_NAME is set in .cargo/config.toml).
   mv target/site/pkg/agent-app_bg.wasm target/site/pkg/agent-app.wasm
   cp style/main.css target/site/pkg/agent-app.css
+  # The API docs page (/docs): Swagger UI's files from npm, beside public/api-docs/init.js.
+  ensure_api_docs_assets
+  cp scripts/api-docs/node_modules/swagger-ui-dist/{swagger-ui-bundle.js,swagger-ui.css,LICENSE} target/site/api-docs/
   if [ "$profile" = release ]; then
     ensure_wasm_opt
     log "optimising the wasm for size (wasm-opt -Oz)"
@@ -95,13 +98,22 @@ precompress_site() {
   log "precompressing the bundle (brotli, gzip)"
   node -e '
     const fs = require("fs"), zlib = require("zlib");
-    for (const name of ["agent-app.wasm", "agent-app.js", "agent-app.css"]) {
-      const file = "target/site/pkg/" + name, data = fs.readFileSync(file);
+    const files = ["pkg/agent-app.wasm", "pkg/agent-app.js", "pkg/agent-app.css",
+                   "api-docs/swagger-ui-bundle.js", "api-docs/swagger-ui.css"];
+    for (const name of files) {
+      const file = "target/site/" + name, data = fs.readFileSync(file);
       fs.writeFileSync(file + ".br", zlib.brotliCompressSync(data, {
         params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 11, [zlib.constants.BROTLI_PARAM_SIZE_HINT]: data.length } }));
       fs.writeFileSync(file + ".gz", zlib.gzipSync(data, { level: 9 }));
     }
   '
+}
+
+# npm swagger-ui-dist (pinned in scripts/api-docs/package-lock.json), for the API docs page.
+ensure_api_docs_assets() {
+  [ -f scripts/api-docs/node_modules/swagger-ui-dist/swagger-ui-bundle.js ] && return
+  log "installing Swagger UI's files (npm swagger-ui-dist)"
+  (cd scripts/api-docs && npm ci --no-audit --no-fund)
 }
 
 # npm binaryen (pinned in scripts/wasm-opt/package-lock.json); Debian's older binaryen breaks hydration.

@@ -669,13 +669,13 @@ mod tests {
         let cite = |url: &str, title: &str| json!({"type": "url_citation", "url": url, "title": title});
         let answer = run(vec![json!({"type": "response.output_item.done", "item": {"type": "message", "id": "m1",
             "role": "assistant", "content": [{"type": "output_text", "text": "See [1] and [1] and [2].", "annotations": [
-                cite("/docs/cats.md", "Cats"), cite("/docs/cats.md", "Cats"), cite("https://x.example/a", ""),
+                cite("/documents/cats.md", "Cats"), cite("/documents/cats.md", "Cats"), cite("https://x.example/a", ""),
                 cite("javascript:alert(1)", "bad"), cite("//evil.example/x", "bad"),
                 {"type": "file_citation", "file_id": "f", "index": 0}]}]}})]);
         assert_eq!(
             answer.sources,
             vec![
-                Source { url: "/docs/cats.md".into(), title: "Cats".into() },
+                Source { url: "/documents/cats.md".into(), title: "Cats".into() },
                 Source { url: "https://x.example/a".into(), title: "https://x.example/a".into() },
             ]
         );

@@ -38,6 +38,7 @@ fn invalid(loc: impl Into<String>, msg: impl Into<String>) -> ValidationError {
 
 /// `context` of a request: who is talking, in which conversation.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
 pub struct ChatContext {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conversation_id: Option<String>,
@@ -49,6 +50,7 @@ pub struct ChatContext {
 
 /// A `ResponsesAgentRequest`. `stream` is not a field: the server takes it out first (docs/reference.md §1.3).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
 pub struct ResponsesRequest {
     pub input: Vec<Item>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -191,6 +193,7 @@ pub fn is_truthy(v: &Value) -> bool {
 // ---------------------------------------------------------------------------------------------
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     User,
@@ -213,6 +216,7 @@ impl Role {
 
 /// A content part: `input_text`, `output_text`, `refusal`, `input_image`, `summary_text`…
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
 pub struct ContentPart {
     #[serde(rename = "type")]
     pub kind: String,
@@ -245,6 +249,7 @@ impl ContentPart {
 
 /// Message content: a plain string or a list of parts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
 #[serde(untagged)]
 pub enum Content {
     Text(String),
@@ -262,6 +267,7 @@ impl Content {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
 pub struct MessageItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
@@ -274,6 +280,7 @@ pub struct MessageItem {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
 pub struct FunctionCall {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
@@ -288,6 +295,7 @@ pub struct FunctionCall {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
 pub struct FunctionCallOutput {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
@@ -311,6 +319,7 @@ impl FunctionCallOutput {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
 pub struct ReasoningItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
@@ -322,6 +331,7 @@ pub struct ReasoningItem {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
 pub struct McpApprovalRequest {
     pub id: String,
     pub name: String,
@@ -334,6 +344,7 @@ pub struct McpApprovalRequest {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
 pub struct McpApprovalResponse {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
@@ -349,6 +360,7 @@ pub struct McpApprovalResponse {
 
 /// One input or output item, tagged by `type`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Item {
     Message(MessageItem),
@@ -514,18 +526,21 @@ impl<'de> Deserialize<'de> for Item {
 // ---------------------------------------------------------------------------------------------
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
 pub struct InputTokensDetails {
     #[serde(default)]
     pub cached_tokens: u64,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
 pub struct OutputTokensDetails {
     #[serde(default)]
     pub reasoning_tokens: u64,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
 pub struct Usage {
     #[serde(default)]
     pub input_tokens: u64,
@@ -550,6 +565,7 @@ impl Usage {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
 pub struct ResponseError {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code: Option<String>,
@@ -558,6 +574,7 @@ pub struct ResponseError {
 
 /// A `ResponsesAgentResponse`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
 pub struct ResponseObject {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
@@ -621,6 +638,7 @@ impl ResponseObject {
 
 /// One `data:` event of a Responses stream. Events we do not model pass through as `Other`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
 #[serde(tag = "type")]
 pub enum StreamEvent {
     #[serde(rename = "response.created")]

@@ -20,11 +20,11 @@ test("an answer that cites the documents shows them as sources, links that open 
   const sources = lastAnswer(page).locator(".sources");
   await expect(sources.locator(".sources-title")).toHaveText("Sources");
   const link = sources.getByRole("link", { name: "Cats" });
-  await expect(link).toHaveAttribute("href", "/docs/cats.md");
+  await expect(link).toHaveAttribute("href", "/documents/cats.md");
   await expect(link).toHaveAttribute("rel", "noopener noreferrer");
   await expect(sources.getByRole("link")).toHaveCount(1);
   // The source opens: the document, served by the app.
-  const doc = await request.get("/docs/cats.md");
+  const doc = await request.get("/documents/cats.md");
   expect(doc.status()).toBe(200);
   expect(await doc.text()).toContain("twelve to sixteen hours");
 

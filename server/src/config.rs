@@ -258,7 +258,7 @@ pub struct AgentSettings {
     pub docs_dir: Option<PathBuf>,
 
     /// Where the documents of AGENT_DOCS_DIR are read by people (their citations link there): a
-    /// file's path is appended. Default: the app serves them itself at `/docs/`.
+    /// file's path is appended. Default: the app serves them itself at `/documents/`.
     #[arg(long, env = "AGENT_DOCS_BASE_URL")]
     pub docs_base_url: Option<String>,
 

@@ -54,7 +54,7 @@ impl AppState {
             agent.model = model.clone();
         }
         if let Some(dir) = &settings.agent.docs_dir {
-            let base_url = settings.agent.docs_base_url.clone().unwrap_or_else(|| "/docs/".into());
+            let base_url = settings.agent.docs_base_url.clone().unwrap_or_else(|| "/documents/".into());
             agent.tools.add(crate::tools::docs::document_search(dir, base_url));
         }
         agent

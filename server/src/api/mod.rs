@@ -1,4 +1,5 @@
-//! The HTTP API (docs/reference.md §1): `POST /invocations`, `POST /responses`, `GET /health`, `GET /agent/info`;
+//! The HTTP API (docs/reference.md §1): `POST /invocations`, `POST /responses`, `GET /health`, `GET /agent/info`,
+//! and their description (`GET /openapi.json`, `GET /docs`);
 //! and the chat UI's stream, `POST /api/chat`, and its history routes (`/api/history`, `/api/chat/{id}`,
 //! `/api/feedback`); background responses (`GET /responses/{id}`, `POST /responses/{id}/cancel`); the local traces (`/api/traces`, `/api/traces/{id}`).
 
@@ -7,6 +8,7 @@ pub mod error;
 pub mod guard;
 pub mod history;
 pub mod meta;
+pub mod openapi;
 pub mod quota;
 pub mod rate_limit;
 pub mod responses;
@@ -42,6 +44,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/traces/{id}", get(traces::get))
         .route("/health", get(meta::health))
         .route("/agent/info", get(meta::info))
+        .route("/openapi.json", get(openapi::openapi))
+        .route("/docs", get(openapi::docs))
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(state.settings.limits.max_request_bytes))
         .layer(axum::middleware::from_fn_with_state(

@@ -3,7 +3,7 @@
 //!
 //! Each file is cut into passages; a search returns the best passages with their `doc_uri` (where
 //! the user can read the source: `AGENT_DOCS_BASE_URL` + the file's path, else the app's own
-//! `/docs/<path>`), title and text. The tool is a RETRIEVER span in traces, and answers that cite
+//! `/documents/<path>`), title and text. The tool is a RETRIEVER span in traces, and answers that cite
 //! its passages carry `url_citation` annotations (see `runner::output`).
 
 use std::path::{Path, PathBuf};
@@ -39,7 +39,7 @@ pub struct DocumentIndex {
 }
 
 impl DocumentIndex {
-    /// `base_url`: what a file's path is appended to for its `doc_uri` (e.g. `/docs/` or
+    /// `base_url`: what a file's path is appended to for its `doc_uri` (e.g. `/documents/` or
     /// `https://wiki.example.com/`).
     pub fn new(root: impl Into<PathBuf>, base_url: impl Into<String>) -> Self {
         let mut base_url = base_url.into();

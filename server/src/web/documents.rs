@@ -1,4 +1,4 @@
-//! `GET /docs/<path>`: the documents of `AGENT_DOCS_DIR`, readable where their citations link. Only
+//! `GET /documents/<path>`: the documents of `AGENT_DOCS_DIR`, readable where their citations link. Only
 //! what the document index reads is served (`tools::docs::document_file`): no hidden files, nothing
 //! through a symbolic link, no other file types. An HTML document is served under a sandboxing
 //! policy: it is shown, but its scripts never run on the app's origin.

@@ -1,6 +1,6 @@
 //! The browser UI: server-rendered Leptos pages, their server functions (`/api/<name>`), and the built
 //! site's static files (`/pkg/...`); the trace viewer (`/traces`, server-rendered only); the documents
-//! of `AGENT_DOCS_DIR` (`/docs/...`).
+//! of `AGENT_DOCS_DIR` (`/documents/...`).
 
 mod assets;
 mod documents;
@@ -15,6 +15,7 @@ use axum::http::{HeaderValue, header};
 use axum::routing::get;
 use leptos::prelude::{LeptosOptions, provide_context};
 use leptos_axum::{LeptosRoutes, generate_route_list};
+use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::state::AppState;
@@ -49,7 +50,7 @@ pub fn router(state: &AppState) -> Router {
     if let (Some(dir), None) = (&settings.agent.docs_dir, &settings.agent.docs_base_url) {
         let documents =
             Router::new().route("/{*path}", get(documents::get)).with_state(documents::Documents { root: dir.clone() });
-        router = router.nest_service("/docs", documents);
+        router = router.nest_service("/documents", documents);
     }
     router
         .leptos_routes_with_context(&options, routes, move || provide_context(ui.clone()), {
@@ -59,6 +60,8 @@ pub fn router(state: &AppState) -> Router {
         .fallback(leptos_axum::file_and_error_handler(shell))
         .with_state(options)
         .merge(trace_pages)
+        // Swagger UI's files for the API docs page (/docs), compressed at build time like the bundle.
+        .nest_service("/api-docs", ServeDir::new(site_root.join("api-docs")).precompressed_br().precompressed_gzip())
         // Pages and the site's other files are asked for again each time (they are small); the
         // bundle, under its hashed path, never.
         .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-cache")))

@@ -22,6 +22,7 @@ mod lakebase;
 mod local_model;
 mod mcp;
 mod multi_agent;
+mod openapi;
 mod quickstart;
 mod retrieval;
 mod traces;

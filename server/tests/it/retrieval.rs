@@ -1,6 +1,6 @@
 //! Retrieval with sources: `search_documents` over a folder (`AGENT_DOCS_DIR`, a real SQLite FTS5
 //! index), its passages numbered for the model to cite, and answers whose `[n]` markers become
-//! `url_citation` annotations (in the stream and the response); the documents served at `/docs/`.
+//! `url_citation` annotations (in the stream and the response); the documents served at `/documents/`.
 
 use crate::common::*;
 use fake_model::Reply;
@@ -52,15 +52,17 @@ async fn answers_cite_the_documents_they_were_given() {
     let done = stream.done_items();
     let output: Value = serde_json::from_str(done[1]["output"].as_str().unwrap()).unwrap();
     let passages = output.as_array().unwrap();
-    assert_eq!(passages[0]["doc_uri"], "/docs/cats.md");
+    assert_eq!(passages[0]["doc_uri"], "/documents/cats.md");
     assert_eq!(passages[0]["title"], "Cats");
     assert_eq!(passages[0]["cite_as"], "[1]");
     assert!(passages[0]["text"].as_str().unwrap().contains("twelve to sixteen hours"));
-    assert!(passages.iter().all(|p| p["doc_uri"] != "/docs/garden/tomatoes.md"), "only matching documents: {output}");
+    assert!(
+        passages.iter().all(|p| p["doc_uri"] != "/documents/garden/tomatoes.md"),
+        "only matching documents: {output}"
+    );
 
     // The answer's marker is a url_citation: an event while streaming, and on the message.
-    let annotation =
-        json!({"type": "url_citation", "url": "/docs/cats.md", "title": "Cats", "start_index": 32, "end_index": 35});
+    let annotation = json!({"type": "url_citation", "url": "/documents/cats.md", "title": "Cats", "start_index": 32, "end_index": 35});
     let events = stream.json();
     let added: Vec<&Value> = events.iter().filter(|e| e["type"] == "response.output_text.annotation.added").collect();
     assert_eq!(added.len(), 1, "{events:?}");
@@ -74,10 +76,10 @@ async fn answers_cite_the_documents_they_were_given() {
     assert_eq!(completed["response"]["output"][2]["content"][0]["annotations"], json!([annotation]));
 
     // The cited document is readable where the citation points; nothing outside the folder is.
-    let page = server.client.get(format!("{}/docs/cats.md", server.url)).send().await.unwrap();
+    let page = server.client.get(format!("{}/documents/cats.md", server.url)).send().await.unwrap();
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains("Cats sleep"));
-    let outside = server.client.get(format!("{}/docs/..%2F..%2Fetc%2Fpasswd", server.url)).send().await.unwrap();
+    let outside = server.client.get(format!("{}/documents/..%2F..%2Fetc%2Fpasswd", server.url)).send().await.unwrap();
     assert_ne!(outside.status(), 200);
 }
 
@@ -118,8 +120,8 @@ async fn an_answer_that_cites_nothing_lists_what_it_drew_on_and_search_takes_any
             {"type": "url_citation", "url": "https://wiki.example.com/kb/about.html", "title": "About us"},
         ])
     );
-    // With an external base URL the app serves no /docs/ of its own.
-    let page = server.client.get(format!("{}/docs/cats.md", server.url)).send().await.unwrap();
+    // With an external base URL the app serves no /documents/ of its own.
+    let page = server.client.get(format!("{}/documents/cats.md", server.url)).send().await.unwrap();
     assert_ne!(page.status(), 200);
 }
 
@@ -131,7 +133,7 @@ async fn answers_without_retrieval_have_no_annotations() {
     assert_eq!(body["output"][0]["content"][0]["annotations"], json!([]));
 }
 
-/// `/docs/` serves the documents the index reads and nothing else: no hidden files, nothing through a
+/// `/documents/` serves the documents the index reads and nothing else: no hidden files, nothing through a
 /// symbolic link, no other file types; an HTML document's scripts never run on the app's origin.
 #[tokio::test]
 async fn only_the_indexed_documents_are_served_and_html_is_sandboxed() {
@@ -151,7 +153,7 @@ async fn only_the_indexed_documents_are_served_and_html_is_sandboxed() {
     let path = root.to_path_buf();
     let server = start_with(move |s| s.agent.docs_dir = Some(path), server::agent::agent()).await;
     let get = |path: &str| {
-        let url = format!("{}/docs/{path}", server.url);
+        let url = format!("{}/documents/{path}", server.url);
         let client = server.client.clone();
         async move {
             let resp = client.get(url).send().await.unwrap();
