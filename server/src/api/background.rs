@@ -46,11 +46,12 @@ pub async fn start(
     owner: String,
     run: RequestRun,
     recorder: Option<Recorder>,
+    recorded: Option<String>,
     stream: bool,
 ) -> Result<Response, ApiError> {
     let tasks = tasks(state)?;
     let response = tasks
-        .start(owner, run, recorder)
+        .start(owner, run, recorder, recorded)
         .await
         .map_err(|e| ApiError::unavailable(format!("Could not start the background response: {e}")))?;
     if !stream {

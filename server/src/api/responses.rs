@@ -121,9 +121,9 @@ async fn handle(
         super::quota::check_background(&state, &owner)?;
         super::quota::check_storage(&state, &owner, body.len()).await?;
     }
-    let (recorder, notice) = match chat_target {
+    let Recording { recorder, notice, task } = match chat_target {
         Some(target) => start_recording(&state, &owner, &target, &request).await?,
-        None => (None, None),
+        None => Recording::default(),
     };
     let context = tool_context(&state, &user, &request, headers);
     let run = RequestRun::new(
@@ -139,7 +139,7 @@ async fn handle(
     // A background response runs as a background task; so does a saved chat's answer: a reload or
     // a closed tab does not stop it, and the page reattaches to it (Stop cancels it).
     if client == Client::Background || recorder.is_some() && state.background.is_some() {
-        return super::background::start(&state, owner, run, recorder, stream).await;
+        return super::background::start(&state, owner, run, recorder, task, stream).await;
     }
     match stream {
         true => Ok(stream_run(run, state.settings.server.sse_keepalive(), recorder, notice)),
@@ -179,15 +179,25 @@ struct ChatTarget {
     continues: bool,
 }
 
-/// Writes the question and an empty answer, and returns the recorder that fills the answer in. With
-/// the database down the chat goes on unsaved, and the page is told (`notice`).
+/// A chat answer being saved: the recorder that fills it in; what the page is told when it is not
+/// saved; the background task that writes it when its row went in with the exchange.
+#[derive(Default)]
+struct Recording {
+    recorder: Option<Recorder>,
+    notice: Option<String>,
+    task: Option<String>,
+}
+
+/// Writes the question and an empty answer (with the background task that will write it, when
+/// tasks run here: one commit), and returns the recorder that fills the answer in. With the
+/// database down the chat goes on unsaved, and the page is told (`notice`).
 async fn start_recording(
     state: &AppState,
     owner: &str,
     target: &Value,
     request: &ResponsesRequest,
-) -> Result<(Option<Recorder>, Option<String>), ApiError> {
-    let Some(store) = &state.store else { return Ok((None, None)) };
+) -> Result<Recording, ApiError> {
+    let Some(store) = &state.store else { return Ok(Recording::default()) };
     let target: ChatTarget = serde_json::from_value(target.clone())
         .map_err(|e| ApiError::bad_request(format!("Invalid chat target: {e}")))?;
     if target.continues {
@@ -198,8 +208,22 @@ async fn start_recording(
         return Err(ApiError::bad_request("Invalid chat target: position must be >= 0 and ids 1 to 128 characters"));
     }
     let question = request.last_user_text();
+    let task_id = state.background.as_ref().map(|_| new_id("resp"));
+    let task_request = match task_id {
+        Some(_) => serde_json::to_value(request).map_err(|e| ApiError::internal(e.to_string()))?,
+        None => Value::Null,
+    };
+    let task = state.background.as_ref().zip(task_id.as_deref()).map(|(b, id)| b.new_task(id, owner, &task_request));
     if let Err(error) = store
-        .begin_exchange(owner, &target.id, target.position, &target.question_id, &question, &target.answer_id)
+        .begin_exchange(
+            owner,
+            &target.id,
+            target.position,
+            &target.question_id,
+            &question,
+            &target.answer_id,
+            task.as_ref(),
+        )
         .await
     {
         return answer_unsaved(error);
@@ -211,19 +235,20 @@ async fn start_recording(
     });
     let recorder =
         Recorder::start(AnswerTarget { store: store.clone(), chat_id: target.id, answer_id: target.answer_id, title });
-    Ok((Some(recorder), None))
+    Ok(Recording { recorder: Some(recorder), notice: None, task: task_id })
 }
 
 /// A chat target the store refused: the caller's mistake (404, 400) is the request's error; a
 /// database that fails means answering unsaved, and the page is told (`notice`).
-fn answer_unsaved(error: StoreError) -> Result<(Option<Recorder>, Option<String>), ApiError> {
+fn answer_unsaved(error: StoreError) -> Result<Recording, ApiError> {
     match error {
         StoreError::NotFound | StoreError::Invalid(_) => Err(error.into()),
         // An id already taken: the caller's mistake too (said without the database's words).
         StoreError::Database(sqlx::Error::Database(ref db)) if db.is_unique_violation() => Err(error.into()),
         error => {
             tracing::warn!(%error, "chat history unavailable; answering without saving");
-            Ok((None, Some("Chat history is unavailable, so this chat is not being saved.".to_string())))
+            let notice = "Chat history is unavailable, so this chat is not being saved.".to_string();
+            Ok(Recording { notice: Some(notice), ..Recording::default() })
         }
     }
 }
@@ -235,7 +260,7 @@ async fn continue_recording(
     owner: &str,
     target: ChatTarget,
     request: &ResponsesRequest,
-) -> Result<(Option<Recorder>, Option<String>), ApiError> {
+) -> Result<Recording, ApiError> {
     if target.answer_id.is_empty() || target.answer_id.len() > 128 {
         return Err(ApiError::bad_request("Invalid chat target: answer_id must be 1 to 128 characters"));
     }
@@ -274,7 +299,7 @@ async fn continue_recording(
     }
     let answer = app::conversation::Answer::restored(so_far, app::conversation::AnswerStatus::Streaming, None, None);
     let target = AnswerTarget { store: store.clone(), chat_id: target.id, answer_id: target.answer_id, title: None };
-    Ok((Some(Recorder::start_with(target, answer)), None))
+    Ok(Recording { recorder: Some(Recorder::start_with(target, answer)), ..Recording::default() })
 }
 
 /// Runs the request and answers with the response.

@@ -71,7 +71,7 @@ impl BackgroundTasks {
             Err(error) => {
                 let response = json!({"id": id, "object": "response", "status": "failed",
                     "error": {"code": "invalid_request", "message": error.to_string()}, "output": []});
-                return self.0.store.finish_response(id, &self.0.worker, "failed", &response).await;
+                return self.0.store.finish_response(id, &self.0.worker, "failed", &response, &[]).await;
             }
         };
         let progress = Progress::of(&events);

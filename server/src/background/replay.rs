@@ -11,7 +11,11 @@ use axum::body::Bytes;
 use futures::Stream;
 use serde_json::{Value, json};
 
-use super::BackgroundTasks;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::watch;
+
+use super::{BackgroundTasks, ReadLog};
 use crate::store::StoreError;
 use crate::store::responses::{StoredEvent, StoredResponse, is_terminal};
 
@@ -41,21 +45,30 @@ impl BackgroundTasks {
         keepalive: Duration,
     ) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + use<> {
         let tasks = self.clone();
-        futures::stream::unfold(Some(after), move |after| {
+        let reader = Reader { after, local: None };
+        futures::stream::unfold(Some(reader), move |reader| {
             let (tasks, id) = (tasks.clone(), id.clone());
             async move {
-                let (bytes, next) = tasks.next_events(&id, after?, keepalive).await;
-                Some((Ok(bytes), next))
+                let mut reader = reader?;
+                let (bytes, more) = tasks.next_events(&id, &mut reader, keepalive).await;
+                Some((Ok(bytes), more.then_some(reader)))
             }
         })
     }
 
-    async fn next_events(&self, id: &str, after: i64, keepalive: Duration) -> (Bytes, Option<i64>) {
+    /// The next frames for `reader`, and whether more follow.
+    async fn next_events(&self, id: &str, reader: &mut Reader, keepalive: Duration) -> (Bytes, bool) {
         let quiet_since = Instant::now();
+        let after = reader.after;
         loop {
-            let local =
-                self.0.running.lock().expect("running lock").get(id).map(|r| (r.log.clone(), r.written.clone()));
-            if let Some((log, mut written)) = local {
+            // A reader that found the task running here keeps its copy of the log to the end: the
+            // task may finish and leave `running` between two reads, and what is left is here, not
+            // worth a trip to the database.
+            if reader.local.is_none() {
+                reader.local =
+                    self.0.running.lock().expect("running lock").get(id).map(|r| (r.log.clone(), r.written.clone()));
+            }
+            if let Some((log, written)) = &mut reader.local {
                 // Seen up to now (a clone starts at the channel's first value): the wait below
                 // wakes for what is written after the log is read.
                 written.borrow_and_update();
@@ -65,13 +78,14 @@ impl BackgroundTasks {
                     (log.events[start..].iter().take(500).cloned().collect::<Vec<_>>(), log.ended)
                 };
                 if let Some(last) = events.last().map(|e| e.sequence) {
-                    return (frames_of(&events), Some(last));
+                    reader.after = last;
+                    return (frames_of(&events), true);
                 }
                 if ended {
-                    return (Bytes::from_static(b"data: [DONE]\n\n"), None);
+                    return (Bytes::from_static(b"data: [DONE]\n\n"), false);
                 }
                 if quiet_since.elapsed() >= keepalive {
-                    return (Bytes::from_static(b": keep-alive\n\n"), Some(after));
+                    return (Bytes::from_static(b": keep-alive\n\n"), true);
                 }
                 let _ = tokio::time::timeout(keepalive, written.changed()).await;
                 continue;
@@ -87,21 +101,30 @@ impl BackgroundTasks {
                     let event = StreamEvent::error("database_error", format!("Could not read the task: {error}"), None);
                     let text =
                         format!("data: {}\n\ndata: [DONE]\n\n", serde_json::to_string(&event).unwrap_or_default());
-                    return (Bytes::from(text), None);
+                    return (Bytes::from(text), false);
                 }
             };
             if let Some(last) = events.last().map(|e| e.sequence) {
-                return (frames_of(&events), Some(last));
+                reader.after = last;
+                return (frames_of(&events), true);
             }
             if is_terminal(&status) {
-                return (Bytes::from_static(b"data: [DONE]\n\n"), None);
+                return (Bytes::from_static(b"data: [DONE]\n\n"), false);
             }
             if quiet_since.elapsed() >= keepalive {
-                return (Bytes::from_static(b": keep-alive\n\n"), Some(after));
+                return (Bytes::from_static(b": keep-alive\n\n"), true);
             }
             tokio::time::sleep(self.0.timings.poll_interval).await;
         }
     }
+}
+
+/// Where a reader of a task's stream stands.
+struct Reader {
+    /// The last sequence number sent.
+    after: i64,
+    /// The task's log in this process, once found running here.
+    local: Option<(Arc<Mutex<ReadLog>>, watch::Receiver<i64>)>,
 }
 
 pub(super) fn is_incomplete_call(item: &Item) -> bool {

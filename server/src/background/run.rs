@@ -11,8 +11,8 @@ use crate::run::{Outcome, RequestRun};
 use crate::runner::RunError;
 use crate::runner::output::{EventLog, EventSink, Output, new_id};
 use crate::store::StoreError;
-use crate::store::recorder::Recorder;
-use crate::store::responses::StoredEvent;
+use crate::store::recorder::{Recorder, SAVE_EVERY};
+use crate::store::responses::{NewTask, StoredEvent};
 
 /// A task to run.
 pub(super) struct Task {
@@ -38,22 +38,35 @@ enum End {
 
 impl BackgroundTasks {
     /// Starts `run` as a task of `owner`, and returns the response as it stands (in progress, no
-    /// output).
+    /// output). `recorded`: the task's id when its row is already written (with a chat's exchange,
+    /// `NewTask`); else it is written here.
     pub async fn start(
         &self,
         owner: String,
         run: RequestRun,
         recorder: Option<Recorder>,
+        recorded: Option<String>,
     ) -> Result<ResponseObject, StoreError> {
-        let id = new_id("resp");
-        let saved = serde_json::to_value(&run.request).map_err(|e| StoreError::Invalid(e.to_string()))?;
-        self.0.store.create_response(&id, &owner, &saved, &self.0.worker).await?;
+        let id = match recorded {
+            Some(id) => id,
+            None => {
+                let id = new_id("resp");
+                let request = serde_json::to_value(&run.request).map_err(|e| StoreError::Invalid(e.to_string()))?;
+                self.0.store.create_response(&self.new_task(&id, &owner, &request)).await?;
+                id
+            }
+        };
         let log = EventLog::default();
         let out = run.output(id.clone(), Some(EventSink::Log(log.clone())));
         let snapshot = out.response.clone();
         let sink = self.register(&id, &owner, &run.context);
         tokio::spawn(self.clone().drive(Task { id, run, out, log, recorder, sink }));
         Ok(snapshot)
+    }
+
+    /// The row of a task this process is to run.
+    pub fn new_task<'a>(&'a self, id: &'a str, owner: &'a str, request: &'a Value) -> NewTask<'a> {
+        NewTask { id, user: owner, request, worker: &self.0.worker }
     }
 
     /// Runs a task to its end, saving its events as they come, then its final response.
@@ -65,7 +78,11 @@ impl BackgroundTasks {
         let end = {
             let running = run.run(&mut out);
             tokio::pin!(running);
+            // Readers in this process get what the run wrote every 50 ms; the database, when an
+            // item finished, else every SAVE_EVERY (the most text a killed process loses), and at
+            // the end with the end itself.
             let mut flush = tokio::time::interval(Duration::from_millis(50));
+            let mut saved_at = tokio::time::Instant::now();
             // The task was just created alive: the first sign of life is due a third of a lease on.
             let beat = timings.lease / 3;
             let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + beat, beat);
@@ -74,7 +91,14 @@ impl BackgroundTasks {
             loop {
                 tokio::select! {
                     result = &mut running => break End::Finished(result),
-                    _ = flush.tick() => self.save(&id, &log, &mut pending, &sink, &mut recorder).await,
+                    _ = flush.tick() => {
+                        self.relay(&log, &mut pending, &sink, &mut recorder);
+                        let item_done = pending.iter().any(|e| e.kind == "response.output_item.done");
+                        if !pending.is_empty() && (item_done || saved_at.elapsed() >= SAVE_EVERY) {
+                            saved_at = tokio::time::Instant::now();
+                            self.save(&id, &mut pending).await;
+                        }
+                    }
                     _ = heartbeat.tick() => match self.0.store.heartbeat(&id, &self.0.worker).await {
                         Ok((_, worker)) if worker != self.0.worker => break End::Lost,
                         Ok((status, _)) if status == "cancelled" => break End::Cancelled,
@@ -108,7 +132,7 @@ impl BackgroundTasks {
         run.end(&mut out, &outcome);
         if !matches!(outcome, Outcome::Cancelled) && recorder.is_some() {
             // The chat page's answer ends as its stream would: saved complete (or failed).
-            self.save(&id, &log, &mut pending, &sink, &mut recorder).await;
+            self.relay(&log, &mut pending, &sink, &mut recorder);
             if let Some(recorder) = &mut recorder {
                 recorder.apply([StreamFrame::Done]);
             }
@@ -117,34 +141,29 @@ impl BackgroundTasks {
         let response = serde_json::to_value(&out.response).unwrap_or(Value::Null);
         // The end must be saved, or the task would look orphaned and run again: retry for a while.
         for attempt in 0..20u32 {
-            self.save(&id, &log, &mut pending, &sink, &mut recorder).await;
-            let finished = match pending.is_empty() {
-                true => self.0.store.finish_response(&id, &self.0.worker, &status, &response).await,
-                false => Err(StoreError::Invalid("events not saved yet".into())),
-            };
-            match finished {
-                Ok(()) => break,
+            self.relay(&log, &mut pending, &sink, &mut recorder);
+            match self.0.store.finish_response(&id, &self.0.worker, &status, &response, &pending).await {
+                Ok(()) => {
+                    pending.clear();
+                    break;
+                }
                 Err(error) => {
                     tracing::warn!(%error, response = %id, attempt, "could not save the end of a background task");
                     tokio::time::sleep(Duration::from_millis(250) * (attempt + 1)).await;
                 }
             }
         }
+        // The answer's last state is saved before readers are told the task ended.
+        if let Some(recorder) = recorder {
+            recorder.finish().await;
+        }
         sink.end();
-        drop(recorder);
         self.0.running.lock().expect("running lock").remove(&id);
     }
 
     /// Hands what the run wrote since the last call to this process's readers and the recorder,
-    /// and saves it (kept for the next call if the database fails).
-    async fn save(
-        &self,
-        id: &str,
-        log: &EventLog,
-        pending: &mut Vec<StoredEvent>,
-        sink: &Sink,
-        recorder: &mut Option<Recorder>,
-    ) {
+    /// and keeps its numbered events for the database (`pending`).
+    fn relay(&self, log: &EventLog, pending: &mut Vec<StoredEvent>, sink: &Sink, recorder: &mut Option<Recorder>) {
         let written = log.take();
         let mut events = Vec::with_capacity(written.len());
         let mut frames = Vec::with_capacity(if recorder.is_some() { written.len() } else { 0 });
@@ -165,9 +184,10 @@ impl BackgroundTasks {
         }
         sink.push(&events);
         pending.extend(events);
-        if pending.is_empty() {
-            return;
-        }
+    }
+
+    /// Saves the pending events (kept for the next call if the database fails).
+    async fn save(&self, id: &str, pending: &mut Vec<StoredEvent>) {
         match self.0.store.append_events(id, pending).await {
             Ok(()) => pending.clear(),
             Err(error) => tracing::warn!(%error, response = %id, "could not save background events; will retry"),

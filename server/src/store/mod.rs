@@ -140,7 +140,10 @@ impl ChatStore {
     /// Starts the exchange at `position` (0-based): what was at or after it goes (an edited question or
     /// a regenerated answer replaces it), then the question and an empty answer are written. One
     /// transaction: the chat is created or touched (refused as not found if it is someone else's),
-    /// a new chat skips the deletes, and both messages go in one statement.
+    /// a new chat skips the deletes, both messages go in one statement, and so does the background
+    /// task that writes the answer (`task`), which the answer names from the start (a page
+    /// reloaded at once finds it).
+    #[allow(clippy::too_many_arguments)]
     pub async fn begin_exchange(
         &self,
         user: &str,
@@ -149,6 +152,7 @@ impl ChatStore {
         question_id: &str,
         question: &str,
         answer_id: &str,
+        task: Option<&responses::NewTask<'_>>,
     ) -> Result<(), StoreError> {
         if chat_id.is_empty() || chat_id.len() > 128 {
             return Err(StoreError::Invalid("chat id must be 1 to 128 characters".into()));
@@ -185,10 +189,13 @@ impl ChatStore {
                 .execute(&mut *tx)
                 .await?;
         }
+        if let Some(task) = task {
+            task.insert(&mut *tx).await?;
+        }
         sqlx::query(
-            "INSERT INTO messages (id, chat_id, position, role, text, items, status, error, trace_id, created_at) \
-             VALUES ($1, $2, $3, 'user', $4, '[]', $5, NULL, NULL, $8), \
-                    ($6, $2, $7, 'assistant', '', '[]', $9, NULL, NULL, $8)",
+            "INSERT INTO messages (id, chat_id, position, role, text, items, status, error, trace_id, response_id, created_at) \
+             VALUES ($1, $2, $3, 'user', $4, '[]', $5, NULL, NULL, NULL, $8), \
+                    ($6, $2, $7, 'assistant', '', '[]', $9, NULL, NULL, $10, $8)",
         )
         .bind(question_id)
         .bind(chat_id)
@@ -199,6 +206,7 @@ impl ChatStore {
         .bind(position * 2 + 1)
         .bind(now)
         .bind(MessageStatus::Incomplete.as_str())
+        .bind(task.map(|t| t.id))
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -242,7 +250,8 @@ impl ChatStore {
     /// Saves an answer as it stands (called as it grows, and once more at its end).
     pub async fn save_answer(&self, chat_id: &str, answer: &AnswerRecord) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE messages SET text = $3, items = $4, status = $5, error = $6, trace_id = $7, response_id = $8 \
+            "UPDATE messages SET text = $3, items = $4, status = $5, error = $6, trace_id = $7, \
+             response_id = COALESCE($8, response_id) \
              WHERE id = $1 AND chat_id = $2",
         )
         .bind(&answer.id)

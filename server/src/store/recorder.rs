@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use app::conversation::{Answer, AnswerStatus};
 use app::responses::StreamFrame;
 use app::sse::SseParser;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 
 use super::{AnswerRecord, ChatStore, MessageStatus, fallback_title};
 use crate::llm::{ChatMessage, ChatModel, ChatRequest, UserContent};
@@ -40,11 +40,21 @@ pub struct Recorder {
     /// The answer changed since the last snapshot.
     unsent: bool,
     snapshots: watch::Sender<Answer>,
+    /// Told when the writer has written the last state.
+    final_saved: Option<oneshot::Receiver<()>>,
 }
+
+/// How long `finish` waits for the last write (a stuck database does not hold the stream's end
+/// longer than this).
+const FINISH_WAIT: Duration = Duration::from_secs(3);
 
 /// How often a growing answer's text is saved between finished items: the most text a killed
 /// process can lose (README, "Durability").
 pub const SAVE_EVERY: Duration = Duration::from_millis(250);
+
+/// How long the writer waits after a change before saving, so that what follows at once is saved
+/// with it: a finished item is saved this long after it finished, at most (plus the write).
+pub const COALESCE: Duration = Duration::from_millis(50);
 
 impl Recorder {
     pub fn start(target: AnswerTarget) -> Self {
@@ -54,12 +64,24 @@ impl Recorder {
     /// Records an answer that goes on from `answer` (the user decided its approvals).
     pub fn start_with(target: AnswerTarget, answer: Answer) -> Self {
         let (snapshots, mut updates) = watch::channel(answer.clone());
+        let (final_saved, final_saved_rx) = oneshot::channel();
         tokio::spawn(async move {
             // What is saved: the same state is not written twice (the end arrives as the last
             // snapshot, again when the recorder is dropped, and as the channel closes).
             let mut saved: Option<Answer> = None;
+            let mut final_saved = Some(final_saved);
             loop {
-                let open = updates.changed().await.is_ok();
+                let mut open = updates.changed().await.is_ok();
+                // A burst (an item added, its first tokens, its end) becomes one write; the end
+                // (the recorder gone) is written at once.
+                let window = tokio::time::sleep(COALESCE);
+                tokio::pin!(window);
+                while open {
+                    tokio::select! {
+                        _ = &mut window => break,
+                        changed = updates.changed() => open = changed.is_ok(),
+                    }
+                }
                 let answer = updates.borrow_and_update().clone();
                 if saved.as_ref() != Some(&answer) {
                     match target.store.save_answer(&target.chat_id, &record(&target.answer_id, &answer)).await {
@@ -68,6 +90,9 @@ impl Recorder {
                     }
                 }
                 if !open {
+                    if let Some(final_saved) = final_saved.take() {
+                        let _ = final_saved.send(());
+                    }
                     if answer.status == AnswerStatus::Done
                         && let Some(job) = target.title
                     {
@@ -84,6 +109,17 @@ impl Recorder {
             answer,
             last_sent: Instant::now(),
             snapshots,
+            final_saved: Some(final_saved_rx),
+        }
+    }
+
+    /// Ends the recording and waits (a few seconds at most) until its last state is written: a
+    /// client told the answer is done then reads it saved.
+    pub async fn finish(mut self) {
+        let final_saved = self.final_saved.take();
+        drop(self);
+        if let Some(final_saved) = final_saved {
+            let _ = tokio::time::timeout(FINISH_WAIT, final_saved).await;
         }
     }
 

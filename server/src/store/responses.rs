@@ -60,45 +60,42 @@ macro_rules! response_columns {
     };
 }
 
-impl ChatStore {
-    /// Records a new task, in progress on `worker`.
-    pub async fn create_response(&self, id: &str, user: &str, request: &Value, worker: &str) -> Result<(), StoreError> {
+/// A task to record as in progress on `worker`.
+pub struct NewTask<'a> {
+    pub id: &'a str,
+    pub user: &'a str,
+    pub request: &'a Value,
+    pub worker: &'a str,
+}
+
+impl NewTask<'_> {
+    pub(super) async fn insert(&self, db: impl sqlx::Executor<'_, Database = sqlx::Any>) -> Result<(), StoreError> {
         let now = now_ms();
         sqlx::query(
             "INSERT INTO responses (id, user_id, status, request, response, worker, heartbeat_at, created_at, updated_at) \
              VALUES ($1, $2, 'in_progress', $3, NULL, $4, $5, $5, $5)",
         )
-        .bind(id)
-        .bind(user)
-        .bind(request.to_string())
-        .bind(worker)
+        .bind(self.id)
+        .bind(self.user)
+        .bind(self.request.to_string())
+        .bind(self.worker)
         .bind(now)
-        .execute(&self.pool)
+        .execute(db)
         .await?;
         Ok(())
+    }
+}
+
+impl ChatStore {
+    /// Records a new task (a chat's answer records its task with the exchange: `begin_exchange`).
+    pub async fn create_response(&self, task: &NewTask<'_>) -> Result<(), StoreError> {
+        task.insert(&self.pool).await
     }
 
     /// Adds stream events (in one transaction; events already there are kept as they are).
     pub async fn append_events(&self, id: &str, events: &[StoredEvent]) -> Result<(), StoreError> {
-        // One statement per batch of rows, one transaction for them all (a statement per event
-        // was most of a saved answer's cost). 4 parameters a row stays under every database's cap.
         let mut tx = self.pool.begin().await?;
-        for batch in events.chunks(200) {
-            // `$n` placeholders, as every query here writes them (sqlx's `Any` builder would write
-            // `?`, which PostgreSQL refuses).
-            let mut sql = String::from("INSERT INTO response_events (response_id, sequence, kind, event) VALUES ");
-            for row in 0..batch.len() {
-                let n = row * 4;
-                let sep = if row == 0 { "" } else { ", " };
-                sql.push_str(&format!("{sep}(${}, ${}, ${}, ${})", n + 1, n + 2, n + 3, n + 4));
-            }
-            sql.push_str(" ON CONFLICT (response_id, sequence) DO NOTHING");
-            let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for event in batch {
-                insert = insert.bind(id).bind(event.sequence).bind(&event.kind).bind(&event.event);
-            }
-            insert.execute(&mut *tx).await?;
-        }
+        insert_events(&mut tx, id, events).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -120,14 +117,18 @@ impl ChatStore {
         Ok((row.try_get("status")?, row.try_get("worker")?))
     }
 
-    /// Ends the task with its final response object. A task cancelled meanwhile stays cancelled.
+    /// Saves a task's last events and its end, in one transaction (a task's end is one commit,
+    /// not two). A task another process took over is left alone; a cancelled one stays cancelled.
     pub async fn finish_response(
         &self,
         id: &str,
         worker: &str,
         status: &str,
         response: &Value,
+        last_events: &[StoredEvent],
     ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        insert_events(&mut tx, id, last_events).await?;
         sqlx::query(
             "UPDATE responses SET status = CASE WHEN status = 'cancelled' THEN status ELSE $3 END, response = $4, \
              updated_at = $5 WHERE id = $1 AND worker = $2",
@@ -137,8 +138,9 @@ impl ChatStore {
         .bind(status)
         .bind(response.to_string())
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -259,4 +261,31 @@ impl ChatStore {
         tx.commit().await?;
         Ok(done.rows_affected())
     }
+}
+
+/// Inserts stream events: one statement per batch of rows, not one per event (which was most of a
+/// saved answer's cost). 4 parameters a row stays under every database's cap. Events already there
+/// are kept as they are.
+async fn insert_events(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    id: &str,
+    events: &[StoredEvent],
+) -> Result<(), StoreError> {
+    for batch in events.chunks(200) {
+        // `$n` placeholders, as every query here writes them (sqlx's `Any` builder would write `?`,
+        // which PostgreSQL refuses).
+        let mut sql = String::from("INSERT INTO response_events (response_id, sequence, kind, event) VALUES ");
+        for row in 0..batch.len() {
+            let n = row * 4;
+            let sep = if row == 0 { "" } else { ", " };
+            sql.push_str(&format!("{sep}(${}, ${}, ${}, ${})", n + 1, n + 2, n + 3, n + 4));
+        }
+        sql.push_str(" ON CONFLICT (response_id, sequence) DO NOTHING");
+        let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for event in batch {
+            insert = insert.bind(id).bind(event.sequence).bind(&event.kind).bind(&event.event);
+        }
+        insert.execute(&mut **tx).await?;
+    }
+    Ok(())
 }

@@ -69,7 +69,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("usage.db").display());
         let store = ChatStore::connect(&url).await.unwrap();
-        store.begin_exchange("ana", "chat-1", 0, "q1", "twelve chars", "a1").await.unwrap();
+        store.begin_exchange("ana", "chat-1", 0, "q1", "twelve chars", "a1", None).await.unwrap();
         let usage = Arc::new(StorageUsage::default());
         let asks: Vec<_> = (0..32)
             .map(|_| {
@@ -83,7 +83,7 @@ mod tests {
         }
         assert_eq!(usage.times_added_up.load(std::sync::atomic::Ordering::SeqCst), 1);
         // Stored since: the cached total grows without adding up again (one adding-up found `first`).
-        store.begin_exchange("ana", "chat-2", 0, "q2", "more text here", "a2").await.unwrap();
+        store.begin_exchange("ana", "chat-2", 0, "q2", "more text here", "a2", None).await.unwrap();
         assert_eq!(usage.used(&store, "ana").await.unwrap(), first, "the total is cached");
         usage.add("ana", 10);
         assert_eq!(usage.used(&store, "ana").await.unwrap(), first + 10);

@@ -74,7 +74,10 @@ async fn store_crud_pagination_and_isolation() {
         let mut ids = Vec::new();
         for i in 0..5 {
             let id = unique("chat");
-            store.begin_exchange(&ana, &id, 0, &unique("q"), &format!("question {i}"), &unique("a")).await.unwrap();
+            store
+                .begin_exchange(&ana, &id, 0, &unique("q"), &format!("question {i}"), &unique("a"), None)
+                .await
+                .unwrap();
             tokio::time::sleep(Duration::from_millis(3)).await;
             ids.push(id);
         }
@@ -99,7 +102,7 @@ async fn store_crud_pagination_and_isolation() {
         assert!(matches!(store.update_chat(&bob, chat, Some("mine"), None).await, Err(StoreError::NotFound)));
         assert!(matches!(store.delete_chat(&bob, chat).await, Err(StoreError::NotFound)));
         assert!(matches!(
-            store.begin_exchange(&bob, chat, 1, &unique("q"), "x", &unique("a")).await,
+            store.begin_exchange(&bob, chat, 1, &unique("q"), "x", &unique("a"), None).await,
             Err(StoreError::NotFound)
         ));
         let mine = store.get_chat(&ana, chat).await.unwrap();
