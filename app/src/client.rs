@@ -29,10 +29,11 @@ pub fn error_message(status: u16, body: &str) -> String {
 
 #[cfg(feature = "hydrate")]
 mod browser {
+    use gloo_net::http::{RequestBuilder, Response};
     use js_sys::{Reflect, Uint8Array};
     use wasm_bindgen::{JsCast, JsValue};
     use wasm_bindgen_futures::JsFuture;
-    use web_sys::{AbortController, Element, HtmlElement, ReadableStreamDefaultReader, RequestInit, Response};
+    use web_sys::{AbortController, Element, HtmlElement, ReadableStreamDefaultReader};
 
     use super::StreamEnd;
     use crate::responses::StreamFrame;
@@ -63,71 +64,54 @@ mod browser {
         }
     }
 
-    fn js_message(error: &JsValue) -> String {
-        Reflect::get(error, &"message".into())
-            .ok()
-            .and_then(|m| m.as_string())
-            .or_else(|| error.as_string())
-            .unwrap_or_else(|| "network error".into())
-    }
-
-    fn is_abort(error: &JsValue) -> bool {
-        Reflect::get(error, &"name".into()).ok().and_then(|n| n.as_string()).as_deref() == Some("AbortError")
-    }
-
-    /// A request with a JSON body (and `accept`, when given).
-    fn json_request(method: &str, body: Option<String>, accept: Option<&str>) -> RequestInit {
-        let init = RequestInit::new();
-        init.set_method(method);
-        if let Ok(headers) = web_sys::Headers::new() {
-            if body.is_some() {
-                let _ = headers.set("content-type", "application/json");
-            }
-            if let Some(accept) = accept {
-                let _ = headers.set("accept", accept);
-            }
-            init.set_headers(&headers);
-        }
-        if let Some(body) = body {
-            init.set_body(&JsValue::from_str(&body));
-        }
-        init
-    }
-
-    /// A response's whole body as text (empty if it cannot be read).
-    async fn body_text(response: &Response) -> String {
-        match response.text() {
-            Ok(p) => JsFuture::from(p).await.ok().and_then(|t| t.as_string()).unwrap_or_default(),
-            Err(_) => String::new(),
+    /// Sends a request with a JSON body, if any (and `accept`, when given).
+    async fn send(
+        request: RequestBuilder,
+        body: Option<String>,
+        accept: Option<&str>,
+    ) -> Result<Response, gloo_net::Error> {
+        let request = match accept {
+            Some(accept) => request.header("accept", accept),
+            None => request,
+        };
+        match body {
+            Some(body) => request.header("content-type", "application/json").body(body)?.send().await,
+            None => request.send().await,
         }
     }
 
-    /// POSTs `body` (JSON) to `url` and hands every batch of frames to `on_frames` as it arrives.
+    fn request(method: &str, url: &str) -> RequestBuilder {
+        RequestBuilder::new(url).method(method.parse().unwrap_or(gloo_net::http::Method::GET))
+    }
+
+    fn is_abort(error: &gloo_net::Error) -> bool {
+        matches!(error, gloo_net::Error::JsError(e) if e.name == "AbortError")
+    }
+
     /// `text` escaped for a URL path segment or query value.
     pub fn encode_component(text: &str) -> String {
         String::from(js_sys::encode_uri_component(text))
     }
 
-    /// Reads an event stream: `POST`s `body`, or `GET`s without one (a background response).
+    /// Reads an event stream: `POST`s `body`, or `GET`s without one (a background response). The
+    /// body is read as it arrives, every batch of frames handed to `on_frames`.
     pub async fn read_stream(
         url: &str,
         body: Option<String>,
         control: &StreamControl,
         mut on_frames: impl FnMut(Vec<StreamFrame>),
     ) -> StreamEnd {
-        let Some(window) = web_sys::window() else { return StreamEnd::Failed("no window".into()) };
         let method = if body.is_some() { "POST" } else { "GET" };
-        let init = json_request(method, body, Some("text/event-stream"));
-        if let Some(c) = &control.controller {
-            init.set_signal(Some(&c.signal()));
-        }
-        let failed = |e: JsValue| if is_abort(&e) { StreamEnd::Aborted } else { StreamEnd::Failed(js_message(&e)) };
-        let response: Response = match JsFuture::from(window.fetch_with_str_and_init(url, &init)).await {
-            Ok(r) => r.unchecked_into(),
-            Err(e) => return failed(e),
+        let signal = control.controller.as_ref().map(AbortController::signal);
+        let request = request(method, url).abort_signal(signal.as_ref());
+        let response = match send(request, body, Some("text/event-stream")).await {
+            Ok(r) => r,
+            Err(e) if is_abort(&e) => return StreamEnd::Aborted,
+            Err(e) => return StreamEnd::Failed(e.to_string()),
         };
         if !response.ok() {
-            return StreamEnd::Failed(super::error_message(response.status(), &body_text(&response).await));
+            let text = response.text().await.unwrap_or_default();
+            return StreamEnd::Failed(super::error_message(response.status(), &text));
         }
         let Some(stream) = response.body() else { return StreamEnd::Closed };
         let reader: ReadableStreamDefaultReader = stream.get_reader().unchecked_into();
@@ -135,7 +119,14 @@ mod browser {
         loop {
             let chunk = match JsFuture::from(reader.read()).await {
                 Ok(c) => c,
-                Err(e) => return failed(e),
+                Err(e) => {
+                    let name = Reflect::get(&e, &"name".into()).ok().and_then(|n| n.as_string());
+                    if name.as_deref() == Some("AbortError") {
+                        return StreamEnd::Aborted;
+                    }
+                    let message = Reflect::get(&e, &"message".into()).ok().and_then(|m| m.as_string());
+                    return StreamEnd::Failed(message.unwrap_or_else(|| "network error".into()));
+                }
             };
             if Reflect::get(&chunk, &"done".into()).ok().and_then(|d| d.as_bool()).unwrap_or(true) {
                 return StreamEnd::Closed;
@@ -156,13 +147,8 @@ mod browser {
 
     /// A JSON request (`body` already serialized); the response body on 2xx, else the error to show.
     pub async fn fetch_json(method: &str, url: &str, body: Option<String>) -> Result<String, String> {
-        let window = web_sys::window().ok_or("no window")?;
-        let init = json_request(method, body, None);
-        let response: Response = JsFuture::from(window.fetch_with_str_and_init(url, &init))
-            .await
-            .map_err(|e| js_message(&e))?
-            .unchecked_into();
-        let text = body_text(&response).await;
+        let response = send(request(method, url), body, None).await.map_err(|e| e.to_string())?;
+        let text = response.text().await.unwrap_or_default();
         if response.ok() { Ok(text) } else { Err(super::error_message(response.status(), &text)) }
     }
 
