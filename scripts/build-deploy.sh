@@ -9,13 +9,14 @@
 source "$(dirname "$0")/lib.sh"
 
 out=dist/agent-app
-build_site release
+# scripts/test.sh built the release site already (AGENT_SITE_BUILT=release): not again.
+[ "${AGENT_SITE_BUILT:-}" = release ] || build_site release
 log "building the server for deployment (release, no embedded model)"
 # The commit goes into the binary: the deployed folder has no .git for version tracking to read.
 # RUSTFLAGS replaces .cargo/config.toml's target-cpu=x86-64-v3 for this build only (and so must repeat its
 # erase_components: the server and the browser bundle are built alike).
 AGENT_GIT_SHA="$(git rev-parse HEAD 2>/dev/null || true)" RUSTFLAGS="-C target-cpu=x86-64 --cfg erase_components" \
-  cargo build --release -p server --no-default-features --target-dir target/deploy
+  cargo build --release -p server --bin server --no-default-features --target-dir target/deploy
 rm -rf "$out" && mkdir -p "$out"
 gzip -9 -n -c target/deploy/release/server | split -b 8M -d -a 2 - "$out/server.gz."
 cp -r target/site "$out/site"

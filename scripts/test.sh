@@ -4,12 +4,8 @@
 # benchmark run to check the benchmark itself works.
 source "$(dirname "$0")/lib.sh"
 
-log "format and lints"
+log "format"
 cargo fmt --all --check
-# The server side and the browser bundle, every target (tests, benches, binaries), warnings as errors.
-cargo clippy --workspace --exclude frontend --all-targets -- -D warnings
-ensure_wasm_target
-cargo clippy -p frontend -p app --target wasm32-unknown-unknown -- -D warnings
 
 ensure_chromium
 ensure_e2e_packages
@@ -25,6 +21,7 @@ log "chat-template fixtures (Python jinja2)"
   || { echo "rendered.json is not what Python renders: run scripts/render-chat-templates.py" >&2; exit 1; }
 # The tests drive the bundle users get: release, size-optimised, and within its size budget.
 build_site release
+export AGENT_SITE_BUILT=release
 log "browser bundle size"
 bundle_size 300 | tee target/bundle-size.txt
 
@@ -37,6 +34,13 @@ export TEST_MCP_PYTHON="$MCP_VENV/bin/python"
 # The embedded-model, PostgreSQL, MLflow and MCP tests must run here, not skip for want of them.
 AGENT_REQUIRE_LOCAL_MODEL=1 AGENT_REQUIRE_POSTGRES=1 AGENT_REQUIRE_MLFLOW=1 AGENT_REQUIRE_MCP=1 cargo test --workspace --exclude frontend 2>&1 | tee target/cargo-test.log
 grep -q "^test result: ok" target/cargo-test.log
+
+# After the tests: the build scripts' output (llama.cpp's build above all) and the proc-macros are
+# theirs, reused here instead of built again.
+log "lints"
+# The server side and the browser bundle, every target (tests, benches, binaries), warnings as errors.
+cargo clippy --workspace --exclude frontend --all-targets -- -D warnings
+cargo clippy -p frontend -p app --target wasm32-unknown-unknown -- -D warnings
 
 log "end-to-end tests (Chromium)"
 cargo build -p server -p fake-model -p agent-bench
