@@ -75,10 +75,11 @@ build_site() {
   ensure_wasm_bindgen
   log "building the browser bundle ($profile)"
   cargo build -p frontend --lib --target wasm32-unknown-unknown "${cargo_profile[@]}"
+  local wasm_dir="${CARGO_TARGET_DIR:-target}/wasm32-unknown-unknown/$out_dir"
   rm -rf target/site && mkdir -p target/site/pkg
   cp -r public/. target/site/
   wasm-bindgen --target web --no-typescript --out-dir target/site/pkg --out-name agent-app \
-    "target/wasm32-unknown-unknown/$out_dir/frontend.wasm"
+    "$wasm_dir/frontend.wasm"
   # Leptos loads /pkg/agent-app.wasm (LEPTOS_OUTPUT_NAME is set in .cargo/config.toml).
   mv target/site/pkg/agent-app_bg.wasm target/site/pkg/agent-app.wasm
   cp style/main.css target/site/pkg/agent-app.css
