@@ -20,7 +20,7 @@ const ASSETS: &str = "/api-docs";
 pub async fn openapi(State(state): State<AppState>) -> Response {
     static DOCUMENT: OnceLock<String> = OnceLock::new();
     let body = DOCUMENT.get_or_init(|| document(&state.runner.agent.name).to_string());
-    ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body.clone()).into_response()
+    ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body.as_str()).into_response()
 }
 
 pub async fn docs() -> Html<String> {

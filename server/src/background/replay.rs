@@ -4,15 +4,13 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use app::responses::{Item, ResponseObject, StreamEvent};
 use axum::body::Bytes;
 use futures::Stream;
 use serde_json::{Value, json};
-
-use std::sync::{Arc, Mutex};
-
 use tokio::sync::watch;
 
 use super::{BackgroundTasks, ReadLog};

@@ -81,29 +81,28 @@ async fn the_api_description_matches_what_the_server_sends() {
 
     // Python's jsonschema is the judge (the MCP test venv has it).
     let Some(python) = crate::mcp::python() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("openapi.json"), document.to_string()).unwrap();
-    std::fs::write(dir.path().join("samples.json"), samples.to_string()).unwrap();
-    let out = Command::new(python)
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/openapi/validate.py"))
-        .arg(dir.path().join("openapi.json"))
-        .arg(dir.path().join("samples.json"))
-        .output()
-        .unwrap();
+    let out = validate(&python, &document, &samples);
     let report = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{report}{}", String::from_utf8_lossy(&out.stderr));
     assert!(report.contains(" 0 failures"), "{report}");
 
     // A sample that breaks the schema is caught (the judge can fail).
     let broken = json!({"ResponsesRequest": [{"input": "not a list"}]});
-    std::fs::write(dir.path().join("samples.json"), broken.to_string()).unwrap();
-    let out = Command::new(crate::mcp::python().unwrap())
+    let out = validate(&python, &document, &broken);
+    assert!(!out.status.success(), "an invalid request passed: {}", String::from_utf8_lossy(&out.stdout));
+}
+
+/// Runs tests/openapi/validate.py on `document` and `samples`.
+fn validate(python: &str, document: &Value, samples: &Value) -> std::process::Output {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("openapi.json"), document.to_string()).unwrap();
+    std::fs::write(dir.path().join("samples.json"), samples.to_string()).unwrap();
+    Command::new(python)
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/openapi/validate.py"))
         .arg(dir.path().join("openapi.json"))
         .arg(dir.path().join("samples.json"))
         .output()
-        .unwrap();
-    assert!(!out.status.success(), "an invalid request passed: {}", String::from_utf8_lossy(&out.stdout));
+        .unwrap()
 }
 
 #[tokio::test]
