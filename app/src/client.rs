@@ -84,8 +84,12 @@ mod browser {
         RequestBuilder::new(url).method(method.parse().unwrap_or(gloo_net::http::Method::GET))
     }
 
-    fn is_abort(error: &gloo_net::Error) -> bool {
-        matches!(error, gloo_net::Error::JsError(e) if e.name == "AbortError")
+    /// How a stream ends on an error: Stop aborted it, or it failed (with the error's words).
+    fn ended_by(error: gloo_net::Error) -> StreamEnd {
+        match error {
+            gloo_net::Error::JsError(e) if e.name == "AbortError" => StreamEnd::Aborted,
+            error => StreamEnd::Failed(error.to_string()),
+        }
     }
 
     /// `text` escaped for a URL path segment or query value.
@@ -106,8 +110,7 @@ mod browser {
         let request = request(method, url).abort_signal(signal.as_ref());
         let response = match send(request, body, Some("text/event-stream")).await {
             Ok(r) => r,
-            Err(e) if is_abort(&e) => return StreamEnd::Aborted,
-            Err(e) => return StreamEnd::Failed(e.to_string()),
+            Err(e) => return ended_by(e),
         };
         if !response.ok() {
             let text = response.text().await.unwrap_or_default();
@@ -120,12 +123,10 @@ mod browser {
             let chunk = match JsFuture::from(reader.read()).await {
                 Ok(c) => c,
                 Err(e) => {
-                    let name = Reflect::get(&e, &"name".into()).ok().and_then(|n| n.as_string());
-                    if name.as_deref() == Some("AbortError") {
-                        return StreamEnd::Aborted;
-                    }
-                    let message = Reflect::get(&e, &"message".into()).ok().and_then(|m| m.as_string());
-                    return StreamEnd::Failed(message.unwrap_or_else(|| "network error".into()));
+                    return match gloo_utils::errors::JsError::try_from(e) {
+                        Ok(e) => ended_by(gloo_net::Error::JsError(e)),
+                        Err(other) => StreamEnd::Failed(other.to_string()),
+                    };
                 }
             };
             if Reflect::get(&chunk, &"done".into()).ok().and_then(|d| d.as_bool()).unwrap_or(true) {
