@@ -208,12 +208,13 @@ async fn start_recording(
         return Err(ApiError::bad_request("Invalid chat target: position must be >= 0 and ids 1 to 128 characters"));
     }
     let question = request.last_user_text();
-    let task_id = state.background.as_ref().map(|_| new_id("resp"));
-    let task_request = match task_id {
+    // When tasks run here the answer is one, and its row goes in with the exchange.
+    let task_id = new_id("resp");
+    let task_request = match &state.background {
         Some(_) => serde_json::to_value(request).map_err(|e| ApiError::internal(e.to_string()))?,
         None => Value::Null,
     };
-    let task = state.background.as_ref().zip(task_id.as_deref()).map(|(b, id)| b.new_task(id, owner, &task_request));
+    let task = state.background.as_ref().map(|b| b.new_task(&task_id, owner, &task_request));
     if let Err(error) = store
         .begin_exchange(
             owner,
@@ -235,7 +236,7 @@ async fn start_recording(
     });
     let recorder =
         Recorder::start(AnswerTarget { store: store.clone(), chat_id: target.id, answer_id: target.answer_id, title });
-    Ok(Recording { recorder: Some(recorder), notice: None, task: task_id })
+    Ok(Recording { recorder: Some(recorder), notice: None, task: task.map(|t| t.id.to_string()) })
 }
 
 /// A chat target the store refused: the caller's mistake (404, 400) is the request's error; a
